@@ -1,0 +1,176 @@
+//! Finding capture files: explicit files are taken as given; directories are searched
+//! recursively (in name order, so runs are reproducible) and keep only files whose magic bytes
+//! say pcap, pcapng, gzip or zstd.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rstscope_capture::sniff;
+
+/// A capture file to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    pub path: PathBuf,
+    /// Path relative to the input it was found under (the file name for a file input), with
+    /// `/` separators: the `source` column.
+    pub source: String,
+}
+
+/// Something wrong with an input that is not a capture read error.
+#[derive(Debug)]
+pub enum InputProblem {
+    /// An input named on the command line does not exist or cannot be read.
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A file found in a directory is not a capture; it is skipped.
+    SkippedInDirectory { path: PathBuf, head: String },
+}
+
+impl InputProblem {
+    /// Explicitly named inputs that fail are errors; stray files in an archive directory are
+    /// only notices.
+    pub fn is_error(&self) -> bool {
+        !matches!(self, InputProblem::SkippedInDirectory { .. })
+    }
+}
+
+impl std::fmt::Display for InputProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputProblem::Unreadable { path, error } => {
+                write!(f, "{}: cannot read: {error}", path.display())
+            }
+            InputProblem::SkippedInDirectory { path, head } => write!(
+                f,
+                "{}: skipped, not a capture file (first bytes {head})",
+                path.display()
+            ),
+        }
+    }
+}
+
+fn head_of(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    let mut head = [0u8; 4];
+    let mut n = 0;
+    while n < 4 {
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(head[..n].to_vec())
+}
+
+fn hex(b: &[u8]) -> String {
+    if b.is_empty() {
+        return "(none: empty file)".into();
+    }
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.to_string_lossy().into_owned())
+}
+
+/// Expand the command-line inputs into capture files, in a deterministic order.
+pub fn discover(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for input in inputs {
+        let meta = match std::fs::metadata(input) {
+            Ok(m) => m,
+            Err(error) => {
+                problems.push(InputProblem::Unreadable {
+                    path: input.clone(),
+                    error,
+                });
+                continue;
+            }
+        };
+        if !meta.is_dir() {
+            // A named file is read whatever it holds: the reader reports empty files and
+            // non-captures with their offset, and the run goes on.
+            files.push(InputFile {
+                path: input.clone(),
+                source: file_name(input),
+            });
+            continue;
+        }
+        let walk = walkdir::WalkDir::new(input)
+            .follow_links(false)
+            .sort_by_file_name();
+        for entry in walk {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e.path().map(Path::to_path_buf).unwrap_or(input.clone());
+                    problems.push(InputProblem::Unreadable {
+                        path,
+                        error: e.into(),
+                    });
+                    continue;
+                }
+            };
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let path = entry.path().to_path_buf();
+            let source = path
+                .strip_prefix(input)
+                .map(|r| {
+                    r.components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .unwrap_or_else(|_| file_name(&path));
+            match head_of(&path) {
+                Ok(head) if sniff(&head).is_some() => files.push(InputFile { path, source }),
+                Ok(head) => problems.push(InputProblem::SkippedInDirectory {
+                    path,
+                    head: hex(&head),
+                }),
+                Err(error) => problems.push(InputProblem::Unreadable { path, error }),
+            }
+        }
+    }
+    (files, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_are_walked_in_name_order_and_filtered_by_magic() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("s1")).unwrap();
+        std::fs::write(root.join("s1/b.pcap"), [0xd4, 0xc3, 0xb2, 0xa1, 0, 0]).unwrap();
+        std::fs::write(root.join("s1/a.bin"), [0x0a, 0x0d, 0x0d, 0x0a]).unwrap();
+        std::fs::write(root.join("README"), b"hello").unwrap();
+        std::fs::write(root.join("z.gz"), [0x1f, 0x8b, 8, 0]).unwrap();
+        let (files, problems) = discover(&[root.to_path_buf()]);
+        let sources: Vec<_> = files.iter().map(|f| f.source.as_str()).collect();
+        assert_eq!(sources, ["s1/a.bin", "s1/b.pcap", "z.gz"]);
+        assert_eq!(problems.len(), 1);
+        assert!(!problems[0].is_error());
+        assert!(problems[0].to_string().contains("README"));
+    }
+
+    #[test]
+    fn missing_input_is_an_error() {
+        let (files, problems) = discover(&[PathBuf::from("/nonexistent/x.pcap")]);
+        assert!(files.is_empty());
+        assert!(problems[0].is_error());
+    }
+}

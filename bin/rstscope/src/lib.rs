@@ -1,0 +1,169 @@
+//! The rstscope run: find capture files, read and decode them in parallel, turn every TCP RST
+//! into a reset event, and write the logs. Nothing here prints or exits; `main.rs` owns the
+//! terminal and the exit status.
+
+pub mod inputs;
+pub mod output;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use rstscope_capture::{read_path, CaptureError, PlainAccess, ReadReport};
+use rstscope_decode::{decode, Decoded, FrameInfo};
+use rstscope_reset::{EventOptions, ResetEvent};
+
+pub use inputs::{discover, InputFile, InputProblem};
+
+/// Counts of what decoding made of a file's packets.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DecodeStats {
+    pub packets: u64,
+    pub tcp: u64,
+    pub rst: u64,
+    pub not_tcp: u64,
+    pub non_first_fragments: u64,
+    pub malformed: u64,
+    /// Packets per link type we do not decode.
+    pub unknown_linktypes: BTreeMap<u16, u64>,
+}
+
+impl DecodeStats {
+    pub fn add(&mut self, other: &DecodeStats) {
+        self.packets += other.packets;
+        self.tcp += other.tcp;
+        self.rst += other.rst;
+        self.not_tcp += other.not_tcp;
+        self.non_first_fragments += other.non_first_fragments;
+        self.malformed += other.malformed;
+        for (k, v) in &other.unknown_linktypes {
+            *self.unknown_linktypes.entry(*k).or_default() += v;
+        }
+    }
+}
+
+/// What one capture file gave.
+#[derive(Debug)]
+pub struct FileResult {
+    pub input: InputFile,
+    pub events: Vec<ResetEvent>,
+    pub read: ReadReport,
+    pub decode: DecodeStats,
+    /// Earliest and latest packet timestamps (ns), when the file had packets.
+    pub first_ts: Option<i64>,
+    pub last_ts: Option<i64>,
+}
+
+impl FileResult {
+    pub fn error(&self) -> Option<&CaptureError> {
+        self.read.error.as_ref()
+    }
+}
+
+/// Settings of a run that shape results.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub events: EventOptions,
+    pub access: PlainAccess,
+    /// Worker threads; 0 = all cores.
+    pub threads: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            events: EventOptions::default(),
+            access: PlainAccess::Mmap,
+            threads: 0,
+        }
+    }
+}
+
+/// Read one capture file and return its reset events in file order.
+pub fn process_file(input: &InputFile, file_index: u32, opts: &RunOptions) -> FileResult {
+    let mut events = Vec::new();
+    let mut stats = DecodeStats::default();
+    let mut first_ts: Option<i64> = None;
+    let mut last_ts: Option<i64> = None;
+    let source = input.source.as_str();
+    let read = read_path(&input.path, opts.access, |pkt| {
+        stats.packets += 1;
+        first_ts = Some(first_ts.map_or(pkt.ts_ns, |t| t.min(pkt.ts_ns)));
+        last_ts = Some(last_ts.map_or(pkt.ts_ns, |t| t.max(pkt.ts_ns)));
+        let info = FrameInfo {
+            ts_ns: pkt.ts_ns,
+            file: file_index,
+            frame: pkt.frame,
+        };
+        match decode(pkt.linktype, pkt.data, info) {
+            Decoded::Tcp(seg) => {
+                stats.tcp += 1;
+                if seg.is_rst() {
+                    stats.rst += 1;
+                    events.push(ResetEvent::from_segment(&seg, source, &opts.events));
+                }
+            }
+            Decoded::NotTcp => stats.not_tcp += 1,
+            Decoded::NonFirstFragment => stats.non_first_fragments += 1,
+            Decoded::Malformed(_) => stats.malformed += 1,
+            Decoded::UnknownLinkType(lt) => *stats.unknown_linktypes.entry(lt).or_default() += 1,
+        }
+    });
+    FileResult {
+        input: input.clone(),
+        events,
+        read,
+        decode: stats,
+        first_ts,
+        last_ts,
+    }
+}
+
+/// Everything a run produced, before writing.
+#[derive(Debug)]
+pub struct RunResult {
+    pub files: Vec<FileResult>,
+    /// All events, ordered by (ts, source, frame).
+    pub events: Vec<ResetEvent>,
+    pub first_ts: Option<i64>,
+    pub last_ts: Option<i64>,
+}
+
+/// Process the files (in parallel) and merge their events in the contract's order. The result
+/// does not depend on the thread count.
+pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
+    let work = || {
+        files
+            .par_iter()
+            .enumerate()
+            .map(|(i, f)| process_file(f, i as u32, opts))
+            .collect::<Vec<_>>()
+    };
+    let mut results = match rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+    {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    };
+    let mut events: Vec<ResetEvent> = results
+        .iter_mut()
+        .flat_map(|r| std::mem::take(&mut r.events))
+        .collect();
+    events.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    let first_ts = results.iter().filter_map(|r| r.first_ts).min();
+    let last_ts = results.iter().filter_map(|r| r.last_ts).max();
+    RunResult {
+        files: results,
+        events,
+        first_ts,
+        last_ts,
+    }
+}
+
+/// Where outputs go and in which format.
+#[derive(Debug, Clone)]
+pub struct OutputOptions {
+    pub dir: PathBuf,
+    pub format: output::Format,
+}

@@ -1,0 +1,691 @@
+//! Capture readers: legacy pcap (µs/ns, either byte order, "modified") and pcapng (several
+//! sections, interfaces with their own link type and timestamp resolution, EPB/SPB/OPB, unknown
+//! blocks skipped), from plain files (memory-mapped, parsed zero-copy) or gzip/zstd streams
+//! (decompressed on the fly, never to a temporary file).
+//!
+//! The reader hands every packet to a visitor as a [`Packet`] borrowing the capture bytes. It
+//! never panics on bad input: a truncated tail, a corrupt length or a file that is not a capture
+//! ends the read with a [`CaptureError`] naming the byte offset, and every packet before it has
+//! already been delivered.
+//!
+//! pcap-parser's slice readers only parse little-endian pcap records and silently drop a
+//! truncated tail, so this crate runs its own record loop over pcap-parser's per-record and
+//! per-block parsers, checking lengths itself before asking for bytes.
+
+mod source;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
+use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified};
+
+pub use source::{ByteSource, SliceSource, StreamSource};
+
+/// Largest record we accept when the file header does not announce a larger snap length:
+/// libpcap's and Wireshark's maximum snap length.
+pub const DEFAULT_MAX_CAPLEN: u32 = 262_144;
+/// Hard ceiling for any record or block, whatever the header says: a length above this is
+/// corruption, not a packet.
+pub const HARD_MAX_RECORD: u32 = 64 * 1024 * 1024;
+
+/// One packet as the capture stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    /// 1-based packet number in the file (Wireshark's frame.number).
+    pub frame: u64,
+    /// Byte offset of the record in the (decompressed) capture stream.
+    pub offset: u64,
+    /// Timestamp, nanoseconds since the Unix epoch.
+    pub ts_ns: i64,
+    /// Link type, masked to its low 16 bits as libpcap does.
+    pub linktype: u16,
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// The captured bytes (possibly fewer than `orig_len`).
+    pub data: &'a [u8],
+}
+
+/// Container format of a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pcap,
+    PcapNg,
+}
+
+/// Compression wrapping a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "plain",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Capture(Format),
+    Compressed(Compression),
+}
+
+/// Recognise a file by its magic bytes. Needs at least 4 bytes.
+pub fn sniff(head: &[u8]) -> Option<Kind> {
+    if head.len() < 4 {
+        return None;
+    }
+    let m = [head[0], head[1], head[2], head[3]];
+    match m {
+        [0xd4, 0xc3, 0xb2, 0xa1]
+        | [0xa1, 0xb2, 0xc3, 0xd4]
+        | [0x4d, 0x3c, 0xb2, 0xa1]
+        | [0xa1, 0xb2, 0x3c, 0x4d]
+        | [0x34, 0xcd, 0xb2, 0xa1] => Some(Kind::Capture(Format::Pcap)),
+        [0x0a, 0x0d, 0x0d, 0x0a] => Some(Kind::Capture(Format::PcapNg)),
+        [0x28, 0xb5, 0x2f, 0xfd] => Some(Kind::Compressed(Compression::Zstd)),
+        [0x1f, 0x8b, _, _] => Some(Kind::Compressed(Compression::Gzip)),
+        _ => None,
+    }
+}
+
+/// Why reading a capture stopped early. Offsets are byte offsets in the capture stream
+/// (after decompression for gzip/zstd files; `compressed` says which).
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("empty file")]
+    Empty,
+    #[error("not a capture file (first bytes {0}); expected pcap, pcapng, or gzip/zstd of either")]
+    NotCapture(String),
+    #[error("{compression} data is not a capture (first bytes {head})")]
+    CompressedNotCapture {
+        compression: Compression,
+        head: String,
+    },
+    #[error("truncated {what} at {where_}: {needed} bytes needed, {available} left")]
+    Truncated {
+        what: &'static str,
+        where_: Offset,
+        needed: u64,
+        available: u64,
+    },
+    #[error("corrupt {what} at {where_}: {detail}")]
+    Corrupt {
+        what: &'static str,
+        where_: Offset,
+        detail: String,
+    },
+    #[error("{compression} decompression failed at {where_}: {source}")]
+    Decompress {
+        compression: Compression,
+        where_: Offset,
+        source: std::io::Error,
+    },
+}
+
+impl CaptureError {
+    /// The byte offset the error refers to, when it has one.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            CaptureError::Truncated { where_, .. }
+            | CaptureError::Corrupt { where_, .. }
+            | CaptureError::Decompress { where_, .. } => Some(where_.offset),
+            CaptureError::Empty | CaptureError::NotCapture(_) => Some(0),
+            _ => None,
+        }
+    }
+}
+
+/// A byte offset, printed with whether it counts decompressed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offset {
+    pub offset: u64,
+    pub decompressed: bool,
+}
+
+impl std::fmt::Display for Offset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.decompressed {
+            write!(f, "decompressed byte offset {}", self.offset)
+        } else {
+            write!(f, "byte offset {}", self.offset)
+        }
+    }
+}
+
+/// What a read delivered, and why it stopped if it stopped early.
+#[derive(Debug)]
+pub struct ReadReport {
+    pub format: Option<Format>,
+    pub compression: Compression,
+    /// Packets delivered to the visitor.
+    pub packets: u64,
+    /// Bytes of the file on disk (compressed size for compressed files).
+    pub file_bytes: u64,
+    /// Capture bytes consumed (decompressed size for compressed files).
+    pub capture_bytes: u64,
+    /// pcapng blocks skipped because their type is unknown or carries no packet.
+    pub skipped_blocks: u64,
+    /// Packets naming an interface that no IDB described (pcapng), skipped.
+    pub packets_without_interface: u64,
+    pub error: Option<CaptureError>,
+}
+
+impl ReadReport {
+    fn new(compression: Compression, file_bytes: u64) -> Self {
+        ReadReport {
+            format: None,
+            compression,
+            packets: 0,
+            file_bytes,
+            capture_bytes: 0,
+            skipped_blocks: 0,
+            packets_without_interface: 0,
+            error: None,
+        }
+    }
+}
+
+/// How to open plain files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlainAccess {
+    /// Memory-map and parse in place (the default).
+    #[default]
+    Mmap,
+    /// Read through a buffer (for files that may change while being read).
+    Read,
+}
+
+/// Read the capture at `path`, calling `visit` for every packet in file order.
+pub fn read_path<F>(path: &Path, access: PlainAccess, mut visit: F) -> ReadReport
+where
+    F: FnMut(&Packet<'_>),
+{
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            let mut r = ReadReport::new(Compression::None, 0);
+            r.error = Some(CaptureError::Io(e));
+            return r;
+        }
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len == 0 {
+        let mut r = ReadReport::new(Compression::None, 0);
+        r.error = Some(CaptureError::Empty);
+        return r;
+    }
+    let mut head = [0u8; 4];
+    let head_len = match read_head(&file, &mut head) {
+        Ok(n) => n,
+        Err(e) => {
+            let mut r = ReadReport::new(Compression::None, len);
+            r.error = Some(CaptureError::Io(e));
+            return r;
+        }
+    };
+    match sniff(&head[..head_len]) {
+        Some(Kind::Compressed(c)) => read_compressed(file, len, c, &mut visit),
+        Some(Kind::Capture(_)) if access == PlainAccess::Mmap => {
+            // SAFETY: the map is read-only and private to this function. Another process may
+            // still truncate the file while we read it (a SIGBUS then); callers that must
+            // survive files still being written use `PlainAccess::Read` or `--min-age`.
+            match unsafe { memmap2::Mmap::map(&file) } {
+                Ok(map) => {
+                    #[cfg(unix)]
+                    let _ = map.advise(memmap2::Advice::Sequential);
+                    let mut report = ReadReport::new(Compression::None, len);
+                    let mut src = SliceSource::new(&map);
+                    read_source(&mut src, &mut report, &mut visit);
+                    report
+                }
+                Err(_) => read_stream(file, len, Compression::None, &mut visit),
+            }
+        }
+        Some(Kind::Capture(_)) => read_stream(file, len, Compression::None, &mut visit),
+        None => {
+            let mut r = ReadReport::new(Compression::None, len);
+            r.error = Some(CaptureError::NotCapture(hex_head(&head[..head_len])));
+            r
+        }
+    }
+}
+
+/// Read a capture held in memory (plain, gzip or zstd).
+pub fn read_bytes<F>(bytes: &[u8], mut visit: F) -> ReadReport
+where
+    F: FnMut(&Packet<'_>),
+{
+    let len = bytes.len() as u64;
+    if bytes.is_empty() {
+        let mut r = ReadReport::new(Compression::None, 0);
+        r.error = Some(CaptureError::Empty);
+        return r;
+    }
+    match sniff(bytes) {
+        Some(Kind::Compressed(c)) => read_compressed(bytes, len, c, &mut visit),
+        Some(Kind::Capture(_)) => {
+            let mut report = ReadReport::new(Compression::None, len);
+            let mut src = SliceSource::new(bytes);
+            read_source(&mut src, &mut report, &mut visit);
+            report
+        }
+        None => {
+            let mut r = ReadReport::new(Compression::None, len);
+            r.error = Some(CaptureError::NotCapture(hex_head(
+                &bytes[..bytes.len().min(4)],
+            )));
+            r
+        }
+    }
+}
+
+fn read_head(mut file: &File, head: &mut [u8; 4]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn hex_head(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn read_compressed<R: Read, F: FnMut(&Packet<'_>)>(
+    input: R,
+    file_bytes: u64,
+    compression: Compression,
+    visit: &mut F,
+) -> ReadReport {
+    match compression {
+        // MultiGzDecoder: pigz output and `cat a.gz b.gz` are several members.
+        Compression::Gzip => read_stream(
+            flate2::read::MultiGzDecoder::new(input),
+            file_bytes,
+            compression,
+            visit,
+        ),
+        Compression::Zstd => match zstd::stream::read::Decoder::new(input) {
+            Ok(dec) => read_stream(dec, file_bytes, compression, visit),
+            Err(e) => {
+                let mut r = ReadReport::new(compression, file_bytes);
+                r.error = Some(CaptureError::Io(e));
+                r
+            }
+        },
+        Compression::None => read_stream(input, file_bytes, compression, visit),
+    }
+}
+
+fn read_stream<R: Read, F: FnMut(&Packet<'_>)>(
+    input: R,
+    file_bytes: u64,
+    compression: Compression,
+    visit: &mut F,
+) -> ReadReport {
+    let mut report = ReadReport::new(compression, file_bytes);
+    let mut src = StreamSource::new(input, compression);
+    read_source(&mut src, &mut report, visit);
+    report
+}
+
+/// Parse the capture behind `src`, whatever its format.
+pub fn read_source<S: ByteSource, F: FnMut(&Packet<'_>)>(
+    src: &mut S,
+    report: &mut ReadReport,
+    visit: &mut F,
+) {
+    let result = (|| -> Result<(), CaptureError> {
+        let head = src.window(4)?;
+        if head.is_empty() {
+            return Err(if src.decompressed() {
+                CaptureError::CompressedNotCapture {
+                    compression: report.compression,
+                    head: "(no data)".into(),
+                }
+            } else {
+                CaptureError::Empty
+            });
+        }
+        match sniff(head) {
+            Some(Kind::Capture(Format::Pcap)) => {
+                report.format = Some(Format::Pcap);
+                read_pcap(src, report, visit)
+            }
+            Some(Kind::Capture(Format::PcapNg)) => {
+                report.format = Some(Format::PcapNg);
+                read_pcapng(src, report, visit)
+            }
+            _ => {
+                let h = hex_head(&head[..head.len().min(4)]);
+                Err(if src.decompressed() {
+                    CaptureError::CompressedNotCapture {
+                        compression: report.compression,
+                        head: h,
+                    }
+                } else {
+                    CaptureError::NotCapture(h)
+                })
+            }
+        }
+    })();
+    report.capture_bytes = src.position();
+    if let Err(e) = result {
+        report.error = Some(e);
+    }
+}
+
+fn u32_at(b: &[u8], at: usize, big_endian: bool) -> u32 {
+    let a = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+    if big_endian {
+        u32::from_be_bytes(a)
+    } else {
+        u32::from_le_bytes(a)
+    }
+}
+
+fn truncated(here: Offset, what: &'static str, needed: usize, available: usize) -> CaptureError {
+    CaptureError::Truncated {
+        what,
+        where_: here,
+        needed: needed as u64,
+        available: available as u64,
+    }
+}
+
+fn corrupt(here: Offset, what: &'static str, detail: String) -> CaptureError {
+    CaptureError::Corrupt {
+        what,
+        where_: here,
+        detail,
+    }
+}
+
+fn read_pcap<S: ByteSource, F: FnMut(&Packet<'_>)>(
+    src: &mut S,
+    report: &mut ReadReport,
+    visit: &mut F,
+) -> Result<(), CaptureError> {
+    let here = src.offset();
+    let w = src.window(24)?;
+    if w.len() < 24 {
+        return Err(truncated(here, "pcap file header", 24, w.len()));
+    }
+    let header = match pcap_parser::parse_pcap_header(w) {
+        Ok((_, h)) => h,
+        Err(_) => {
+            return Err(corrupt(
+                here,
+                "pcap file header",
+                "unrecognised magic or layout".into(),
+            ))
+        }
+    };
+    src.advance(24);
+    let big_endian = header.is_bigendian();
+    let modified = header.is_modified_format();
+    let nanos = header.is_nanosecond_precision();
+    // The 32-bit link-type field carries FCS information in its upper bits (LT_FCS_LENGTH);
+    // only the low 16 bits name the link type.
+    let linktype = (header.network.0 as u32 & 0xffff) as u16;
+    let max_caplen = DEFAULT_MAX_CAPLEN.max(header.snaplen.min(HARD_MAX_RECORD));
+    let rec_hdr = if modified { 24 } else { 16 };
+    let frame_fn = if modified {
+        parse_pcap_frame_modified
+    } else if big_endian {
+        parse_pcap_frame_be
+    } else {
+        parse_pcap_frame
+    };
+    let mut frame = 0u64;
+    loop {
+        let here = src.offset();
+        let w = src.window(rec_hdr)?;
+        if w.is_empty() {
+            return Ok(());
+        }
+        if w.len() < rec_hdr {
+            return Err(truncated(here, "pcap record header", rec_hdr, w.len()));
+        }
+        let caplen = u32_at(w, 8, big_endian && !modified);
+        if caplen > max_caplen {
+            return Err(corrupt(
+                here,
+                "pcap record",
+                format!("captured length {caplen} exceeds the maximum {max_caplen}"),
+            ));
+        }
+        let need = rec_hdr + caplen as usize;
+        let here = src.offset();
+        let w = src.window(need)?;
+        if w.len() < need {
+            return Err(truncated(here, "pcap record", need, w.len()));
+        }
+        let offset = here.offset;
+        let block = match frame_fn(&w[..need]) {
+            Ok((_, b)) => b,
+            Err(_) => return Err(corrupt(here, "pcap record", "unparsable record".into())),
+        };
+        frame += 1;
+        let frac = if nanos {
+            block.ts_usec as i64
+        } else {
+            block.ts_usec as i64 * 1000
+        };
+        let pkt = Packet {
+            frame,
+            offset,
+            ts_ns: block.ts_sec as i64 * 1_000_000_000 + frac,
+            linktype,
+            orig_len: block.origlen,
+            data: block.data,
+        };
+        visit(&pkt);
+        report.packets += 1;
+        src.advance(need);
+    }
+}
+
+struct Interface {
+    linktype: u16,
+    snaplen: u32,
+    /// Timestamp units per second.
+    units: u64,
+    offset_s: i64,
+}
+
+const SHB_TYPE: u32 = 0x0A0D_0D0A;
+const OPB_TYPE: u32 = 0x0000_0002;
+
+fn pcapng_ts(raw: u64, iface: &Interface) -> i64 {
+    let units = iface.units.max(1) as i128;
+    let raw = raw as i128;
+    let ns = (raw / units) * 1_000_000_000
+        + (raw % units) * 1_000_000_000 / units
+        + iface.offset_s as i128 * 1_000_000_000;
+    ns.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}
+
+fn read_pcapng<S: ByteSource, F: FnMut(&Packet<'_>)>(
+    src: &mut S,
+    report: &mut ReadReport,
+    visit: &mut F,
+) -> Result<(), CaptureError> {
+    let mut big_endian = false;
+    let mut interfaces: Vec<Interface> = Vec::new();
+    let mut frame = 0u64;
+    let mut last_ts = 0i64;
+    let mut first = true;
+    loop {
+        let here = src.offset();
+        let w = src.window(12)?;
+        if w.is_empty() {
+            return Ok(());
+        }
+        if w.len() < 12 {
+            return Err(truncated(here, "pcapng block header", 12, w.len()));
+        }
+        let raw_type = u32_at(w, 0, false);
+        if raw_type == SHB_TYPE {
+            // The byte-order magic decides how this section (its SHB included) is read.
+            big_endian = match [w[8], w[9], w[10], w[11]] {
+                [0x4d, 0x3c, 0x2b, 0x1a] => false,
+                [0x1a, 0x2b, 0x3c, 0x4d] => true,
+                other => {
+                    return Err(corrupt(
+                        here,
+                        "pcapng section header",
+                        format!("bad byte-order magic {}", hex_head(&other)),
+                    ))
+                }
+            };
+        } else if first {
+            return Err(corrupt(
+                here,
+                "pcapng file",
+                "does not start with a section header block".into(),
+            ));
+        }
+        first = false;
+        let block_type = u32_at(w, 0, big_endian);
+        let len = u32_at(w, 4, big_endian);
+        if len < 12 || len % 4 != 0 || len > HARD_MAX_RECORD {
+            return Err(corrupt(
+                here,
+                "pcapng block",
+                format!("block type 0x{block_type:08x} has invalid total length {len}"),
+            ));
+        }
+        let len = len as usize;
+        let here = src.offset();
+        let w = src.window(len)?;
+        if w.len() < len {
+            return Err(truncated(here, "pcapng block", len, w.len()));
+        }
+        let offset = here.offset;
+        let block_bytes = &w[..len];
+        if u32_at(block_bytes, len - 4, big_endian) as usize != len {
+            return Err(corrupt(
+                here,
+                "pcapng block",
+                format!("block type 0x{block_type:08x}: trailing length does not match {len}"),
+            ));
+        }
+        let parsed = if big_endian {
+            parse_block_be(block_bytes)
+        } else {
+            parse_block_le(block_bytes)
+        };
+        let block = match parsed {
+            Ok((_, b)) => b,
+            Err(_) => {
+                return Err(corrupt(
+                    here,
+                    "pcapng block",
+                    format!("malformed block of type 0x{block_type:08x}"),
+                ))
+            }
+        };
+        // (interface, ts, orig_len, data) of a packet block
+        let mut packet: Option<(usize, Option<u64>, u32, &[u8])> = None;
+        match &block {
+            Block::SectionHeader(_) => interfaces.clear(),
+            Block::InterfaceDescription(idb) => {
+                let units = idb.ts_resolution().ok_or_else(|| {
+                    corrupt(
+                        here,
+                        "pcapng interface description",
+                        format!("unsupported if_tsresol 0x{:02x}", idb.if_tsresol),
+                    )
+                })?;
+                interfaces.push(Interface {
+                    linktype: (idb.linktype.0 as u32 & 0xffff) as u16,
+                    snaplen: idb.snaplen,
+                    units,
+                    offset_s: idb.if_tsoffset,
+                });
+            }
+            Block::EnhancedPacket(epb) => {
+                let caplen = (epb.caplen as usize).min(epb.data.len());
+                let ts = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                packet = Some((
+                    epb.if_id as usize,
+                    Some(ts),
+                    epb.origlen,
+                    &epb.data[..caplen],
+                ));
+            }
+            Block::SimplePacket(spb) => {
+                let snap = interfaces
+                    .first()
+                    .map(|i| i.snaplen as usize)
+                    .filter(|&s| s > 0)
+                    .unwrap_or(usize::MAX);
+                let caplen = (spb.origlen as usize).min(spb.data.len()).min(snap);
+                packet = Some((0, None, spb.origlen, &spb.data[..caplen]));
+            }
+            Block::Unknown(ub) if ub.block_type == OPB_TYPE => {
+                // Obsolete Packet Block: if_id(2) drops(2) ts_high ts_low caplen origlen data
+                let d = ub.data;
+                if d.len() < 20 {
+                    return Err(corrupt(here, "pcapng packet block", "too short".into()));
+                }
+                let if_id = if big_endian {
+                    u16::from_be_bytes([d[0], d[1]])
+                } else {
+                    u16::from_le_bytes([d[0], d[1]])
+                } as usize;
+                let ts =
+                    ((u32_at(d, 4, big_endian) as u64) << 32) | u32_at(d, 8, big_endian) as u64;
+                let caplen = (u32_at(d, 12, big_endian) as usize).min(d.len() - 20);
+                let origlen = u32_at(d, 16, big_endian);
+                packet = Some((if_id, Some(ts), origlen, &d[20..20 + caplen]));
+            }
+            _ => report.skipped_blocks += 1,
+        }
+        if let Some((if_id, ts, orig_len, data)) = packet {
+            frame += 1;
+            match interfaces.get(if_id) {
+                Some(iface) => {
+                    // A simple packet block has no timestamp: keep the previous packet's, so
+                    // the packet stays in place in time order.
+                    let ts_ns = ts.map(|t| pcapng_ts(t, iface)).unwrap_or(last_ts);
+                    last_ts = ts_ns;
+                    let pkt = Packet {
+                        frame,
+                        offset,
+                        ts_ns,
+                        linktype: iface.linktype,
+                        orig_len,
+                        data,
+                    };
+                    visit(&pkt);
+                    report.packets += 1;
+                }
+                None => report.packets_without_interface += 1,
+            }
+        }
+        src.advance(len);
+    }
+}
+
+#[cfg(test)]
+mod tests;

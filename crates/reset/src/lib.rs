@@ -1,0 +1,279 @@
+//! Reset events: one per TCP RST packet, as plain data, and the reset.log columns they fill
+//! (`../shared/spec/reset-log.md`). Fields that only connection tracking can know are `None`
+//! until a classifier fills them.
+
+use std::net::IpAddr;
+
+use rstscope_decode::{community_id_v1, decode_rst_reason, flags_tcpdump, CommunityIdKey, Segment};
+use rstscope_zeeklog::{Field, Value, ZeekType};
+
+/// The reset.log columns, in contract order.
+pub const RESET_FIELDS: [Field; 32] = {
+    use ZeekType::*;
+    const fn f(name: &'static str, ty: ZeekType) -> Field {
+        Field { name, ty }
+    }
+    [
+        f("ts", Time),
+        f("uid", String),
+        f("community_id", String),
+        f("id.orig_h", Addr),
+        f("id.orig_p", Port),
+        f("id.resp_h", Addr),
+        f("id.resp_p", Port),
+        f("is_orig", Bool),
+        f("cause", String),
+        f("injected", Bool),
+        f("evidence", SetString),
+        f("flags", String),
+        f("seq", Count),
+        f("ack", Count),
+        f("win", Count),
+        f("ttl", Count),
+        f("ip_id", Count),
+        f("df", Bool),
+        f("payload_len", Count),
+        f("payload", String),
+        f("reason", String),
+        f("sender_ttl", Count),
+        f("initial_ttl", Count),
+        f("rst_count", Count),
+        f("history", String),
+        f("conn_state", String),
+        f("duration", Interval),
+        f("idle", Interval),
+        f("orig_pkts", Count),
+        f("resp_pkts", Count),
+        f("source", String),
+        f("frame", Count),
+    ]
+};
+
+/// Everything reset.log says about one RST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetEvent {
+    pub ts_ns: i64,
+    pub uid: String,
+    pub community_id: String,
+    pub orig_h: IpAddr,
+    pub orig_p: u16,
+    pub resp_h: IpAddr,
+    pub resp_p: u16,
+    pub is_orig: bool,
+    pub cause: Option<String>,
+    pub injected: Option<bool>,
+    /// Evidence names, sorted; `Some(vec![])` is the empty set.
+    pub evidence: Option<Vec<&'static str>>,
+    /// The 12-bit TCP flags field.
+    pub flags: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub win: u16,
+    pub ttl: u8,
+    pub ip_id: Option<u16>,
+    pub df: Option<bool>,
+    pub payload_len: u32,
+    /// Captured payload bytes, cut to the configured maximum; None when nothing was captured.
+    pub payload: Option<Vec<u8>>,
+    pub reason: Option<String>,
+    pub sender_ttl: Option<u8>,
+    pub initial_ttl: u8,
+    pub rst_count: Option<u32>,
+    pub history: Option<String>,
+    pub conn_state: Option<String>,
+    pub duration_ns: Option<i64>,
+    pub idle_ns: Option<i64>,
+    pub orig_pkts: Option<u64>,
+    pub resp_pkts: Option<u64>,
+    /// Capture file, relative to the input it was found under.
+    pub source: String,
+    /// 1-based packet number in `source`.
+    pub frame: u64,
+}
+
+/// Options that shape events.
+#[derive(Debug, Clone, Copy)]
+pub struct EventOptions {
+    pub community_id_seed: u16,
+    /// Most payload bytes kept per RST.
+    pub max_payload: usize,
+}
+
+impl Default for EventOptions {
+    fn default() -> Self {
+        EventOptions {
+            community_id_seed: 0,
+            max_payload: 256,
+        }
+    }
+}
+
+/// The smallest common initial TTL (32, 64, 128, 255) not below `ttl`.
+pub fn initial_ttl(ttl: u8) -> u8 {
+    match ttl {
+        0..=32 => 32,
+        33..=64 => 64,
+        65..=128 => 128,
+        _ => 255,
+    }
+}
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn base62(mut v: u64, out: &mut String) {
+    let mut digits = Vec::new();
+    loop {
+        digits.push(BASE62[(v % 62) as usize]);
+        v /= 62;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(digits.iter().rev().map(|&b| b as char));
+}
+
+/// A Zeek-style uid ("C" + base62 of 96 bits) derived from the connection's endpoints
+/// (direction-free) and a discriminator that tells apart connections reusing one 5-tuple
+/// (0 until connection tracking supplies one). Same inputs, same uid, on every run.
+pub fn connection_uid(a: (IpAddr, u16), b: (IpAddr, u16), discriminator: i64) -> String {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h = sha1_smol::Sha1::new();
+    h.update(b"rstscope-uid-v1");
+    for (addr, port) in [lo, hi] {
+        match addr {
+            IpAddr::V4(v4) => h.update(&v4.octets()),
+            IpAddr::V6(v6) => h.update(&v6.octets()),
+        }
+        h.update(&port.to_be_bytes());
+    }
+    h.update(&discriminator.to_be_bytes());
+    let d = h.digest().bytes();
+    let w1 = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+    let w2 = u32::from_be_bytes([d[8], d[9], d[10], d[11]]) as u64;
+    let mut s = String::from("C");
+    base62(w1, &mut s);
+    base62(w2, &mut s);
+    s
+}
+
+impl ResetEvent {
+    /// The event for a RST segment with only what the packet itself determines. Until a
+    /// classifier decides the roles, the RST's receiver is taken as the originator.
+    pub fn from_segment(seg: &Segment<'_>, source: &str, opts: &EventOptions) -> ResetEvent {
+        let captured = &seg.payload[..seg.payload.len().min(opts.max_payload)];
+        ResetEvent {
+            ts_ns: seg.ts_ns,
+            uid: connection_uid((seg.src, seg.sport), (seg.dst, seg.dport), 0),
+            community_id: community_id_v1(
+                &CommunityIdKey {
+                    proto: 6,
+                    src: seg.src,
+                    dst: seg.dst,
+                    sport: seg.sport,
+                    dport: seg.dport,
+                },
+                opts.community_id_seed,
+            ),
+            orig_h: seg.dst,
+            orig_p: seg.dport,
+            resp_h: seg.src,
+            resp_p: seg.sport,
+            is_orig: false,
+            cause: None,
+            injected: None,
+            evidence: None,
+            flags: seg.flags,
+            seq: seg.seq,
+            ack: seg.ack,
+            win: seg.window,
+            ttl: seg.ttl,
+            ip_id: seg.ip_id,
+            df: seg.df,
+            payload_len: seg.payload_len,
+            payload: if captured.is_empty() {
+                None
+            } else {
+                Some(captured.to_vec())
+            },
+            // Decoded from the whole captured payload, not the cut one.
+            reason: decode_rst_reason(seg.payload_len, seg.payload),
+            sender_ttl: None,
+            initial_ttl: initial_ttl(seg.ttl),
+            rst_count: None,
+            history: None,
+            conn_state: None,
+            duration_ns: None,
+            idle_ns: None,
+            orig_pkts: None,
+            resp_pkts: None,
+            source: source.to_string(),
+            frame: seg.frame,
+        }
+    }
+
+    /// The row's values, in [`RESET_FIELDS`] order.
+    pub fn values(&self) -> Vec<Value<'_>> {
+        fn opt<T, F: Fn(&T) -> Value<'_>>(v: &Option<T>, f: F) -> Value<'_> {
+            v.as_ref().map(f).unwrap_or(Value::Unset)
+        }
+        vec![
+            Value::Time(self.ts_ns),
+            Value::Str(self.uid.as_bytes()),
+            Value::Str(self.community_id.as_bytes()),
+            Value::Addr(self.orig_h),
+            Value::Port(self.orig_p),
+            Value::Addr(self.resp_h),
+            Value::Port(self.resp_p),
+            Value::Bool(self.is_orig),
+            opt(&self.cause, |c| Value::Str(c.as_bytes())),
+            opt(&self.injected, |b| Value::Bool(*b)),
+            opt(&self.evidence, |e| Value::Set(e.clone())),
+            Value::Str(self.flags_text().as_bytes()),
+            Value::Count(self.seq as u64),
+            Value::Count(self.ack as u64),
+            Value::Count(self.win as u64),
+            Value::Count(self.ttl as u64),
+            opt(&self.ip_id, |v| Value::Count(*v as u64)),
+            opt(&self.df, |b| Value::Bool(*b)),
+            Value::Count(self.payload_len as u64),
+            opt(&self.payload, |p| Value::Str(p)),
+            opt(&self.reason, |r| Value::Str(r.as_bytes())),
+            opt(&self.sender_ttl, |v| Value::Count(*v as u64)),
+            Value::Count(self.initial_ttl as u64),
+            opt(&self.rst_count, |v| Value::Count(*v as u64)),
+            opt(&self.history, |h| Value::Str(h.as_bytes())),
+            opt(&self.conn_state, |h| Value::Str(h.as_bytes())),
+            opt(&self.duration_ns, |d| Value::Interval(*d)),
+            opt(&self.idle_ns, |d| Value::Interval(*d)),
+            opt(&self.orig_pkts, |v| Value::Count(*v)),
+            opt(&self.resp_pkts, |v| Value::Count(*v)),
+            Value::Str(self.source.as_bytes()),
+            Value::Count(self.frame),
+        ]
+    }
+
+    /// Flags in tcpdump notation.
+    pub fn flags_text(&self) -> &'static str {
+        flags_text_static(self.flags)
+    }
+
+    /// The order rows are written in: (ts, source, frame).
+    pub fn sort_key(&self) -> (i64, &str, u64) {
+        (self.ts_ns, self.source.as_str(), self.frame)
+    }
+}
+
+/// tcpdump flag strings are few (9 bits); intern them so rows can borrow them.
+fn flags_text_static(flags: u16) -> &'static str {
+    use std::sync::OnceLock;
+    static TABLE: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0u16..512)
+            .map(|f| &*Box::leak(flags_tcpdump(f).into_boxed_str()))
+            .collect()
+    });
+    table[(flags & 0x1ff) as usize]
+}
+
+#[cfg(test)]
+mod tests;
