@@ -15,7 +15,7 @@
 mod source;
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
@@ -235,6 +235,13 @@ where
             return r;
         }
     };
+    // The readers below start from the first byte again.
+    let mut file = file;
+    if let Err(e) = file.seek(SeekFrom::Start(0)) {
+        let mut r = ReadReport::new(Compression::None, len);
+        r.error = Some(CaptureError::Io(e));
+        return r;
+    }
     match sniff(&head[..head_len]) {
         Some(Kind::Compressed(c)) => read_compressed(file, len, c, &mut visit),
         Some(Kind::Capture(_)) if access == PlainAccess::Mmap => {
@@ -512,6 +519,34 @@ struct Interface {
     offset_s: i64,
 }
 
+/// Units per second of an `if_tsresol` value: 10^n, or 2^n when the top bit is set.
+/// (pcap-parser's own helper rejects every power-of-two resolution.)
+fn ts_units_per_second(tsresol: u8) -> Option<u64> {
+    let n = (tsresol & 0x7f) as u32;
+    if tsresol & 0x80 == 0 {
+        10u64.checked_pow(n)
+    } else {
+        1u64.checked_shl(n).filter(|_| n < 64)
+    }
+}
+
+/// `if_tsoffset` in the section's byte order (pcap-parser always reads it little-endian).
+fn tsoffset(idb: &pcap_parser::InterfaceDescriptionBlock<'_>, big_endian: bool) -> i64 {
+    idb.options
+        .iter()
+        .find(|o| o.code == pcap_parser::pcapng::OptionCode::IfTsoffset)
+        .and_then(|o| o.value().get(..8))
+        .map(|v| {
+            let a = [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]];
+            if big_endian {
+                i64::from_be_bytes(a)
+            } else {
+                i64::from_le_bytes(a)
+            }
+        })
+        .unwrap_or(0)
+}
+
 const SHB_TYPE: u32 = 0x0A0D_0D0A;
 const OPB_TYPE: u32 = 0x0000_0002;
 
@@ -609,7 +644,7 @@ fn read_pcapng<S: ByteSource, F: FnMut(&Packet<'_>)>(
         match &block {
             Block::SectionHeader(_) => interfaces.clear(),
             Block::InterfaceDescription(idb) => {
-                let units = idb.ts_resolution().ok_or_else(|| {
+                let units = ts_units_per_second(idb.if_tsresol).ok_or_else(|| {
                     corrupt(
                         here,
                         "pcapng interface description",
@@ -620,7 +655,7 @@ fn read_pcapng<S: ByteSource, F: FnMut(&Packet<'_>)>(
                     linktype: (idb.linktype.0 as u32 & 0xffff) as u16,
                     snaplen: idb.snaplen,
                     units,
-                    offset_s: idb.if_tsoffset,
+                    offset_s: tsoffset(idb, big_endian),
                 });
             }
             Block::EnhancedPacket(epb) => {

@@ -1,1 +1,324 @@
 use super::*;
+use rstscope_pcapgen::{
+    flags as f, gzip, gzip_members, zstd as zst, Endian, Interface, Link, PcapNgWriter, PcapWriter,
+    Record, Tcp,
+};
+
+fn frames(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            Link::Ethernet.frame(
+                &Tcp::new("10.0.0.1", 1000 + i as u16, "10.0.0.2", 80)
+                    .flags(f::RST)
+                    .seq(i as u32)
+                    .to_ip(),
+            )
+        })
+        .collect()
+}
+
+fn records(n: usize) -> Vec<Record> {
+    frames(n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, fr)| Record::new(1_700_000_000_000_000_000 + i as i64 * 1_000_123_457, fr))
+        .collect()
+}
+
+/// (frame, offset, ts_ns, linktype, orig_len, data) of every packet, and the report.
+type Got = Vec<(u64, u64, i64, u16, u32, Vec<u8>)>;
+
+fn read(bytes: &[u8]) -> (Got, ReadReport) {
+    let mut got = Vec::new();
+    let report = read_bytes(bytes, |p| {
+        got.push((
+            p.frame,
+            p.offset,
+            p.ts_ns,
+            p.linktype,
+            p.orig_len,
+            p.data.to_vec(),
+        ))
+    });
+    (got, report)
+}
+
+#[test]
+fn pcap_all_magics_and_byte_orders() {
+    let recs = records(3);
+    for endian in [Endian::Little, Endian::Big] {
+        for nanos in [false, true] {
+            let w = PcapWriter::new(1).endian(endian).nanos(nanos);
+            let bytes = w.write(&recs);
+            let (got, report) = read(&bytes);
+            assert!(
+                report.error.is_none(),
+                "{endian:?} {nanos}: {:?}",
+                report.error
+            );
+            assert_eq!(report.format, Some(Format::Pcap));
+            assert_eq!(got.len(), 3);
+            for (i, g) in got.iter().enumerate() {
+                assert_eq!(g.0, i as u64 + 1);
+                let want_ts = recs[i].ts_ns;
+                // µs files keep microseconds only
+                let want_ts = if nanos {
+                    want_ts
+                } else {
+                    want_ts / 1000 * 1000
+                };
+                assert_eq!(g.2, want_ts, "{endian:?} nanos={nanos}");
+                assert_eq!(g.3, 1);
+                assert_eq!(g.5, recs[i].data);
+            }
+            assert_eq!(got[0].1, 24);
+        }
+    }
+}
+
+#[test]
+fn snap_length_cut_keeps_wire_length() {
+    let recs: Vec<Record> = records(2).into_iter().map(|r| r.snap(40)).collect();
+    let bytes = PcapWriter::new(1).snaplen(40).write(&recs);
+    let (got, report) = read(&bytes);
+    assert!(report.error.is_none());
+    assert_eq!(got[0].4, 60);
+    assert_eq!(got[0].5.len(), 40);
+}
+
+#[test]
+fn linktype_high_bits_are_masked() {
+    let bytes = PcapWriter::new(0x3000_0001).write(&records(1));
+    let (got, _) = read(&bytes);
+    assert_eq!(got[0].3, 1);
+}
+
+#[test]
+fn truncated_last_record_keeps_earlier_packets_and_names_offset() {
+    let bytes = PcapWriter::new(1).write(&records(3));
+    // Cut in the middle of the third record's data.
+    let cut = &bytes[..bytes.len() - 10];
+    let (got, report) = read(cut);
+    assert_eq!(got.len(), 2);
+    let e = report.error.expect("truncation reported");
+    let third = 24 + 2 * (16 + 60);
+    assert_eq!(e.offset(), Some(third as u64));
+    let msg = e.to_string();
+    assert!(msg.contains("truncated pcap record"), "{msg}");
+    assert!(msg.contains(&format!("byte offset {third}")), "{msg}");
+    assert!(msg.contains("76 bytes needed, 66 left"), "{msg}");
+    // Cut inside a record header.
+    let (got, report) = read(&bytes[..24 + 76 + 5]);
+    assert_eq!(got.len(), 1);
+    assert!(report.error.unwrap().to_string().contains("record header"));
+}
+
+#[test]
+fn big_endian_truncated_tail_is_reported_too() {
+    let bytes = PcapWriter::new(1).endian(Endian::Big).write(&records(2));
+    let (got, report) = read(&bytes[..bytes.len() - 1]);
+    assert_eq!(got.len(), 1);
+    assert!(matches!(report.error, Some(CaptureError::Truncated { .. })));
+}
+
+#[test]
+fn corrupt_record_length_is_an_error_not_an_allocation() {
+    let mut bytes = PcapWriter::new(1).write(&records(2));
+    // caplen of the second record := 0xfffffff0
+    let second = 24 + 76;
+    bytes[second + 8..second + 12].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    let (got, report) = read(&bytes);
+    assert_eq!(got.len(), 1);
+    let e = report.error.unwrap();
+    assert_eq!(e.offset(), Some(second as u64));
+    assert!(e.to_string().contains("corrupt pcap record"), "{e}");
+}
+
+#[test]
+fn empty_and_non_capture_inputs() {
+    let (got, r) = read(b"");
+    assert!(got.is_empty());
+    assert!(matches!(r.error, Some(CaptureError::Empty)));
+    let (_, r) = read(b"#fields\tts\n");
+    let e = r.error.unwrap();
+    assert_eq!(e.offset(), Some(0));
+    assert!(e.to_string().contains("not a capture file"), "{e}");
+    let (_, r) = read(&gzip(b"hello world, not a capture"));
+    assert!(matches!(
+        r.error,
+        Some(CaptureError::CompressedNotCapture { .. })
+    ));
+    // Header only: zero packets, no error.
+    let (got, r) = read(&PcapWriter::new(1).write(&[]));
+    assert!(got.is_empty() && r.error.is_none());
+    // Shorter than a file header.
+    let (_, r) = read(&PcapWriter::new(1).write(&[])[..10]);
+    assert!(matches!(r.error, Some(CaptureError::Truncated { .. })));
+}
+
+#[test]
+fn pcapng_interfaces_resolutions_byte_orders_and_block_kinds() {
+    let recs = records(4);
+    for endian in [Endian::Little, Endian::Big] {
+        let mut w = PcapNgWriter::new(
+            endian,
+            vec![
+                Interface::new(1),
+                Interface::new(101).tsresol(9),
+                Interface::new(113).tsresol(0x80 | 20).tsoffset(10),
+            ],
+        );
+        let raw_ip = Tcp::new("10.0.0.1", 1, "10.0.0.2", 2).flags(f::RST).to_ip();
+        let sll = Link::LinuxSll.frame(&raw_ip);
+        w.epb(0, &recs[0]);
+        w.unknown_block(0x0000_0bad, b"ignore me");
+        w.epb(1, &Record::new(recs[1].ts_ns, raw_ip.clone()));
+        w.epb(2, &Record::new(recs[2].ts_ns, sll.clone()));
+        w.spb(&recs[3]);
+        let bytes = w.finish();
+        let (got, report) = read(&bytes);
+        assert!(report.error.is_none(), "{:?}", report.error);
+        assert_eq!(report.format, Some(Format::PcapNg));
+        assert_eq!(report.skipped_blocks, 1);
+        let lts: Vec<u16> = got.iter().map(|g| g.3).collect();
+        assert_eq!(lts, [1, 101, 113, 1]);
+        let frames: Vec<u64> = got.iter().map(|g| g.0).collect();
+        assert_eq!(frames, [1, 2, 3, 4]);
+        assert_eq!(got[0].2, recs[0].ts_ns / 1000 * 1000);
+        assert_eq!(got[1].2, recs[1].ts_ns);
+        // 2^-20 s units: within one unit (~954 ns) of the original
+        assert!(
+            (got[2].2 - recs[2].ts_ns).abs() < 1000,
+            "{}",
+            got[2].2 - recs[2].ts_ns
+        );
+        assert_eq!(got[1].5, raw_ip);
+        assert_eq!(got[2].5, sll);
+        assert_eq!(got[3].5, recs[3].data);
+        // SPB carries no time: it keeps the previous packet's
+        assert_eq!(got[3].2, got[2].2);
+    }
+}
+
+#[test]
+fn pcapng_several_sections_of_different_byte_order() {
+    let recs = records(2);
+    let mut w = PcapNgWriter::new(Endian::Little, vec![Interface::new(1)]);
+    w.epb(0, &recs[0]);
+    w.new_section(Endian::Big, vec![Interface::new(1).tsresol(9)]);
+    w.epb(0, &recs[1]);
+    let (got, report) = read(&w.finish());
+    assert!(report.error.is_none(), "{:?}", report.error);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].2, recs[1].ts_ns);
+    assert_eq!(got[1].0, 2);
+}
+
+#[test]
+fn pcapng_truncated_and_corrupt() {
+    let recs = records(3);
+    let mut w = PcapNgWriter::new(Endian::Little, vec![Interface::new(1)]);
+    for r in &recs {
+        w.epb(0, r);
+    }
+    let bytes = w.finish();
+    let (got, report) = read(&bytes[..bytes.len() - 3]);
+    assert_eq!(got.len(), 2);
+    assert!(matches!(report.error, Some(CaptureError::Truncated { .. })));
+    // A block length that is not a multiple of 4.
+    let mut bad = bytes.clone();
+    let last_block = bytes.len() - (32 + 60); // EPB: 28 header + 60 data + 4 trailer
+    bad[last_block + 4] = 0x5d;
+    let (got, report) = read(&bad);
+    assert_eq!(got.len(), 2);
+    let e = report.error.unwrap();
+    assert!(e.to_string().contains("invalid total length"), "{e}");
+    assert_eq!(e.offset(), Some(last_block as u64));
+}
+
+#[test]
+fn gzip_multi_member_and_zstd_streams() {
+    let recs = records(50);
+    let plain = PcapWriter::new(1).write(&recs);
+    for (name, bytes) in [
+        ("gzip", gzip(&plain)),
+        ("gzip x7", gzip_members(&plain, 7)),
+        ("zstd", zst(&plain)),
+    ] {
+        let (got, report) = read(&bytes);
+        assert!(report.error.is_none(), "{name}: {:?}", report.error);
+        assert_eq!(got.len(), 50, "{name}");
+        assert_eq!(got[49].5, recs[49].data);
+        assert_eq!(report.capture_bytes, plain.len() as u64);
+        assert_eq!(report.file_bytes, bytes.len() as u64);
+    }
+    // Truncated compressed file: the packets decompressed before the cut are kept.
+    let gz = gzip(&plain);
+    let (got, report) = read(&gz[..gz.len() / 2]);
+    assert!(!got.is_empty() && got.len() < 50);
+    let e = report.error.expect("error reported");
+    assert!(e.to_string().contains("decompressed"), "{e}");
+    let z = zst(&plain);
+    let (got, report) = read(&z[..z.len() / 2]);
+    assert!(got.len() < 50);
+    assert!(report.error.is_some());
+}
+
+#[test]
+fn read_path_maps_plain_files_and_streams_compressed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = PcapWriter::new(1).write(&records(5));
+    let p = dir.path().join("a.pcap");
+    std::fs::write(&p, &plain).unwrap();
+    let z = dir.path().join("a.bin");
+    std::fs::write(&z, zst(&plain)).unwrap();
+    for access in [PlainAccess::Mmap, PlainAccess::Read] {
+        for path in [&p, &z] {
+            let mut n = 0;
+            let r = read_path(path, access, |_| n += 1);
+            assert!(r.error.is_none());
+            assert_eq!(n, 5);
+        }
+    }
+    let missing = read_path(&dir.path().join("nope"), PlainAccess::Mmap, |_| {});
+    assert!(matches!(missing.error, Some(CaptureError::Io(_))));
+    let empty = dir.path().join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(matches!(
+        read_path(&empty, PlainAccess::Mmap, |_| {}).error,
+        Some(CaptureError::Empty)
+    ));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+    /// Any prefix of a valid capture gives the packets wholly inside it, and at most one error.
+    #[test]
+    fn every_prefix_reads_whole_packets_only(cut in 0usize..1000, ng in proptest::bool::ANY) {
+        let recs = records(8);
+        let bytes = if ng {
+            let mut w = PcapNgWriter::new(Endian::Big, vec![Interface::new(1)]);
+            for r in &recs { w.epb(0, r); }
+            w.finish()
+        } else {
+            PcapWriter::new(1).endian(Endian::Big).write(&recs)
+        };
+        let cut = cut.min(bytes.len());
+        let (got, _) = read(&bytes[..cut]);
+        for (i, g) in got.iter().enumerate() {
+            proptest::prop_assert_eq!(&g.5, &recs[i].data);
+        }
+    }
+
+    /// Arbitrary bytes after a valid header never panic.
+    #[test]
+    fn garbage_never_panics(junk in proptest::collection::vec(proptest::num::u8::ANY, 0..400), ng in proptest::bool::ANY) {
+        let mut bytes = if ng {
+            PcapNgWriter::new(Endian::Little, vec![Interface::new(1)]).finish()
+        } else {
+            PcapWriter::new(1).write(&[])
+        };
+        bytes.extend_from_slice(&junk);
+        let _ = read(&bytes);
+    }
+}
