@@ -694,6 +694,12 @@ fn read_pcapng<S: ByteSource, F: FnMut(&Packet<'_>)>(
                 let origlen = u32_at(d, 16, big_endian);
                 packet = Some((if_id, Some(ts), origlen, &d[20..20 + caplen]));
             }
+            // Wireshark shows custom and systemd-journal blocks as frames of their own, so they
+            // take a frame number even though they carry no packet.
+            Block::Custom(_) | Block::SystemdJournalExport(_) => {
+                frame += 1;
+                report.skipped_blocks += 1;
+            }
             _ => report.skipped_blocks += 1,
         }
         if let Some((if_id, ts, orig_len, data)) = packet {

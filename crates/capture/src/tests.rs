@@ -171,7 +171,9 @@ fn pcapng_interfaces_resolutions_byte_orders_and_block_kinds() {
         let raw_ip = Tcp::new("10.0.0.1", 1, "10.0.0.2", 2).flags(f::RST).to_ip();
         let sll = Link::LinuxSll.frame(&raw_ip);
         w.epb(0, &recs[0]);
-        w.unknown_block(0x0000_0bad, b"ignore me");
+        // A custom block (Wireshark numbers it as a frame) and an unknown one (skipped).
+        w.unknown_block(0x0000_0bad, b"\0\0\0\x01ignore me");
+        w.unknown_block(0x0000_0099, b"unknown");
         w.epb(1, &Record::new(recs[1].ts_ns, raw_ip.clone()));
         w.epb(2, &Record::new(recs[2].ts_ns, sll.clone()));
         w.spb(&recs[3]);
@@ -179,11 +181,11 @@ fn pcapng_interfaces_resolutions_byte_orders_and_block_kinds() {
         let (got, report) = read(&bytes);
         assert!(report.error.is_none(), "{:?}", report.error);
         assert_eq!(report.format, Some(Format::PcapNg));
-        assert_eq!(report.skipped_blocks, 1);
+        assert_eq!(report.skipped_blocks, 2);
         let lts: Vec<u16> = got.iter().map(|g| g.3).collect();
         assert_eq!(lts, [1, 101, 113, 1]);
         let frames: Vec<u64> = got.iter().map(|g| g.0).collect();
-        assert_eq!(frames, [1, 2, 3, 4]);
+        assert_eq!(frames, [1, 3, 4, 5]);
         assert_eq!(got[0].2, recs[0].ts_ns / 1000 * 1000);
         assert_eq!(got[1].2, recs[1].ts_ns);
         // 2^-20 s units: within one unit (~954 ns) of the original

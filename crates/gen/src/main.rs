@@ -1,0 +1,83 @@
+//! rstscope-gen: write `testdata/` or a benchmark archive.
+//!
+//!   rstscope-gen testdata DIR
+//!   rstscope-gen bench DIR --bytes N [--files K] [--seed S]
+
+use std::io::BufWriter;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use rstscope_gen::{testdata, write_bench, BenchSpec, T0};
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: rstscope-gen testdata DIR\n       rstscope-gen bench DIR --bytes N [--files K] [--seed S]"
+    );
+    std::process::exit(2)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("testdata") if args.len() == 2 => {
+            let dir = PathBuf::from(&args[1]);
+            for (rel, bytes) in testdata() {
+                rstscope_pcapgen::write_file(&dir.join(&rel), &bytes)
+                    .with_context(|| format!("writing {rel}"))?;
+            }
+            Ok(())
+        }
+        Some("bench") if args.len() >= 2 => {
+            let dir = PathBuf::from(&args[1]);
+            let mut bytes: Option<u64> = None;
+            let mut files = 1u64;
+            let mut seed = 1u64;
+            let mut it = args[2..].iter();
+            while let Some(a) = it.next() {
+                let v = it.next().unwrap_or_else(|| usage());
+                match a.as_str() {
+                    "--bytes" => bytes = Some(parse_size(v)?),
+                    "--files" => files = v.parse()?,
+                    "--seed" => seed = v.parse()?,
+                    _ => usage(),
+                }
+            }
+            let Some(bytes) = bytes else { usage() };
+            if files == 0 {
+                bail!("--files must be at least 1");
+            }
+            std::fs::create_dir_all(&dir)?;
+            let per_file = bytes / files;
+            let mut start = T0;
+            for i in 0..files {
+                let path = dir.join(format!("bench-{i:03}.pcap"));
+                let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+                let spec = BenchSpec {
+                    bytes: per_file,
+                    concurrent: 200,
+                    seed: seed.wrapping_mul(1000).wrapping_add(i),
+                };
+                let (packets, rsts) = write_bench(&mut out, spec, start)?;
+                start += 3_600_000_000_000;
+                eprintln!("{}: {packets} packets, {rsts} RSTs", path.display());
+            }
+            Ok(())
+        }
+        _ => usage(),
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64> {
+    let (num, mult) = match s.to_ascii_lowercase() {
+        x if x.ends_with("gib") || x.ends_with('g') => (
+            x.trim_end_matches("gib").trim_end_matches('g').to_string(),
+            1u64 << 30,
+        ),
+        x if x.ends_with("mib") || x.ends_with('m') => (
+            x.trim_end_matches("mib").trim_end_matches('m').to_string(),
+            1u64 << 20,
+        ),
+        x => (x, 1),
+    };
+    Ok(num.parse::<u64>().context("size")? * mult)
+}
