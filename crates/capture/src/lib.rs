@@ -602,7 +602,7 @@ fn read_pcapng<S: ByteSource, F: FnMut(&Packet<'_>)>(
         first = false;
         let block_type = u32_at(w, 0, big_endian);
         let len = u32_at(w, 4, big_endian);
-        if len < 12 || len % 4 != 0 || len > HARD_MAX_RECORD {
+        if len < 12 || !len.is_multiple_of(4) || len > HARD_MAX_RECORD {
             return Err(corrupt(
                 here,
                 "pcapng block",

@@ -443,7 +443,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed.max(1))
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -452,7 +452,7 @@ impl Rng {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -517,8 +517,8 @@ fn bench_flow(rng: &mut Rng, n: u64) -> Vec<(Link, Tcp)> {
     let sport = [80u16, 443, 22, 25, 8080][rng.below(5) as usize];
     let cli = Tcp::new(&ca, cport, &sa, sport).ttl(64);
     let srv = cli.reply().ttl(57);
-    let isn_c = rng.next() as u32;
-    let isn_s = rng.next() as u32;
+    let isn_c = rng.next_u64() as u32;
+    let isn_s = rng.next_u64() as u32;
     let mut p = Vec::new();
     let kind = rng.below(9);
     p.push((link.clone(), cli.clone().seq(isn_c).flags(SYN)));

@@ -1,0 +1,423 @@
+//! End-to-end runs of the rstscope binary over `testdata/`, with golden outputs.
+//!
+//! To update the golden files after an intended change: `RSTSCOPE_BLESS=1 cargo test -p rstscope`
+//! and review the diff.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+fn rstscope(args: &[&str], out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rstscope"))
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .expect("run rstscope")
+}
+
+fn run_ok(args: &[&str]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rstscope(args, dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "rstscope {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(dir.path().join("reset.log")).unwrap();
+    (dir, log)
+}
+
+fn td(rel: &str) -> String {
+    testdata().join(rel).to_string_lossy().into_owned()
+}
+
+/// Data rows of a TSV reset.log, split into cells.
+fn rows(log: &str) -> Vec<Vec<String>> {
+    log.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+fn column(log: &str, name: &str) -> usize {
+    let fields = log
+        .lines()
+        .find(|l| l.starts_with("#fields"))
+        .expect("#fields line");
+    fields
+        .split('\t')
+        .skip(1)
+        .position(|f| f == name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+}
+
+fn check_golden(capture: &str, golden: &str) {
+    let (_dir, log) = run_ok(&["-q", &td(capture)]);
+    let path = testdata().join("golden").join(golden);
+    if std::env::var_os("RSTSCOPE_BLESS").is_some() {
+        std::fs::write(&path, &log).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(log, want, "{capture} differs from {golden}");
+}
+
+#[test]
+fn golden_sample() {
+    check_golden("sample.pcap", "sample.reset.log");
+}
+
+#[test]
+fn golden_sample_vlan() {
+    check_golden("sample-vlan.pcap", "sample-vlan.reset.log");
+}
+
+#[test]
+fn golden_tunnels() {
+    check_golden("tunnels.pcap", "tunnels.reset.log");
+}
+
+#[test]
+fn golden_hostile() {
+    check_golden("hostile.pcap", "hostile.reset.log");
+}
+
+#[test]
+fn seed_refused_syn_row_has_the_closed_port_signature() {
+    let (_d, log) = run_ok(&["-q", &td("sample.pcap")]);
+    let r = &rows(&log)[0];
+    let c = |n: &str| r[column(&log, n)].as_str();
+    assert_eq!(c("ts"), "1795478400.000150");
+    assert_eq!(
+        (c("flags"), c("seq"), c("ack"), c("win")),
+        ("R.", "0", "1000001", "0")
+    );
+    assert_eq!((c("id.resp_h"), c("id.resp_p")), ("10.0.0.80", "23"));
+    assert_eq!((c("id.orig_h"), c("id.orig_p")), ("10.0.0.5", "40001"));
+    assert_eq!(
+        (c("ttl"), c("initial_ttl"), c("ip_id"), c("df")),
+        ("64", "64", "0", "T")
+    );
+    assert_eq!(
+        (c("payload_len"), c("payload"), c("reason")),
+        ("0", "-", "-")
+    );
+    assert_eq!((c("source"), c("frame")), ("sample.pcap", "2"));
+    // Classifier fields stay unset until connection tracking lands.
+    for unset in ["cause", "injected", "evidence", "history", "conn_state"] {
+        assert_eq!(c(unset), "-", "{unset}");
+    }
+    // The IPS reset carries its reason text, to both ends.
+    let ips: Vec<_> = rows(&log)
+        .into_iter()
+        .filter(|r| r[column(&log, "payload")] == "220 mailgat")
+        .collect();
+    assert_eq!(ips.len(), 2);
+    assert_ne!(
+        ips[0][column(&log, "id.resp_h")],
+        ips[1][column(&log, "id.resp_h")]
+    );
+    assert!(ips.iter().all(|r| r[column(&log, "payload_len")] == "11"));
+    // The structured reason.
+    assert!(rows(&log)
+        .iter()
+        .any(|r| r[column(&log, "reason")] == "4:ABORT"));
+}
+
+/// Rows without the `source` and `frame` columns.
+fn content(log: &str) -> Vec<Vec<String>> {
+    let (s, f) = (column(log, "source"), column(log, "frame"));
+    rows(log)
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .enumerate()
+                .filter(|(i, _)| *i != s && *i != f)
+                .map(|(_, c)| c)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn every_container_and_compression_gives_the_same_rows() {
+    let (_d, reference) = run_ok(&["-q", &td("sample.pcap")]);
+    let want = content(&reference);
+    for f in [
+        "formats/pcap-le-us.pcap",
+        "formats/pcap-be-us.pcap",
+        "formats/pcap-le-ns.pcap",
+        "formats/pcap-be-ns.pcap",
+        "formats/sample.pcap.gz",
+        "formats/sample.pcap.zst",
+        "formats/sample.pcapng.gz",
+    ] {
+        let (_d, log) = run_ok(&["-q", &td(f)]);
+        assert_eq!(content(&log), want, "{f}");
+        let frames: Vec<_> = rows(&log)
+            .iter()
+            .map(|r| r[column(&log, "frame")].clone())
+            .collect();
+        let want_frames: Vec<_> = rows(&reference)
+            .iter()
+            .map(|r| r[column(&reference, "frame")].clone())
+            .collect();
+        assert_eq!(frames, want_frames, "{f}");
+    }
+    for f in ["formats/pcapng-le.pcapng", "formats/pcapng-be.pcapng"] {
+        // Three interfaces (Ethernet µs, raw IP ns, SLL 2^-20 s), a custom block that takes
+        // frame number 1, an unknown block, and a trailing simple packet block.
+        let (_d, log) = run_ok(&["-q", &td(f)]);
+        let got = content(&log);
+        assert_eq!(got.len(), want.len() + 1, "{f}");
+        let ts = column(&log, "ts");
+        for (g, w) in got.iter().zip(&want) {
+            // 2^-20 s units are within a microsecond of the original time
+            let (gt, wt): (f64, f64) = (g[ts].parse().unwrap(), w[ts].parse().unwrap());
+            assert!((gt - wt).abs() <= 1.5e-6, "{f}: {gt} vs {wt}");
+            assert_eq!(g[1..], w[1..], "{f}");
+        }
+        let frames: Vec<_> = rows(&log)
+            .iter()
+            .map(|r| r[column(&log, "frame")].parse::<u64>().unwrap())
+            .collect();
+        assert_eq!(frames[0], 3, "{f}: the custom block is frame 1");
+    }
+}
+
+#[test]
+fn every_link_type_finds_its_rst() {
+    let dir = testdata().join("links");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let (_d, log) = run_ok(&["-q", path.to_str().unwrap()]);
+        let r = rows(&log);
+        assert_eq!(r.len(), 1, "{}", path.display());
+        let c = |name: &str| r[0][column(&log, name)].clone();
+        assert_eq!(
+            (
+                c("flags"),
+                c("seq"),
+                c("ack"),
+                c("win"),
+                c("ttl"),
+                c("initial_ttl")
+            ),
+            (
+                "R.".into(),
+                "0".into(),
+                "8".into(),
+                "0".into(),
+                "128".into(),
+                "128".into()
+            ),
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            (c("id.resp_p"), c("id.orig_p"), c("frame")),
+            ("25".into(), "33000".into(), "2".into())
+        );
+        n += 1;
+    }
+    assert_eq!(n, 20);
+}
+
+#[test]
+fn tunnels_report_the_innermost_tcp_only() {
+    let (_d, log) = run_ok(&["-q", &td("tunnels.pcap")]);
+    let r = rows(&log);
+    // 10 tunnelled RSTs; the ICMP error quoting a RST and the fragments give none.
+    assert_eq!(r.len(), 10);
+    for row in &r {
+        let resp = &row[column(&log, "id.resp_h")];
+        assert!(
+            resp.starts_with("172.16.0.") || resp.starts_with("2001:db8:1::"),
+            "{resp}"
+        );
+        assert_eq!(row[column(&log, "ttl")], "60");
+    }
+}
+
+#[test]
+fn bad_inputs_are_reported_with_file_and_offset_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rstscope(
+        &[
+            &td("bad/truncated.pcap"),
+            &td("bad/corrupt-length.pcap"),
+            &td("bad/empty.pcap"),
+            &td("bad/not-a-capture.pcap"),
+            &td("bad/truncated.pcap.gz"),
+            &td("bad/unknown-linktype.pcap"),
+            &td("sample.pcap"),
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("truncated.pcap: truncated pcap record at byte offset 2695: 76 bytes needed, 69 left (33 packets before it were read)"), "{stderr}");
+    assert!(stderr.contains("corrupt-length.pcap: corrupt pcap record at byte offset 252: captured length 2147418112 exceeds the maximum 262144 (3 packets before it were read)"), "{stderr}");
+    assert!(stderr.contains("empty.pcap: empty file"), "{stderr}");
+    assert!(
+        stderr.contains("not-a-capture.pcap: not a capture file (first bytes 74 68 69 73)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("truncated.pcap.gz: gzip decompression failed at decompressed byte offset 1822: incomplete deflate stream (21 packets before it were read)"), "{stderr}");
+    assert!(
+        stderr.contains("unknown-linktype.pcap: 2 packets of unsupported link type 147 skipped"),
+        "{stderr}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("reset.log")).unwrap();
+    let sources: Vec<String> = rows(&log)
+        .iter()
+        .map(|r| r[column(&log, "source")].clone())
+        .collect();
+    // The sample's 10 RSTs, plus those read before the truncation and the corruption.
+    assert_eq!(sources.iter().filter(|s| *s == "sample.pcap").count(), 10);
+    assert_eq!(
+        sources.iter().filter(|s| *s == "truncated.pcap").count(),
+        10
+    );
+    assert_eq!(
+        sources
+            .iter()
+            .filter(|s| *s == "corrupt-length.pcap")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn nothing_readable_is_status_2_and_writes_no_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rstscope(
+        &[&td("bad/empty.pcap"), &td("bad/not-a-capture.pcap")],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!dir.path().join("reset.log").exists());
+    let out = rstscope(&["/nonexistent/capture.pcap"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/capture.pcap: cannot read"));
+}
+
+#[test]
+fn usage_errors_are_status_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rstscope"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_rstscope"))
+        .args(["--format", "xml", "x.pcap"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let help = Command::new(env!("CARGO_BIN_EXE_rstscope"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("Exit status:") && help.contains("Examples:"));
+}
+
+#[test]
+fn output_does_not_depend_on_thread_count_and_reruns_are_identical() {
+    let all = testdata();
+    let all = all.to_str().unwrap();
+    let mut outs = Vec::new();
+    for j in ["1", "2", "8", "1"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = rstscope(&["-q", "-j", j, all], dir.path());
+        assert_eq!(out.status.code(), Some(1)); // testdata/bad has errors
+        outs.push(std::fs::read(dir.path().join("reset.log")).unwrap());
+        // Only the final log is left behind: no temporary files.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["reset.log"]);
+    }
+    assert!(outs.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[test]
+fn directory_sources_are_relative_to_the_input_and_non_captures_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("archive");
+    std::fs::create_dir_all(arch.join("sensor1")).unwrap();
+    std::fs::copy(testdata().join("sample.pcap"), arch.join("sensor1/a.pcap")).unwrap();
+    std::fs::copy(
+        testdata().join("formats/sample.pcap.zst"),
+        arch.join("sensor1/b.cap"),
+    )
+    .unwrap();
+    std::fs::write(arch.join("README.txt"), "not a capture").unwrap();
+    let out_dir = dir.path().join("out");
+    let out = rstscope(&[arch.to_str().unwrap()], &out_dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("README.txt: skipped, not a capture file"),
+        "{stderr}"
+    );
+    let log = std::fs::read_to_string(out_dir.join("reset.log")).unwrap();
+    let mut sources: Vec<String> = rows(&log)
+        .iter()
+        .map(|r| r[column(&log, "source")].clone())
+        .collect();
+    sources.dedup();
+    // Same packets in both files: rows interleave by (ts, source, frame).
+    assert_eq!(&sources[..2], ["sensor1/a.pcap", "sensor1/b.cap"]);
+}
+
+#[test]
+fn json_lines_are_zeek_json_and_hostile_payloads_stay_inside_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rstscope(&["-q", "--format", "json", &td("hostile.pcap")], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(dir.path().join("reset.log")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 13);
+    let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(first["payload"], "x\tforged\tcolumns");
+    assert_eq!(first["id.orig_p"], 80);
+    assert_eq!(first["ts"].as_f64().unwrap(), 1_795_478_400.000_01);
+    assert!(first.get("cause").is_none(), "unset fields are omitted");
+    let nul: serde_json::Value = serde_json::from_str(lines[9]).unwrap();
+    assert_eq!(nul["payload"], "nul\\x00byte\\xff\\xfe\\xc3(");
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v.is_object());
+    }
+}
+
+#[test]
+fn csv_has_a_header_quotes_per_rfc4180_and_neutralises_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rstscope(&["-q", "--format", "csv", &td("hostile.pcap")], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let path = dir.path().join("reset.csv");
+    let mut rdr = csv::Reader::from_path(&path).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    assert_eq!(&headers[0], "ts");
+    assert_eq!(&headers[31], "frame");
+    let p = headers.iter().position(|h| h == "payload").unwrap();
+    let recs: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+    assert_eq!(recs.len(), 13);
+    assert!(recs.iter().all(|r| r.len() == 32));
+    let payloads: Vec<&str> = recs.iter().map(|r| &r[p]).collect();
+    assert_eq!(payloads[4], "\"quoted\",comma,\"\"");
+    assert_eq!(payloads[5], "'=cmd|' /C calc'!A0");
+    assert_eq!(payloads[6], "'+SUM(1)");
+    assert_eq!(payloads[7], "'@import");
+    assert_eq!(payloads[10], "\\x2d");
+    assert!(payloads
+        .iter()
+        .all(|c| !c.contains('\n') && !c.contains('\r')));
+}
