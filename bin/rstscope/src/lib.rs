@@ -4,14 +4,15 @@
 
 pub mod inputs;
 pub mod output;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use rayon::prelude::*;
 use rstscope_capture::{read_path, CaptureError, PlainAccess, ReadReport};
 use rstscope_decode::{decode, Decoded, FrameInfo};
-use rstscope_reset::{EventOptions, ResetEvent};
+use rstscope_flow::{FlowConfig, FlowStats, Tracker};
+use rstscope_reset::ResetEvent;
 
 pub use inputs::{discover, InputFile, InputProblem};
 
@@ -46,7 +47,6 @@ impl DecodeStats {
 #[derive(Debug)]
 pub struct FileResult {
     pub input: InputFile,
-    pub events: Vec<ResetEvent>,
     pub read: ReadReport,
     pub decode: DecodeStats,
     /// Earliest and latest packet timestamps (ns), when the file had packets.
@@ -63,7 +63,7 @@ impl FileResult {
 /// Settings of a run that shape results.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub events: EventOptions,
+    pub flow: FlowConfig,
     pub access: PlainAccess,
     /// Worker threads; 0 = all cores.
     pub threads: usize,
@@ -72,16 +72,20 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            events: EventOptions::default(),
+            flow: FlowConfig::default(),
             access: PlainAccess::Mmap,
             threads: 0,
         }
     }
 }
 
-/// Read one capture file and return its reset events in file order.
-pub fn process_file(input: &InputFile, file_index: u32, opts: &RunOptions) -> FileResult {
-    let mut events = Vec::new();
+/// Read one capture file, feeding every TCP segment to the tracker in file order.
+pub fn process_file(
+    input: &InputFile,
+    file_index: u32,
+    opts: &RunOptions,
+    tracker: &mut Tracker,
+) -> FileResult {
     let mut stats = DecodeStats::default();
     let mut first_ts: Option<i64> = None;
     let mut last_ts: Option<i64> = None;
@@ -100,8 +104,8 @@ pub fn process_file(input: &InputFile, file_index: u32, opts: &RunOptions) -> Fi
                 stats.tcp += 1;
                 if seg.is_rst() {
                     stats.rst += 1;
-                    events.push(ResetEvent::from_segment(&seg, source, &opts.events));
                 }
+                tracker.process(&seg, source);
             }
             Decoded::NotTcp => stats.not_tcp += 1,
             Decoded::NonFirstFragment => stats.non_first_fragments += 1,
@@ -111,7 +115,6 @@ pub fn process_file(input: &InputFile, file_index: u32, opts: &RunOptions) -> Fi
     });
     FileResult {
         input: input.clone(),
-        events,
         read,
         decode: stats,
         first_ts,
@@ -125,37 +128,28 @@ pub struct RunResult {
     pub files: Vec<FileResult>,
     /// All events, ordered by (ts, source, frame).
     pub events: Vec<ResetEvent>,
+    pub flow: FlowStats,
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
 }
 
-/// Process the files (in parallel) and merge their events in the contract's order. The result
-/// does not depend on the thread count.
+/// Process the files as one stream, in the order given (connections that cross a file
+/// boundary keep their state), and return the events in the contract's order.
 pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
-    let work = || {
-        files
-            .par_iter()
-            .enumerate()
-            .map(|(i, f)| process_file(f, i as u32, opts))
-            .collect::<Vec<_>>()
-    };
-    let mut results = match rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build()
-    {
-        Ok(pool) => pool.install(work),
-        Err(_) => work(),
-    };
-    let mut events: Vec<ResetEvent> = results
-        .iter_mut()
-        .flat_map(|r| std::mem::take(&mut r.events))
+    let mut tracker = Tracker::new(opts.flow);
+    let results: Vec<FileResult> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| process_file(f, i as u32, opts, &mut tracker))
         .collect();
+    let (mut events, flow) = tracker.finish();
     events.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     let first_ts = results.iter().filter_map(|r| r.first_ts).min();
     let last_ts = results.iter().filter_map(|r| r.last_ts).max();
     RunResult {
         files: results,
         events,
+        flow,
         first_ts,
         last_ts,
     }

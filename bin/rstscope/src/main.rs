@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use rstscope::output::{write_reset_log, Format};
-use rstscope::{discover, process_all, RunOptions};
+use rstscope::output::{write_reset_log, write_summary, Format};
+use rstscope::{discover, process_all, summary, RunOptions};
 use rstscope_capture::PlainAccess;
+use rstscope_flow::FlowConfig;
 use rstscope_reset::EventOptions;
 
 /// Exit statuses (also in README and --help).
@@ -71,6 +72,11 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = 256)]
     max_payload: usize,
 
+    /// Most connections tracked at once; beyond it the connection closest to expiry is
+    /// finished early (counted in the summary as connections_evicted).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_connections: usize,
+
     /// Read plain captures through a buffer instead of memory-mapping them (for files that may
     /// change while being read).
     #[arg(long)]
@@ -107,9 +113,13 @@ fn run(cli: &Cli) -> u8 {
         return EXIT_FAILED;
     }
     let opts = RunOptions {
-        events: EventOptions {
-            community_id_seed: cli.community_id_seed,
-            max_payload: cli.max_payload,
+        flow: FlowConfig {
+            max_connections: cli.max_connections,
+            events: EventOptions {
+                community_id_seed: cli.community_id_seed,
+                max_payload: cli.max_payload,
+            },
+            ..FlowConfig::default()
         },
         access: if cli.no_mmap {
             PlainAccess::Read
@@ -156,16 +166,21 @@ fn run(cli: &Cli) -> u8 {
     };
     let open = result.first_ts.unwrap_or(0);
     let close = result.last_ts.unwrap_or(open);
-    match write_reset_log(&cli.out, format, &result.events, open, close) {
+    let summary = summary::build(&result);
+    let written = write_reset_log(&cli.out, format, &result.events, open, close)
+        .and_then(|path| write_summary(&cli.out, &summary.json).map(|_| path));
+    match written {
         Ok(path) => {
             if !cli.quiet {
                 let packets: u64 = result.files.iter().map(|f| f.decode.packets).sum();
+                let _ = write!(err, "{}", summary::table(&summary));
                 let _ = writeln!(
                     err,
-                    "rstscope: {} RSTs in {} packets from {} files -> {}",
+                    "rstscope: {} RSTs in {} packets from {} files, {} connections -> {}",
                     result.events.len(),
                     packets,
                     result.files.len(),
+                    result.flow.connections,
                     path.display()
                 );
             }

@@ -35,27 +35,43 @@ pub fn write_reset_log(
     open_ns: i64,
     close_ns: i64,
 ) -> std::io::Result<PathBuf> {
+    write_atomic(dir, format.file_name(), |out| match format {
+        Format::Tsv => write_tsv(out, events, open_ns, close_ns),
+        Format::Json => write_json(out, events),
+        Format::Csv => write_csv(out, events),
+    })
+}
+
+/// Write `dir/name` atomically: a hidden temporary file in the same directory, synced, then
+/// renamed over the final name (and the directory synced).
+pub fn write_atomic<F>(dir: &Path, name: &str, write: F) -> std::io::Result<PathBuf>
+where
+    F: FnOnce(&mut BufWriter<&std::fs::File>) -> std::io::Result<()>,
+{
     std::fs::create_dir_all(dir)?;
-    let final_path = dir.join(format.file_name());
+    let final_path = dir.join(name);
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.tmp-", format.file_name()))
+        .prefix(&format!(".{name}.tmp-"))
         .tempfile_in(dir)?;
     {
         let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
-        match format {
-            Format::Tsv => write_tsv(&mut out, events, open_ns, close_ns)?,
-            Format::Json => write_json(&mut out, events)?,
-            Format::Csv => write_csv(&mut out, events)?,
-        }
+        write(&mut out)?;
         out.flush()?;
     }
     tmp.as_file().sync_all()?;
     tmp.persist(&final_path).map_err(|e| e.error)?;
-    // Make the rename itself durable.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(final_path)
+}
+
+/// Write the run summary as pretty JSON.
+pub fn write_summary(dir: &Path, summary: &serde_json::Value) -> std::io::Result<PathBuf> {
+    write_atomic(dir, "reset_summary.json", |out| {
+        serde_json::to_writer_pretty(&mut *out, summary)?;
+        out.write_all(b"\n")
+    })
 }
 
 fn write_tsv<W: Write>(

@@ -107,20 +107,35 @@ fn seed_refused_syn_row_has_the_closed_port_signature() {
         ("0", "-", "-")
     );
     assert_eq!((c("source"), c("frame")), ("sample.pcap", "2"));
-    // Classifier fields stay unset until connection tracking lands.
-    for unset in ["cause", "injected", "evidence", "history", "conn_state"] {
-        assert_eq!(c(unset), "-", "{unset}");
-    }
+    assert_eq!(
+        (c("cause"), c("injected"), c("evidence")),
+        ("refused", "F", "ack_syn,seq_zero")
+    );
+    assert_eq!(
+        (c("history"), c("conn_state"), c("rst_count")),
+        ("Sr", "REJ", "1")
+    );
+    assert_eq!(
+        (c("is_orig"), c("orig_pkts"), c("resp_pkts")),
+        ("F", "1", "0")
+    );
+    assert_eq!(
+        (c("duration"), c("idle"), c("sender_ttl")),
+        ("0.000150", "0.000150", "-")
+    );
     // The IPS reset carries its reason text, to both ends.
     let ips: Vec<_> = rows(&log)
         .into_iter()
         .filter(|r| r[column(&log, "payload")] == "220 mailgat")
         .collect();
     assert_eq!(ips.len(), 2);
+    // One from each side of the same connection, both forged.
     assert_ne!(
-        ips[0][column(&log, "id.resp_h")],
-        ips[1][column(&log, "id.resp_h")]
+        ips[0][column(&log, "is_orig")],
+        ips[1][column(&log, "is_orig")]
     );
+    assert_eq!(ips[0][column(&log, "uid")], ips[1][column(&log, "uid")]);
+    assert!(ips.iter().all(|r| r[column(&log, "injected")] == "T"));
     assert!(ips.iter().all(|r| r[column(&log, "payload_len")] == "11"));
     // The structured reason.
     assert!(rows(&log)
@@ -174,12 +189,24 @@ fn every_container_and_compression_gives_the_same_rows() {
         let (_d, log) = run_ok(&["-q", &td(f)]);
         let got = content(&log);
         assert_eq!(got.len(), want.len() + 1, "{f}");
-        let ts = column(&log, "ts");
+        // 2^-20 s units move times by up to a microsecond: compare those within 1.5 µs, and
+        // leave out the uid, which hashes the connection's start time.
+        let (s, fr) = (column(&log, "source"), column(&log, "frame"));
+        let col = |name: &str| {
+            let c = column(&log, name);
+            c - usize::from(c > s) - usize::from(c > fr)
+        };
+        let timed = [col("ts"), col("duration"), col("idle")];
+        let uid = col("uid");
         for (g, w) in got.iter().zip(&want) {
-            // 2^-20 s units are within a microsecond of the original time
-            let (gt, wt): (f64, f64) = (g[ts].parse().unwrap(), w[ts].parse().unwrap());
-            assert!((gt - wt).abs() <= 1.5e-6, "{f}: {gt} vs {wt}");
-            assert_eq!(g[1..], w[1..], "{f}");
+            for i in 0..g.len() {
+                if timed.contains(&i) {
+                    let (gt, wt): (f64, f64) = (g[i].parse().unwrap(), w[i].parse().unwrap());
+                    assert!((gt - wt).abs() <= 1.5e-6, "{f}: {gt} vs {wt}");
+                } else if i != uid {
+                    assert_eq!(g[i], w[i], "{f}: column {i}");
+                }
+            }
         }
         let frames: Vec<_> = rows(&log)
             .iter()
@@ -268,7 +295,12 @@ fn bad_inputs_are_reported_with_file_and_offset_and_the_run_goes_on() {
         stderr.contains("not-a-capture.pcap: not a capture file (first bytes 74 68 69 73)"),
         "{stderr}"
     );
-    assert!(stderr.contains("truncated.pcap.gz: gzip decompression failed at decompressed byte offset 1822: incomplete deflate stream (21 packets before it were read)"), "{stderr}");
+    assert!(
+        stderr
+            .contains("truncated.pcap.gz: gzip decompression failed at decompressed byte offset "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("incomplete deflate stream ("), "{stderr}");
     assert!(
         stderr.contains("unknown-linktype.pcap: 2 packets of unsupported link type 147 skipped"),
         "{stderr}"
@@ -341,7 +373,10 @@ fn output_does_not_depend_on_thread_count_and_reruns_are_identical() {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, ["reset.log"]);
+        assert_eq!(names.len(), 2);
+        assert!(
+            names.contains(&"reset.log".into()) && names.contains(&"reset_summary.json".into())
+        );
     }
     assert!(outs.windows(2).all(|w| w[0] == w[1]));
 }
@@ -386,9 +421,18 @@ fn json_lines_are_zeek_json_and_hostile_payloads_stay_inside_one_line() {
     assert_eq!(lines.len(), 13);
     let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(first["payload"], "x\tforged\tcolumns");
-    assert_eq!(first["id.orig_p"], 80);
+    assert_eq!(first["id.orig_p"], 50000);
+    assert_eq!(first["id.resp_p"], 80);
+    assert_eq!(first["cause"], "orphan");
+    assert_eq!(
+        first["evidence"],
+        serde_json::json!(["payload", "seq_zero", "win_nonzero"])
+    );
     assert_eq!(first["ts"].as_f64().unwrap(), 1_795_478_400.000_01);
-    assert!(first.get("cause").is_none(), "unset fields are omitted");
+    assert!(
+        first.get("sender_ttl").is_none(),
+        "unset fields are omitted"
+    );
     let nul: serde_json::Value = serde_json::from_str(lines[9]).unwrap();
     assert_eq!(nul["payload"], "nul\\x00byte\\xff\\xfe\\xc3(");
     for l in &lines {

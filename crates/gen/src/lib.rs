@@ -122,7 +122,10 @@ pub fn sample(link: Link) -> Capture {
                 .payload(vec![0x16; 100]),
         )
         .after(30_000, &b.clone().seq(501).ack(111).flags(ACK))
-        .after(2_000_000, &a.clone().seq(111).ack(501).flags(RST | ACK));
+        .after(
+            2_000_000,
+            &a.clone().seq(111).ack(501).flags(RST | ACK).window(0),
+        );
     // 4. A RST after the server's FIN.
     let a = Tcp::new(client, 40004, "198.51.100.11", 80).ttl(64);
     let b = a.reply().ttl(57);
@@ -138,7 +141,7 @@ pub fn sample(link: Link) -> Capture {
                 .payload(b"GET / HTTP/1.0\r\n\r\n".to_vec()),
         )
         .after(30_000, &b.clone().seq(901).ack(39).flags(FIN | ACK))
-        .after(300, &a.clone().seq(39).ack(902).flags(RST));
+        .after(300, &a.clone().seq(39).flags(RST).window(0));
     // 5. A half-open SYN scan: the scanner resets after the SYN-ACK.
     let s = Tcp::new("203.0.113.66", 61000, "10.0.0.81", 22).ttl(45);
     c.after(20_000, &s.clone().seq(0x1234_5678).flags(SYN).window(1024))

@@ -1,0 +1,195 @@
+//! The run summary: `reset_summary.json`, and the short table printed on stderr.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rstscope_flow::Cause;
+use rstscope_zeeklog::escape_field;
+use serde_json::{json, Value};
+
+use crate::RunResult;
+
+/// How many entries each "top" list keeps.
+pub const TOP_N: usize = 10;
+
+/// Counts of `key`, most frequent first, ties by key.
+fn top<K: Ord + Clone>(counts: &HashMap<K, u64>, n: usize) -> Vec<(K, u64)> {
+    let mut v: Vec<(K, u64)> = counts.iter().map(|(k, c)| (k.clone(), *c)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
+/// Aggregates of a run, as the JSON summary carries them.
+pub struct Summary {
+    pub json: Value,
+    pub by_cause: BTreeMap<&'static str, u64>,
+    pub injected: u64,
+    pub rsts: u64,
+    pub top_seq: Vec<(u32, u64)>,
+    pub top_targets: Vec<(String, u64)>,
+    pub top_scanners: Vec<(String, u64)>,
+}
+
+pub fn build(result: &RunResult) -> Summary {
+    let mut by_cause: BTreeMap<&'static str, u64> =
+        Cause::ALL.iter().map(|c| (c.name(), 0)).collect();
+    let mut injected = 0u64;
+    let mut seqs: HashMap<u32, u64> = HashMap::new();
+    let mut payloads: HashMap<String, u64> = HashMap::new();
+    let mut reasons: HashMap<String, u64> = HashMap::new();
+    let mut targets: HashMap<String, u64> = HashMap::new();
+    // Sources of refused or half-open attempts, counted once per connection.
+    let mut scanner_conns: HashMap<String, BTreeSet<&str>> = HashMap::new();
+    for e in &result.events {
+        if let Some(c) = &e.cause {
+            if let Some(n) = Cause::ALL
+                .iter()
+                .find(|k| k.name() == c)
+                .and_then(|k| by_cause.get_mut(k.name()))
+            {
+                *n += 1;
+            }
+        }
+        if e.injected == Some(true) {
+            injected += 1;
+        }
+        *seqs.entry(e.seq).or_default() += 1;
+        if let Some(p) = &e.payload {
+            *payloads.entry(escape_field(p)).or_default() += 1;
+        }
+        if let Some(r) = &e.reason {
+            *reasons.entry(r.clone()).or_default() += 1;
+        }
+        match e.cause.as_deref() {
+            Some("refused") => {
+                *targets
+                    .entry(endpoint(&e.resp_h.to_string(), e.resp_p))
+                    .or_default() += 1;
+                scanner_conns
+                    .entry(e.orig_h.to_string())
+                    .or_default()
+                    .insert(&e.uid);
+            }
+            Some("handshake_abort") if e.is_orig => {
+                scanner_conns
+                    .entry(e.orig_h.to_string())
+                    .or_default()
+                    .insert(&e.uid);
+            }
+            _ => {}
+        }
+    }
+    let scanners: HashMap<String, u64> = scanner_conns
+        .into_iter()
+        .map(|(k, v)| (k, v.len() as u64))
+        .collect();
+    let top_seq = top(&seqs, TOP_N);
+    let top_targets = top(&targets, TOP_N);
+    let top_scanners = top(&scanners, TOP_N);
+
+    let files: Vec<Value> = result
+        .files
+        .iter()
+        .map(|f| {
+            json!({
+                "path": f.input.path.to_string_lossy(),
+                "source": f.input.source,
+                "format": f.read.format.map(|x| format!("{x:?}").to_lowercase()),
+                "compression": f.read.compression.to_string(),
+                "file_bytes": f.read.file_bytes,
+                "capture_bytes": f.read.capture_bytes,
+                "packets": f.decode.packets,
+                "tcp_segments": f.decode.tcp,
+                "rsts": f.decode.rst,
+                "non_first_fragments": f.decode.non_first_fragments,
+                "malformed": f.decode.malformed,
+                "unknown_linktypes": f.decode.unknown_linktypes.iter()
+                    .map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "error": f.error().map(|e| e.to_string()),
+                "error_offset": f.error().and_then(|e| e.offset()),
+            })
+        })
+        .collect();
+    let packets: u64 = result.files.iter().map(|f| f.decode.packets).sum();
+    let bytes: u64 = result.files.iter().map(|f| f.read.file_bytes).sum();
+    let rsts = result.events.len() as u64;
+    let pairs = |v: &[(String, u64)], key: &str| -> Vec<Value> {
+        v.iter()
+            .map(|(k, c)| json!({ key: k, "count": c }))
+            .collect()
+    };
+    let json = json!({
+        "rsts": rsts,
+        "by_cause": by_cause,
+        "injected": injected,
+        "top_seq": top_seq.iter().map(|(s, c)| json!({"seq": s, "count": c})).collect::<Vec<_>>(),
+        "top_payloads": pairs(&top(&payloads, TOP_N), "payload"),
+        "top_reasons": pairs(&top(&reasons, TOP_N), "reason"),
+        "top_refused_targets": pairs(&top_targets, "target"),
+        "top_scanners": pairs(&top_scanners, "source"),
+        "connections": result.flow.connections,
+        "connections_evicted": result.flow.evicted,
+        "peak_connections": result.flow.peak_connections,
+        "tcp_segments": result.flow.segments,
+        "packets": packets,
+        "bytes": bytes,
+        "files": files,
+        "files_with_errors": result.files.iter().filter(|f| f.error().is_some()).count(),
+    });
+    Summary {
+        json,
+        by_cause,
+        injected,
+        rsts,
+        top_seq,
+        top_targets,
+        top_scanners,
+    }
+}
+
+fn endpoint(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The human table for stderr.
+pub fn table(s: &Summary) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("RSTs: {}  injected: {}\n", s.rsts, s.injected));
+    for (cause, n) in &s.by_cause {
+        if *n > 0 {
+            out.push_str(&format!("  {cause:<16}{n:>10}\n"));
+        }
+    }
+    if !s.top_seq.is_empty() {
+        let seqs: Vec<String> = s
+            .top_seq
+            .iter()
+            .take(5)
+            .map(|(q, n)| format!("{q} ({n})"))
+            .collect();
+        out.push_str(&format!("top RST seq: {}\n", seqs.join(", ")));
+    }
+    if !s.top_targets.is_empty() {
+        let t: Vec<String> = s
+            .top_targets
+            .iter()
+            .take(5)
+            .map(|(q, n)| format!("{q} ({n})"))
+            .collect();
+        out.push_str(&format!("top refused targets: {}\n", t.join(", ")));
+    }
+    if !s.top_scanners.is_empty() {
+        let t: Vec<String> = s
+            .top_scanners
+            .iter()
+            .take(5)
+            .map(|(q, n)| format!("{q} ({n} conns)"))
+            .collect();
+        out.push_str(&format!("top scanners: {}\n", t.join(", ")));
+    }
+    out
+}

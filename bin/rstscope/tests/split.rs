@@ -1,0 +1,101 @@
+//! The rows do not depend on how a capture is cut into files: the same packets split into
+//! 1 … N pcap files in time order give identical reset.log rows apart from `source`/`frame`,
+//! and the same bytes whatever the thread count.
+
+use std::path::Path;
+use std::process::Command;
+
+use rstscope_pcapgen::{PcapWriter, Record};
+
+/// A generated capture with interleaved flows and many kinds of RST, as records.
+fn records() -> Vec<Record> {
+    let mut bytes = Vec::new();
+    let spec = rstscope_gen::BenchSpec {
+        bytes: 1_500_000,
+        concurrent: 40,
+        seed: 7,
+    };
+    rstscope_gen::write_bench(&mut bytes, spec, rstscope_gen::T0).unwrap();
+    let mut out = Vec::new();
+    let report = rstscope_capture::read_bytes(&bytes, |p| {
+        out.push(Record {
+            ts_ns: p.ts_ns,
+            data: p.data.to_vec(),
+            orig_len: p.orig_len,
+        })
+    });
+    assert!(report.error.is_none());
+    out
+}
+
+fn run(dir: &Path, threads: &str) -> String {
+    let out = dir.join("out");
+    let st = Command::new(env!("CARGO_BIN_EXE_rstscope"))
+        .args(["-q", "-j", threads, "-o"])
+        .arg(&out)
+        .arg(dir.join("in"))
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+    std::fs::read_to_string(out.join("reset.log")).unwrap()
+}
+
+/// Data rows without the source and frame columns (the last two).
+fn rows_without_position(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('\t').collect();
+            cells[..cells.len() - 2].join("\t")
+        })
+        .collect()
+}
+
+fn split_run(recs: &[Record], pieces: usize, threads: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let per = recs.len().div_ceil(pieces);
+    for (i, chunk) in recs.chunks(per).enumerate() {
+        let bytes = PcapWriter::new(1).write(chunk);
+        std::fs::write(input.join(format!("sensor-{i:04}.pcap")), bytes).unwrap();
+    }
+    run(dir.path(), threads)
+}
+
+#[test]
+fn rotated_pieces_give_the_same_rows() {
+    let recs = records();
+    let whole = split_run(&recs, 1, "2");
+    let want = rows_without_position(&whole);
+    assert!(
+        want.len() > 50,
+        "the capture has RSTs of every kind: {}",
+        want.len()
+    );
+    for pieces in [2, 7, 50] {
+        let got = split_run(&recs, pieces, "2");
+        assert_eq!(rows_without_position(&got), want, "{pieces} pieces");
+    }
+}
+
+#[test]
+fn thread_count_does_not_change_bytes() {
+    let recs = records();
+    let a = split_run(&recs, 7, "1");
+    let b = split_run(&recs, 7, "2");
+    let c = split_run(&recs, 7, "8");
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(6))]
+    #[test]
+    fn any_split_gives_the_same_rows(pieces in 1usize..=40) {
+        let recs = records();
+        let want = rows_without_position(&split_run(&recs, 1, "1"));
+        let got = rows_without_position(&split_run(&recs, pieces, "1"));
+        proptest::prop_assert_eq!(got, want);
+    }
+}
