@@ -15,7 +15,11 @@ Rows are matched on the 5-tuple (either direction) and order, since Zeek's test 
 Prints each disagreement and the agreement rate. Exit status 0 when the rate reaches
 --min-agreement (default 0.95).
 
-Usage: scripts/zeek-agreement.py [--rstscope BIN] [--min-agreement F] [-v] DIR...
+With --join, rstscope also joins each capture with the conn.log beside it (--conn-log), and
+every RST of a matched connection must carry the uid of the Zeek row it was matched to; the
+rate printed is then over RSTs.
+
+Usage: scripts/zeek-agreement.py [--join] [--rstscope BIN] [--min-agreement F] [-v] DIR...
 """
 
 import argparse
@@ -42,18 +46,27 @@ def read_zeek(path):
     return rows
 
 
-def ours(capture, rstscope):
+def ours(capture, rstscope, conn_log=None):
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run([rstscope, "-q", "-o", out, capture], capture_output=True)
+        extra = ["--conn-log", conn_log] if conn_log else []
+        subprocess.run([rstscope, "-q", "-o", out] + extra + [capture], capture_output=True)
         log = os.path.join(out, "reset.log")
         rows = read_zeek(log) if os.path.exists(log) else []
-    conns, order = {}, []
+    # One entry per connection: its last RST row, and how many RSTs it has. Rows are grouped by
+    # rstscope's connection even after a join replaced uids (the 5-tuple plus the uid).
+    conns, order, counts = {}, [], {}
     for r in rows:
-        uid = r["uid"]
-        if uid not in conns:
-            order.append(uid)
-        conns[uid] = r  # the last RST row of the connection
-    return [conns[u] for u in order]
+        k = (r["uid"], key_of(r))
+        if k not in conns:
+            order.append(k)
+        conns[k] = r
+        counts[k] = counts.get(k, 0) + 1
+    out = []
+    for k in order:
+        r = dict(conns[k])
+        r["_rsts"] = counts[k]
+        out.append(r)
+    return out
 
 
 def tuple_of(r):
@@ -79,6 +92,7 @@ def main():
     ap.add_argument("--rstscope", default=os.environ.get("RSTSCOPE", "target/release/rstscope"))
     ap.add_argument("--min-agreement", type=float, default=0.95)
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--join", action="store_true", help="check the uids the conn.log join gives")
     args = ap.parse_args()
 
     logs = []
@@ -90,11 +104,12 @@ def main():
                         logs.append((os.path.join(root, n[: -len(suffix)]), os.path.join(root, n)))
     logs.sort()
     total = agree = 0
+    rst_total = rst_joined = rst_nokey = 0
     for capture, log in logs:
         zrows = [r for r in read_zeek(log) if "R" in r.get("history", "") or "r" in r.get("history", "")]
         if not zrows:
             continue
-        mine = ours(capture, args.rstscope)
+        mine = ours(capture, args.rstscope, log if args.join else None)
         has_tuple = "id.orig_h" in zrows[0]
         used = set()
         for z in zrows:
@@ -120,6 +135,15 @@ def main():
                 problems.append("conn_state %s vs zeek %s" % (o["conn_state"], z["conn_state"]))
             if not history_agrees(o["history"], z["history"]):
                 problems.append("history %s vs zeek %s" % (o["history"], z["history"]))
+            if args.join and not has_tuple:
+                # A zeek-cut extract without the endpoint columns: nothing to join on.
+                rst_nokey += o["_rsts"]
+            elif args.join:
+                rst_total += o["_rsts"]
+                if o["uid"] == z.get("uid"):
+                    rst_joined += o["_rsts"]
+                else:
+                    problems.append("joined uid %s vs zeek %s" % (o["uid"], z.get("uid")))
             if problems:
                 print("DIFFER %s %s: %s" % (os.path.basename(capture), tuple_of(z), "; ".join(problems)))
             else:
@@ -127,6 +151,12 @@ def main():
                 if args.verbose:
                     print("ok     %s %s %s %s" % (os.path.basename(capture), tuple_of(z),
                                                  z.get("conn_state", ""), z["history"]))
+    if args.join:
+        rate = rst_joined / rst_total if rst_total else 1.0
+        print("conn.log join: %d RSTs in connections with a conn.log row, %d got that row's uid (%.1f %%); "
+              "%d more RSTs are in zeek-cut extracts without endpoint columns (no join key)"
+              % (rst_total, rst_joined, 100 * rate, rst_nokey))
+        return 0 if rate >= args.min_agreement else 1
     rate = agree / total if total else 1.0
     print("zeek agreement: %d conn.log rows with a RST, %d agree on orig/resp, conn_state and history (%.1f %%)"
           % (total, agree, 100 * rate))

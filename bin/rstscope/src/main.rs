@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use rstscope::output::{write_reset_log, write_summary, Format};
+use rstscope::output::{write_conn_rst, write_reset_log, write_summary, Format, OutputSpec};
 use rstscope::{discover, process_all, summary, RunOptions};
 use rstscope_capture::PlainAccess;
 use rstscope_flow::FlowConfig;
@@ -24,6 +24,14 @@ enum FormatArg {
     Json,
     /// CSV with a header row (reset.csv)
     Csv,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum JsonTimestamps {
+    /// seconds since the epoch, as a number (Zeek's default, JSON::TS_EPOCH)
+    Epoch,
+    /// ISO 8601 strings in UTC (JSON::TS_ISO8601)
+    Iso8601,
 }
 
 #[derive(Debug, Parser)]
@@ -59,6 +67,23 @@ struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value = "tsv")]
     format: FormatArg,
+
+    /// Zeek conn.log to join with (TSV or JSON lines, plain or .gz; a directory is searched for
+    /// conn*.log[.gz] files). Repeatable. Each RST gets the uid of its conn.log row.
+    #[arg(long, value_name = "PATH")]
+    conn_log: Vec<PathBuf>,
+
+    /// Also write conn_rst.log: the joined conn.log rows that had RSTs, with rst_* columns.
+    #[arg(long, requires = "conn_log")]
+    enrich_conn: bool,
+
+    /// Compress the logs (reset.log.gz, conn_rst.log.gz, reset.csv.gz).
+    #[arg(long)]
+    gzip: bool,
+
+    /// How JSON logs write timestamps.
+    #[arg(long, value_enum, default_value = "epoch")]
+    json_timestamps: JsonTimestamps,
 
     /// Worker threads (default: all cores). Output bytes never depend on it.
     #[arg(short = 'j', long, value_name = "N")]
@@ -159,21 +184,78 @@ fn run(cli: &Cli) -> u8 {
         let _ = writeln!(err, "rstscope: error: none of the inputs could be read");
         return EXIT_FAILED;
     }
-    let format = match cli.format {
-        FormatArg::Tsv => Format::Tsv,
-        FormatArg::Json => Format::Json,
-        FormatArg::Csv => Format::Csv,
+    let spec = OutputSpec {
+        format: match cli.format {
+            FormatArg::Tsv => Format::Tsv,
+            FormatArg::Json => Format::Json,
+            FormatArg::Csv => Format::Csv,
+        },
+        gzip: cli.gzip,
+        iso8601: matches!(cli.json_timestamps, JsonTimestamps::Iso8601),
     };
+    let mut result = result;
     let open = result.first_ts.unwrap_or(0);
     let close = result.last_ts.unwrap_or(open);
-    let summary = summary::build(&result);
-    let written = write_reset_log(&cli.out, format, &result.events, open, close)
-        .and_then(|path| write_summary(&cli.out, &summary.json).map(|_| path));
+
+    // Join with the site's conn.log.
+    let mut join = None;
+    let mut conn_logs = Vec::new();
+    if !cli.conn_log.is_empty() {
+        let (logs, problems) = rstscope_join::discover_conn_logs(&cli.conn_log);
+        for p in &problems {
+            had_errors = true;
+            let _ = writeln!(err, "rstscope: error: {p}");
+        }
+        let report = rstscope_join::join(&mut result.events, &logs);
+        for l in &report.logs {
+            if let Some(e) = &l.error {
+                had_errors = true;
+                let _ = writeln!(err, "rstscope: error: {}: {e}", l.path.display());
+            }
+            for m in &l.first_malformed {
+                let _ = writeln!(err, "rstscope: warning: {m}");
+            }
+            if l.malformed > l.first_malformed.len() as u64 {
+                let _ = writeln!(
+                    err,
+                    "rstscope: warning: {}: {} malformed lines in all",
+                    l.path.display(),
+                    l.malformed
+                );
+            }
+        }
+        conn_logs = logs;
+        join = Some(report);
+    }
+
+    let mut summary = summary::build(&result);
+    let mut conn_rst_rows = None;
+    let written = (|| -> std::io::Result<std::path::PathBuf> {
+        let path = write_reset_log(&cli.out, &spec, &result.events, open, close)?;
+        if let (true, Some(j)) = (cli.enrich_conn, &join) {
+            let (_, rows) = write_conn_rst(&cli.out, &spec, &conn_logs, &j.joined, open, close)?;
+            conn_rst_rows = Some(rows);
+        }
+        if let Some(j) = &join {
+            summary::add_join(&mut summary, j, conn_rst_rows);
+        }
+        write_summary(&cli.out, &summary.json)?;
+        Ok(path)
+    })();
     match written {
         Ok(path) => {
             if !cli.quiet {
                 let packets: u64 = result.files.iter().map(|f| f.decode.packets).sum();
                 let _ = write!(err, "{}", summary::table(&summary));
+                if let Some(j) = &join {
+                    let _ = writeln!(
+                        err,
+                        "conn.log join: {} RSTs matched, {} kept rstscope's uid ({} conn.log rows read)",
+                        j.matched,
+                        j.unmatched,
+                        j.logs.iter().map(|l| l.rows).sum::<u64>()
+                    );
+                }
                 let _ = writeln!(
                     err,
                     "rstscope: {} RSTs in {} packets from {} files, {} connections -> {}",
@@ -188,8 +270,8 @@ fn run(cli: &Cli) -> u8 {
         Err(e) => {
             let _ = writeln!(
                 err,
-                "rstscope: error: cannot write {}: {e}",
-                cli.out.join(format.file_name()).display()
+                "rstscope: error: cannot write the logs in {}: {e}",
+                cli.out.display()
             );
             return EXIT_FAILED;
         }

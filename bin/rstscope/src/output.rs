@@ -5,6 +5,9 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
+use rstscope_join::enrich::{self, csv_neutralise, json_seconds, zeek_json_string};
 use rstscope_reset::{ResetEvent, RESET_FIELDS};
 use rstscope_zeeklog::{escape_field, format_seconds, TsvWriter, Value};
 
@@ -17,36 +20,86 @@ pub enum Format {
     Csv,
 }
 
-impl Format {
-    /// The file a format writes to, per the contract.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Format::Tsv | Format::Json => "reset.log",
-            Format::Csv => "reset.csv",
+/// How logs are written: format, compression, JSON timestamp style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputSpec {
+    pub format: Format,
+    /// Write `.gz` files.
+    pub gzip: bool,
+    /// JSON `ts` as ISO 8601 strings (Zeek's `JSON::TS_ISO8601`) instead of epoch numbers.
+    pub iso8601: bool,
+}
+
+impl OutputSpec {
+    /// The file a log of this stem is written to: `reset.log`, `reset.csv`, `conn_rst.log.gz`…
+    pub fn file_name(&self, stem: &str) -> String {
+        let ext = match self.format {
+            Format::Tsv | Format::Json => "log",
+            Format::Csv => "csv",
+        };
+        let gz = if self.gzip { ".gz" } else { "" };
+        format!("{stem}.{ext}{gz}")
+    }
+
+    fn join_format(&self) -> rstscope_join::enrich::OutFormat {
+        match self.format {
+            Format::Tsv => rstscope_join::enrich::OutFormat::Tsv,
+            Format::Json => rstscope_join::enrich::OutFormat::Json {
+                iso8601: self.iso8601,
+            },
+            Format::Csv => rstscope_join::enrich::OutFormat::Csv,
         }
     }
 }
 
-/// Write `events` to `dir` in `format`; returns the final path.
+/// Write `events` to `dir` as `reset.log` (or `reset.csv`, `.gz`); returns the final path.
 pub fn write_reset_log(
     dir: &Path,
-    format: Format,
+    spec: &OutputSpec,
     events: &[ResetEvent],
     open_ns: i64,
     close_ns: i64,
 ) -> std::io::Result<PathBuf> {
-    write_atomic(dir, format.file_name(), |out| match format {
-        Format::Tsv => write_tsv(out, events, open_ns, close_ns),
-        Format::Json => write_json(out, events),
-        Format::Csv => write_csv(out, events),
+    write_atomic(dir, &spec.file_name("reset"), spec.gzip, |out| {
+        match spec.format {
+            Format::Tsv => write_tsv(out, events, open_ns, close_ns),
+            Format::Json => write_json(out, events, spec.iso8601),
+            Format::Csv => write_csv(out, events),
+        }
     })
 }
 
+/// Write `conn_rst.log`: the joined conn.log rows with their RSTs appended. Returns the path
+/// and the number of rows.
+pub fn write_conn_rst(
+    dir: &Path,
+    spec: &OutputSpec,
+    logs: &[PathBuf],
+    joined: &HashMap<String, rstscope_join::RstAggregate>,
+    open_ns: i64,
+    close_ns: i64,
+) -> std::io::Result<(PathBuf, u64)> {
+    let mut rows = 0;
+    let path = write_atomic(dir, &spec.file_name("conn_rst"), spec.gzip, |out| {
+        rows = rstscope_join::enrich::write_conn_rst(
+            out,
+            spec.join_format(),
+            logs,
+            joined,
+            open_ns,
+            close_ns,
+        )?;
+        Ok(())
+    })?;
+    Ok((path, rows))
+}
+
 /// Write `dir/name` atomically: a hidden temporary file in the same directory, synced, then
-/// renamed over the final name (and the directory synced).
-pub fn write_atomic<F>(dir: &Path, name: &str, write: F) -> std::io::Result<PathBuf>
+/// renamed over the final name (and the directory synced). With `gzip` the bytes are
+/// compressed on the way.
+pub fn write_atomic<F>(dir: &Path, name: &str, gzip: bool, write: F) -> std::io::Result<PathBuf>
 where
-    F: FnOnce(&mut BufWriter<&std::fs::File>) -> std::io::Result<()>,
+    F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
 {
     std::fs::create_dir_all(dir)?;
     let final_path = dir.join(name);
@@ -55,7 +108,13 @@ where
         .tempfile_in(dir)?;
     {
         let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
-        write(&mut out)?;
+        if gzip {
+            let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::default());
+            write(&mut gz)?;
+            gz.finish()?;
+        } else {
+            write(&mut out)?;
+        }
         out.flush()?;
     }
     tmp.as_file().sync_all()?;
@@ -68,7 +127,7 @@ where
 
 /// Write the run summary as pretty JSON.
 pub fn write_summary(dir: &Path, summary: &serde_json::Value) -> std::io::Result<PathBuf> {
-    write_atomic(dir, "reset_summary.json", |out| {
+    write_atomic(dir, "reset_summary.json", false, |out| {
         serde_json::to_writer_pretty(&mut *out, summary)?;
         out.write_all(b"\n")
     })
@@ -88,55 +147,11 @@ fn write_tsv<W: Write>(
     Ok(())
 }
 
-/// Zeek's JSON string policy (STRING_ESCAPE_POLICY_HEX): valid UTF-8 kept, control bytes other
-/// than \b \f \n \r \t and bytes that are not UTF-8 as the literal text `\xNN`; the JSON encoder
-/// then escapes the rest.
-fn zeek_json_string(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b < 0x80 {
-            if b < 0x20 && !matches!(b, 0x08 | 0x0c | b'\n' | b'\r' | b'\t') || b == 0x7f {
-                s.push_str(&format!("\\x{b:02x}"));
-            } else {
-                s.push(b as char);
-            }
-            i += 1;
-            continue;
-        }
-        let len = match b {
-            0xc2..=0xdf => 2,
-            0xe0..=0xef => 3,
-            0xf0..=0xf4 => 4,
-            _ => 0,
-        };
-        if len > 0 && i + len <= bytes.len() {
-            if let Ok(c) = std::str::from_utf8(&bytes[i..i + len]) {
-                s.push_str(c);
-                i += len;
-                continue;
-            }
-        }
-        s.push_str(&format!("\\x{b:02x}"));
-        i += 1;
-    }
-    s
-}
-
-/// A time or interval as Zeek's JSON writer prints a double: shortest round-trip form.
-fn json_seconds(ns: i64) -> serde_json::Value {
-    let us = ns.div_euclid(1000) + i64::from(ns.rem_euclid(1000) >= 500);
-    let secs = us as f64 / 1e6;
-    serde_json::Number::from_f64(secs)
-        .map(serde_json::Value::Number)
-        .unwrap_or(serde_json::Value::Null)
-}
-
-fn json_value(v: &Value<'_>) -> Option<serde_json::Value> {
+fn json_value(v: &Value<'_>, iso8601: bool) -> Option<serde_json::Value> {
     use serde_json::Value as J;
     Some(match v {
         Value::Unset => return None,
+        Value::Time(ns) if iso8601 => J::String(enrich::iso8601(*ns)),
         Value::Time(ns) | Value::Interval(ns) => json_seconds(*ns),
         Value::Str(b) => J::String(zeek_json_string(b)),
         Value::Addr(a) => J::String(a.to_string()),
@@ -153,11 +168,11 @@ fn json_value(v: &Value<'_>) -> Option<serde_json::Value> {
 }
 
 /// One JSON object per line, flat dotted keys in column order, unset fields omitted.
-fn write_json<W: Write>(mut out: W, events: &[ResetEvent]) -> std::io::Result<()> {
+fn write_json<W: Write>(mut out: W, events: &[ResetEvent], iso8601: bool) -> std::io::Result<()> {
     for e in events {
         let mut map = serde_json::Map::new();
         for (field, v) in RESET_FIELDS.iter().zip(e.values()) {
-            if let Some(j) = json_value(&v) {
+            if let Some(j) = json_value(&v, iso8601) {
                 map.insert(field.name.to_string(), j);
             }
         }
@@ -183,10 +198,7 @@ fn csv_cell(v: &Value<'_>) -> String {
             .join(","),
         other => rstscope_zeeklog::render_value(other),
     };
-    match s.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{s}"),
-        _ => s,
-    }
+    csv_neutralise(s)
 }
 
 fn write_csv<W: Write>(out: W, events: &[ResetEvent]) -> std::io::Result<()> {

@@ -155,6 +155,31 @@ fn endpoint(host: &str, port: u16) -> String {
     }
 }
 
+/// Add the conn.log join's figures to the summary.
+pub fn add_join(s: &mut Summary, j: &rstscope_join::JoinReport, conn_rst_rows: Option<u64>) {
+    let logs: Vec<Value> = j
+        .logs
+        .iter()
+        .map(|l| {
+            json!({
+                "path": l.path.to_string_lossy(),
+                "rows": l.rows,
+                "malformed_lines": l.malformed,
+                "first_malformed": l.first_malformed.iter().map(|m| json!({"line": m.line, "reason": m.reason})).collect::<Vec<_>>(),
+                "error": l.error,
+            })
+        })
+        .collect();
+    s.json["join"] = json!({
+        "matched": j.matched,
+        "unmatched": j.unmatched,
+        "candidate_rows": j.candidates,
+        "joined_conn_rows": j.joined.len(),
+        "conn_rst_rows": conn_rst_rows,
+        "conn_logs": logs,
+    });
+}
+
 /// The human table for stderr.
 pub fn table(s: &Summary) -> String {
     let mut out = String::new();

@@ -465,3 +465,81 @@ fn csv_has_a_header_quotes_per_rfc4180_and_neutralises_formulas() {
         .iter()
         .all(|c| !c.contains('\n') && !c.contains('\r')));
 }
+
+#[test]
+fn conn_log_join_enrichment_gzip_and_iso_timestamps() {
+    // A conn.log for the sample: the three refused SYNs each have a REJ row; the IPS-reset
+    // connection is written flipped (responder first), as Zeek may.
+    let dir = tempfile::tempdir().unwrap();
+    let conn = dir.path().join("conn.log");
+    std::fs::write(
+        &conn,
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n\
+         #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\tconn_state\thistory\n\
+         #types\ttime\tstring\taddr\tport\taddr\tport\tenum\tinterval\tstring\tstring\n\
+         1795478400.000000\tCrej1\t10.0.0.5\t40001\t10.0.0.80\t23\ttcp\t0.000150\tREJ\tSr\n\
+         1795478401.000140\tCrej2\t10.0.0.5\t40001\t10.0.0.80\t23\ttcp\t0.000140\tREJ\tSr\n\
+         1795478403.000290\tCrej3\t10.0.0.5\t40001\t10.0.0.80\t23\ttcp\t0.000160\tREJ\tSr\n\
+         1795478403.010290\tCips\t192.0.2.25\t25\t10.0.0.5\t40002\ttcp\t0.025401\tRSTR\tShAdrR\n\
+         a malformed line\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = rstscope(
+        &[
+            "-q",
+            "--conn-log",
+            conn.to_str().unwrap(),
+            "--enrich-conn",
+            "--gzip",
+            "--format",
+            "json",
+            "--json-timestamps",
+            "iso8601",
+            &td("sample.pcap"),
+        ],
+        &out_dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("conn.log: line 12: 1 fields, the #fields header has 10"),
+        "{stderr}"
+    );
+    let read_gz = |name: &str| {
+        let f = std::fs::File::open(out_dir.join(name)).unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(f), &mut s).unwrap();
+        s
+    };
+    let log = read_gz("reset.log.gz");
+    let rows: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let uids: Vec<&str> = rows.iter().map(|r| r["uid"].as_str().unwrap()).collect();
+    assert_eq!(&uids[..5], ["Crej1", "Crej2", "Crej3", "Cips", "Cips"]);
+    assert!(
+        uids[5].starts_with('C') && uids[5] != "Cips",
+        "no row: rstscope's own uid"
+    );
+    assert_eq!(rows[0]["ts"], "2026-11-24T00:00:00.000150Z");
+    let conn_rst = read_gz("conn_rst.log.gz");
+    let enriched: Vec<serde_json::Value> = conn_rst
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(enriched.len(), 4);
+    let ips = enriched.iter().find(|r| r["uid"] == "Cips").unwrap();
+    assert_eq!(ips["rst_count"], 2);
+    assert_eq!(ips["rst_injected"], true);
+    assert_eq!(ips["rst_payload"], "220 mailgat");
+    assert_eq!(ips["id.orig_h"], "192.0.2.25", "original columns unchanged");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("reset_summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["join"]["matched"], 5);
+    assert_eq!(summary["join"]["unmatched"], 5);
+    assert_eq!(summary["join"]["conn_rst_rows"], 4);
+    assert_eq!(summary["join"]["conn_logs"][0]["malformed_lines"], 1);
+}

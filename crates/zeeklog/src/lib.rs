@@ -6,7 +6,7 @@ mod escape;
 mod tsv;
 
 pub use escape::{escape_field, escape_set_element};
-pub use tsv::{render as render_value, TsvWriter};
+pub use tsv::{header_lines, render as render_value, TsvWriter};
 
 use std::net::IpAddr;
 

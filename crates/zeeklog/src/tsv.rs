@@ -26,19 +26,11 @@ impl<W: Write> TsvWriter<W> {
             out,
             columns: fields.len(),
         };
-        w.meta(&["#separator \\x09"])?;
-        w.meta(&["#set_separator", ","])?;
-        w.meta(&["#empty_field", "(empty)"])?;
-        w.meta(&["#unset_field", "-"])?;
-        let path = escape_field(path.as_bytes());
-        w.meta(&["#path", &path])?;
-        w.meta(&["#open", &format_rotation_time(open_ns)])?;
-        let mut names = vec!["#fields"];
-        names.extend(fields.iter().map(|f| f.name));
-        w.meta(&names)?;
-        let mut types = vec!["#types"];
-        types.extend(fields.iter().map(|f| f.ty.name()));
-        w.meta(&types)?;
+        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        let types: Vec<&str> = fields.iter().map(|f| f.ty.name()).collect();
+        for line in header_lines(path, &names, &types, open_ns) {
+            w.meta(&line.iter().map(String::as_str).collect::<Vec<_>>())?;
+        }
         Ok(w)
     }
 
@@ -67,6 +59,27 @@ impl<W: Write> TsvWriter<W> {
             .into_inner()
             .map_err(|e| std::io::Error::other(e.to_string()))
     }
+}
+
+/// The header lines of a Zeek ASCII log, as cells: `#separator \x09`, `#set_separator`,
+/// `#empty_field`, `#unset_field`, `#path`, `#open`, `#fields`, `#types`. For logs whose columns
+/// are only known at run time (the type names are written as given).
+pub fn header_lines(path: &str, names: &[&str], types: &[&str], open_ns: i64) -> Vec<Vec<String>> {
+    let cells = |first: &str, rest: &[&str]| {
+        let mut v = vec![first.to_string()];
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    };
+    vec![
+        vec!["#separator \\x09".to_string()],
+        cells("#set_separator", &[","]),
+        cells("#empty_field", &["(empty)"]),
+        cells("#unset_field", &["-"]),
+        cells("#path", &[&escape_field(path.as_bytes())]),
+        cells("#open", &[&format_rotation_time(open_ns)]),
+        cells("#fields", names),
+        cells("#types", types),
+    ]
 }
 
 fn csv_to_io(e: csv::Error) -> std::io::Error {
