@@ -21,7 +21,7 @@ use std::path::Path;
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
 use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified};
 
-pub use source::{ByteSource, SliceSource, StreamSource};
+pub use source::{ByteSource, MmapSource, SliceSource, StreamSource};
 
 /// Largest record we accept when the file header does not announce a larger snap length:
 /// libpcap's and Wireshark's maximum snap length.
@@ -253,7 +253,7 @@ where
                     #[cfg(unix)]
                     let _ = map.advise(memmap2::Advice::Sequential);
                     let mut report = ReadReport::new(Compression::None, len);
-                    let mut src = SliceSource::new(&map);
+                    let mut src = MmapSource::new(&map);
                     read_source(&mut src, &mut report, &mut visit);
                     report
                 }

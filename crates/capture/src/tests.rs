@@ -292,6 +292,63 @@ fn read_path_maps_plain_files_and_streams_compressed_ones() {
     ));
 }
 
+/// A plain file larger than several release steps of the memory-mapped reader (pages read are
+/// released behind it) reads exactly as through a buffer and from memory: every packet, and the
+/// same error at the same offset for a truncated tail.
+#[test]
+fn large_mapped_file_reads_like_a_buffered_one() {
+    let w = PcapWriter::new(1);
+    let mut bytes = w.header();
+    let mut i = 0u32;
+    while bytes.len() < 19 << 20 {
+        // 60..=1559-byte frames of varying content
+        let len = 60 + (i as usize * 7919) % 1500;
+        let frame: Vec<u8> = (0..len).map(|k| (k as u32 ^ i) as u8).collect();
+        bytes.extend(w.record(&Record::new(
+            1_700_000_000_000_000_000 + i as i64 * 1000,
+            frame,
+        )));
+        i += 1;
+    }
+    // cut the last record
+    bytes.truncate(bytes.len() - 3);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.pcap");
+    std::fs::write(&p, &bytes).unwrap();
+    let collect = |access: Option<PlainAccess>| {
+        let mut got: Got = Vec::new();
+        let mut f = |p: &Packet<'_>| {
+            got.push((
+                p.frame,
+                p.offset,
+                p.ts_ns,
+                p.linktype,
+                p.orig_len,
+                p.data.to_vec(),
+            ))
+        };
+        let r = match access {
+            Some(a) => read_path(&p, a, &mut f),
+            None => read_bytes(&bytes, &mut f),
+        };
+        (got, r)
+    };
+    let (mapped, rm) = collect(Some(PlainAccess::Mmap));
+    let (read, rr) = collect(Some(PlainAccess::Read));
+    let (mem, rb) = collect(None);
+    assert_eq!(mapped.len() as u32, i - 1);
+    assert!(mapped == read && mapped == mem);
+    for r in [&rm, &rr, &rb] {
+        assert_eq!(r.packets, (i - 1) as u64);
+        assert_eq!(r.capture_bytes, rm.capture_bytes);
+        assert_eq!(
+            r.error.as_ref().map(|e| e.to_string()),
+            rm.error.as_ref().map(|e| e.to_string())
+        );
+    }
+    assert!(matches!(rm.error, Some(CaptureError::Truncated { .. })));
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
     /// Any prefix of a valid capture gives the packets wholly inside it, and at most one error.
