@@ -418,7 +418,7 @@ fn json_lines_are_zeek_json_and_hostile_payloads_stay_inside_one_line() {
     assert_eq!(out.status.code(), Some(0));
     let text = std::fs::read_to_string(dir.path().join("reset.log")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 13);
+    assert_eq!(lines.len(), 14);
     let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(first["payload"], "x\tforged\tcolumns");
     assert_eq!(first["id.orig_p"], 50000);
@@ -453,10 +453,12 @@ fn csv_has_a_header_quotes_per_rfc4180_and_neutralises_formulas() {
     assert_eq!(&headers[31], "frame");
     let p = headers.iter().position(|h| h == "payload").unwrap();
     let recs: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
-    assert_eq!(recs.len(), 13);
+    assert_eq!(recs.len(), 14);
     assert!(recs.iter().all(|r| r.len() == 32));
     let payloads: Vec<&str> = recs.iter().map(|r| &r[p]).collect();
-    assert_eq!(payloads[4], "\"quoted\",comma,\"\"");
+    // A leading double quote is escaped, so CSV-minded TSV readers cannot run a field on.
+    assert_eq!(payloads[4], "\\x22quoted\",comma,\"\"");
+    assert_eq!(payloads[12], "\\x22unterminated quote\\x09and tab");
     assert_eq!(payloads[5], "'=cmd|' /C calc'!A0");
     assert_eq!(payloads[6], "'+SUM(1)");
     assert_eq!(payloads[7], "'@import");

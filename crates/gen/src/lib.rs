@@ -292,7 +292,7 @@ pub fn tunnels() -> Capture {
 
 /// RSTs whose payloads try to break or forge log lines in every output format.
 pub fn hostile() -> Capture {
-    let payloads: [&[u8]; 12] = [
+    let payloads: [&[u8]; 13] = [
         b"x\tforged\tcolumns",
         b"line one\nline two\r\n",
         b"\n#fields\tts\tuid\n#close\t2026",
@@ -305,6 +305,7 @@ pub fn hostile() -> Capture {
         b"nul\0byte\xff\xfe\xc3(",
         b"-",
         b"(empty)",
+        b"\"unterminated quote\tand tab",
     ];
     let mut c = Capture::new(Link::Ethernet);
     for (i, p) in payloads.iter().enumerate() {

@@ -20,8 +20,10 @@ fn escape(bytes: &[u8], extra: Option<u8>) -> String {
         if b < 0x80 {
             if b == b'\\' {
                 out.push_str("\\\\");
-            } else if b < 0x20 || b == 0x7f || Some(b) == extra {
-                // control bytes, the tab separator among them
+            } else if b < 0x20 || b == 0x7f || b == b'#' || Some(b) == extra {
+                // Control bytes, the tab separator among them. Not Zeek's rule: `#` too, since
+                // readers built on pandas (zat's DataFrame reader) treat it as the start of a
+                // comment anywhere in a line and would cut the row short.
                 push_hex(&mut out, b);
             } else {
                 out.push(b as char);
@@ -58,6 +60,12 @@ fn guard_reserved(mut s: String) -> String {
     }
     if s == "(empty)" {
         s.replace_range(0..1, "\\x28");
+    }
+    // Not Zeek's rule, but in its spirit: a leading double quote would make CSV-style TSV
+    // readers (pandas, hence zat's DataFrame reader; Splunk's TSV extraction) parse a quoted
+    // field across tabs and lines, so it is written as \x22, which Zeek-log readers decode.
+    if s.starts_with('"') {
+        s.replace_range(0..1, "\\x22");
     }
     s
 }
@@ -100,6 +108,19 @@ mod tests {
         assert_eq!(escape_field(b"\x7f"), "\\x7f");
         assert_eq!(escape_field("é€😀".as_bytes()), "é€😀");
         assert_eq!(escape_field(b"\xf5\x80\x80\x80"), "\\xf5\\x80\\x80\\x80");
+    }
+
+    #[test]
+    fn hash_is_escaped_everywhere() {
+        assert_eq!(escape_field(b"a#b"), "a\\x23b");
+        assert_eq!(escape_field(b"#fields"), "\\x23fields");
+    }
+
+    #[test]
+    fn leading_double_quote_is_escaped() {
+        assert_eq!(escape_field(b"\"unterminated"), "\\x22unterminated");
+        assert_eq!(escape_field(b"a\"b"), "a\"b");
+        assert_eq!(escape_set_element(b"\"x"), "\\x22x");
     }
 
     #[test]
