@@ -4,13 +4,14 @@
 
 pub mod inputs;
 pub mod output;
+mod parallel;
 pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use rstscope_capture::{read_path, CaptureError, PlainAccess, ReadReport};
-use rstscope_decode::{decode, Decoded, FrameInfo};
+use rstscope_decode::{decode, Decoded, FrameInfo, Segment};
 use rstscope_flow::{FlowConfig, FlowStats, Tracker};
 use rstscope_reset::ResetEvent;
 
@@ -79,17 +80,16 @@ impl Default for RunOptions {
     }
 }
 
-/// Read one capture file, feeding every TCP segment to the tracker in file order.
-pub fn process_file(
+/// Read one capture file, handing every TCP segment to `sink` in file order.
+pub fn process_file<F: FnMut(&Segment<'_>)>(
     input: &InputFile,
     file_index: u32,
     opts: &RunOptions,
-    tracker: &mut Tracker,
+    mut sink: F,
 ) -> FileResult {
     let mut stats = DecodeStats::default();
     let mut first_ts: Option<i64> = None;
     let mut last_ts: Option<i64> = None;
-    let source = input.source.as_str();
     let read = read_path(&input.path, opts.access, |pkt| {
         stats.packets += 1;
         first_ts = Some(first_ts.map_or(pkt.ts_ns, |t| t.min(pkt.ts_ns)));
@@ -105,7 +105,7 @@ pub fn process_file(
                 if seg.is_rst() {
                     stats.rst += 1;
                 }
-                tracker.process(&seg, source);
+                sink(&seg);
             }
             Decoded::NotTcp => stats.not_tcp += 1,
             Decoded::NonFirstFragment => stats.non_first_fragments += 1,
@@ -135,14 +135,31 @@ pub struct RunResult {
 
 /// Process the files as one stream, in the order given (connections that cross a file
 /// boundary keep their state), and return the events in the contract's order.
+///
+/// With more than one thread, one thread reads and decodes while worker threads track
+/// connections, each owning the connections whose endpoints hash to it (a symmetric, fixed
+/// hash), so every connection sees its packets in capture order whatever the thread count and
+/// the rows are the same bytes. (Only the connection cap is divided among the workers.)
 pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
-    let mut tracker = Tracker::new(opts.flow);
-    let results: Vec<FileResult> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| process_file(f, i as u32, opts, &mut tracker))
-        .collect();
-    let (mut events, flow) = tracker.finish();
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let (results, mut events, flow) = if threads <= 1 {
+        let mut tracker = Tracker::new(opts.flow);
+        let results: Vec<FileResult> = files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let source = f.source.as_str();
+                process_file(f, i as u32, opts, |seg| tracker.process(seg, source))
+            })
+            .collect();
+        let (events, flow) = tracker.finish();
+        (results, events, flow)
+    } else {
+        parallel::run(files, opts, threads - 1)
+    };
     events.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     let first_ts = results.iter().filter_map(|r| r.first_ts).min();
     let last_ts = results.iter().filter_map(|r| r.last_ts).max();
