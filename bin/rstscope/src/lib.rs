@@ -2,6 +2,7 @@
 //! into a reset event, and write the logs. Nothing here prints or exits; `main.rs` owns the
 //! terminal and the exit status.
 
+pub mod batch;
 pub mod inputs;
 pub mod output;
 mod parallel;
@@ -61,9 +62,21 @@ impl FileResult {
     }
 }
 
+/// Called as files are read: (index of the file, capture bytes read so far in it).
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(usize, u64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
 /// Settings of a run that shape results.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Progress reports (the CLI draws bars from them); no effect on results.
+    pub progress: Option<Progress>,
     pub flow: FlowConfig,
     pub access: PlainAccess,
     /// Worker threads; 0 = all cores.
@@ -73,6 +86,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
+            progress: None,
             flow: FlowConfig::default(),
             access: PlainAccess::Mmap,
             threads: 0,
@@ -90,8 +104,14 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
     let mut stats = DecodeStats::default();
     let mut first_ts: Option<i64> = None;
     let mut last_ts: Option<i64> = None;
+    let progress = opts.progress.clone();
     let read = read_path(&input.path, opts.access, |pkt| {
         stats.packets += 1;
+        if stats.packets % 8192 == 0 {
+            if let Some(p) = &progress {
+                (p.0)(file_index as usize, pkt.offset);
+            }
+        }
         first_ts = Some(first_ts.map_or(pkt.ts_ns, |t| t.min(pkt.ts_ns)));
         last_ts = Some(last_ts.map_or(pkt.ts_ns, |t| t.max(pkt.ts_ns)));
         let info = FrameInfo {
@@ -113,6 +133,9 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
             Decoded::UnknownLinkType(lt) => *stats.unknown_linktypes.entry(lt).or_default() += 1,
         }
     });
+    if let Some(p) = &progress {
+        (p.0)(file_index as usize, read.capture_bytes);
+    }
     FileResult {
         input: input.clone(),
         read,

@@ -15,6 +15,18 @@ use rstscope_reset::EventOptions;
 const EXIT_OK: u8 = 0;
 const EXIT_SOME_ERRORS: u8 = 1;
 const EXIT_FAILED: u8 = 2;
+/// EX_IOERR: the logs could not be written.
+const EXIT_CANNOT_WRITE: u8 = 74;
+/// EX_TEMPFAIL: another run holds the output directory's lock; retry later.
+const EXIT_LOCKED: u8 = 75;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProgressArg {
+    /// bars on a terminal, nothing otherwise (cron)
+    Auto,
+    Always,
+    Never,
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
@@ -50,10 +62,16 @@ Examples:
 Inputs are recognised by their magic bytes (pcap, pcapng, or gzip/zstd of either), not names.
 Files in a directory that are not captures are skipped with a notice.
 
+Nightly cron:
+  rstscope -q --state /var/lib/rstscope/state.json --min-age 5m --archive-names --gzip \\
+      --conn-log /var/log/zeek/2026-11-24 -o /var/log/rst /archive/2026-11-24/
+
 Exit status:
-  0  all inputs processed
-  1  finished, but some inputs had errors (each reported on stderr with file and offset)
-  2  usage error, nothing could be processed, or the log could not be written"
+  0   all inputs processed
+  1   finished, but some inputs had errors (each reported on stderr with file and offset)
+  2   usage error, or nothing could be processed
+  74  the logs could not be written (nothing is left under a final name)
+  75  another rstscope run holds the lock on the output directory; retry later"
 )]
 struct Cli {
     /// Capture files or directories (searched recursively).
@@ -107,6 +125,24 @@ struct Cli {
     #[arg(long)]
     no_mmap: bool,
 
+    /// Remember processed inputs (path, size, mtime, hash of the first 64 KiB) in FILE and skip
+    /// them on later runs.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+
+    /// Skip capture files modified less than this long ago (still being written): 90s, 5m, 1h.
+    #[arg(long, value_name = "AGE", value_parser = rstscope::batch::parse_duration)]
+    min_age: Option<std::time::Duration>,
+
+    /// Name the logs by their packet-time window, Zeek-archive style:
+    /// reset.2026-11-24-00-00-00_2026-11-24-23-59-59.log (UTC).
+    #[arg(long)]
+    archive_names: bool,
+
+    /// Progress bars on stderr.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: ProgressArg,
+
     /// No summary on stderr (errors are still reported).
     #[arg(short, long)]
     quiet: bool,
@@ -120,7 +156,68 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> u8 {
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
+    // Overlapping runs (a slow night, a manual re-run) must not clobber each other's logs.
+    let _lock = match rstscope::batch::lock_output_dir(&cli.out) {
+        Ok(l) => l,
+        Err(rstscope::batch::LockError::Held(p)) => {
+            let _ = writeln!(
+                err,
+                "rstscope: another rstscope run holds {}; not starting (exit status 75: retry later)",
+                p.display()
+            );
+            return EXIT_LOCKED;
+        }
+        Err(rstscope::batch::LockError::Io(p, e)) => {
+            let _ = writeln!(
+                err,
+                "rstscope: error: cannot create the lock {}: {e}",
+                p.display()
+            );
+            return EXIT_CANNOT_WRITE;
+        }
+    };
+    let mut state = match &cli.state {
+        Some(p) => match rstscope::batch::State::load(p) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let _ = writeln!(err, "rstscope: error: {e}");
+                return EXIT_FAILED;
+            }
+        },
+        None => None,
+    };
     let (files, problems) = discover(&cli.inputs);
+    let mut skipped_state = 0usize;
+    let files = match &state {
+        Some(st) => files
+            .into_iter()
+            .filter(|f| {
+                let seen = st.seen(&f.path);
+                skipped_state += usize::from(seen);
+                !seen
+            })
+            .collect(),
+        None => files,
+    };
+    let (files, young) = match cli.min_age {
+        Some(age) => rstscope::batch::split_by_age(files, age),
+        None => (files, Vec::new()),
+    };
+    if !cli.quiet {
+        for f in &young {
+            let _ = writeln!(
+                err,
+                "rstscope: notice: {}: skipped, modified less than --min-age ago",
+                f.path.display()
+            );
+        }
+        if skipped_state > 0 {
+            let _ = writeln!(
+                err,
+                "rstscope: notice: {skipped_state} inputs skipped, already processed (--state)"
+            );
+        }
+    }
     let mut had_errors = false;
     for p in &problems {
         if p.is_error() {
@@ -131,13 +228,24 @@ fn run(cli: &Cli) -> u8 {
         }
     }
     if files.is_empty() {
+        if skipped_state > 0 || !young.is_empty() {
+            let _ = writeln!(err, "rstscope: nothing new to process");
+            return EXIT_OK;
+        }
         let _ = writeln!(
             err,
             "rstscope: error: no capture files found in the inputs given"
         );
         return EXIT_FAILED;
     }
+    let draw = match cli.progress {
+        ProgressArg::Never => false,
+        ProgressArg::Always => true,
+        ProgressArg::Auto => !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let bar = draw.then(|| progress_bar(&files));
     let opts = RunOptions {
+        progress: bar.as_ref().map(|(_, p)| p.clone()),
         flow: FlowConfig {
             max_connections: cli.max_connections,
             events: EventOptions {
@@ -154,6 +262,9 @@ fn run(cli: &Cli) -> u8 {
         threads: cli.threads.unwrap_or(0),
     };
     let result = process_all(&files, &opts);
+    if let Some((b, _)) = &bar {
+        b.finish_and_clear();
+    }
     let mut any_read = false;
     for f in &result.files {
         if let Some(e) = f.error() {
@@ -192,10 +303,21 @@ fn run(cli: &Cli) -> u8 {
         },
         gzip: cli.gzip,
         iso8601: matches!(cli.json_timestamps, JsonTimestamps::Iso8601),
+        stamp: None,
     };
     let mut result = result;
     let open = result.first_ts.unwrap_or(0);
     let close = result.last_ts.unwrap_or(open);
+    let spec = OutputSpec {
+        stamp: cli.archive_names.then(|| {
+            format!(
+                "{}_{}",
+                rstscope_zeeklog::format_rotation_time(open),
+                rstscope_zeeklog::format_rotation_time(close)
+            )
+        }),
+        ..spec
+    };
 
     // Join with the site's conn.log.
     let mut join = None;
@@ -239,7 +361,25 @@ fn run(cli: &Cli) -> u8 {
         if let Some(j) = &join {
             summary::add_join(&mut summary, j, conn_rst_rows);
         }
-        write_summary(&cli.out, &summary.json)?;
+        write_summary(&cli.out, &spec.summary_name(), &summary.json)?;
+        if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
+            // Only inputs read to their end are done; the others are tried again next time.
+            for f in result.files.iter().filter(|f| f.error().is_none()) {
+                st.record(&f.input.path);
+            }
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "state.json".into());
+            rstscope::output::write_atomic(dir, &name, false, |out| {
+                serde_json::to_writer_pretty(&mut *out, &st.to_json())?;
+                out.write_all(b"\n")
+            })?;
+        }
         Ok(path)
     })();
     match written {
@@ -270,10 +410,10 @@ fn run(cli: &Cli) -> u8 {
         Err(e) => {
             let _ = writeln!(
                 err,
-                "rstscope: error: cannot write the logs in {}: {e}",
+                "rstscope: error: cannot write the logs in {}: {e} (exit status 74)",
                 cli.out.display()
             );
-            return EXIT_FAILED;
+            return EXIT_CANNOT_WRITE;
         }
     }
     if had_errors {
@@ -281,4 +421,43 @@ fn run(cli: &Cli) -> u8 {
     } else {
         EXIT_OK
     }
+}
+
+/// An overall bar over the capture bytes of all files, with rate and ETA, naming the file
+/// being read. Fed from the reader thread through `RunOptions::progress`.
+fn progress_bar(files: &[rstscope::InputFile]) -> (indicatif::ProgressBar, rstscope::Progress) {
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|f| std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0))
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let starts: Vec<u64> = sizes
+        .iter()
+        .scan(0u64, |acc, s| {
+            let start = *acc;
+            *acc += s;
+            Some(start)
+        })
+        .collect();
+    let names: Vec<String> = files.iter().map(|f| f.source.clone()).collect();
+    let b = bar.clone();
+    let cb = move |i: usize, done: u64| {
+        // Compressed files report decompressed bytes: cap at the file's size on disk.
+        let size = sizes.get(i).copied().unwrap_or(0);
+        b.set_position(starts.get(i).copied().unwrap_or(0) + done.min(size));
+        if let Some(n) = names.get(i) {
+            b.set_message(n.clone());
+        }
+    };
+    (bar, rstscope::Progress(std::sync::Arc::new(cb)))
 }

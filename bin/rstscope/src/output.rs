@@ -21,13 +21,15 @@ pub enum Format {
 }
 
 /// How logs are written: format, compression, JSON timestamp style.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutputSpec {
     pub format: Format,
     /// Write `.gz` files.
     pub gzip: bool,
     /// JSON `ts` as ISO 8601 strings (Zeek's `JSON::TS_ISO8601`) instead of epoch numbers.
     pub iso8601: bool,
+    /// Archive naming: `reset.<first>_<last>.log` with the packet-time window (UTC).
+    pub stamp: Option<String>,
 }
 
 impl OutputSpec {
@@ -38,7 +40,19 @@ impl OutputSpec {
             Format::Csv => "csv",
         };
         let gz = if self.gzip { ".gz" } else { "" };
-        format!("{stem}.{ext}{gz}")
+        match &self.stamp {
+            Some(stamp) => format!("{stem}.{stamp}.{ext}{gz}"),
+            None => format!("{stem}.{ext}{gz}"),
+        }
+    }
+
+    /// The run summary's file: `reset_summary.json`, or with archive naming
+    /// `reset_summary.<first>_<last>.json`.
+    pub fn summary_name(&self) -> String {
+        match &self.stamp {
+            Some(stamp) => format!("reset_summary.{stamp}.json"),
+            None => "reset_summary.json".to_string(),
+        }
     }
 
     fn join_format(&self) -> rstscope_join::enrich::OutFormat {
@@ -126,8 +140,12 @@ where
 }
 
 /// Write the run summary as pretty JSON.
-pub fn write_summary(dir: &Path, summary: &serde_json::Value) -> std::io::Result<PathBuf> {
-    write_atomic(dir, "reset_summary.json", false, |out| {
+pub fn write_summary(
+    dir: &Path,
+    name: &str,
+    summary: &serde_json::Value,
+) -> std::io::Result<PathBuf> {
+    write_atomic(dir, name, false, |out| {
         serde_json::to_writer_pretty(&mut *out, summary)?;
         out.write_all(b"\n")
     })

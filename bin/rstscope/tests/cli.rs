@@ -369,14 +369,13 @@ fn output_does_not_depend_on_thread_count_and_reruns_are_identical() {
         assert_eq!(out.status.code(), Some(1)); // testdata/bad has errors
         outs.push(std::fs::read(dir.path().join("reset.log")).unwrap());
         // Only the final log is left behind: no temporary files.
-        let names: Vec<_> = std::fs::read_dir(dir.path())
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names.len(), 2);
-        assert!(
-            names.contains(&"reset.log".into()) && names.contains(&"reset_summary.json".into())
-        );
+        names.sort();
+        // the logs and the run lock
+        assert_eq!(names, [".rstscope.lock", "reset.log", "reset_summary.json"]);
     }
     assert!(outs.windows(2).all(|w| w[0] == w[1]));
 }
@@ -544,4 +543,109 @@ fn conn_log_join_enrichment_gzip_and_iso_timestamps() {
     assert_eq!(summary["join"]["unmatched"], 5);
     assert_eq!(summary["join"]["conn_rst_rows"], 4);
     assert_eq!(summary["join"]["conn_logs"][0]["malformed_lines"], 1);
+}
+
+#[test]
+fn a_second_run_on_a_locked_output_directory_exits_75() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.path().join(".rstscope.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let out = rstscope(&[&td("sample.pcap")], dir.path());
+    assert_eq!(out.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another rstscope run holds"));
+    assert!(!dir.path().join("reset.log").exists());
+    drop(lock);
+    assert_eq!(
+        rstscope(&["-q", &td("sample.pcap")], dir.path())
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn unwritable_output_exits_74() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rstscope"))
+        .args(["-q", "-o", "/dev/null/logs", &td("sample.pcap")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(74),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn state_skips_processed_inputs_and_picks_up_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("archive");
+    std::fs::create_dir_all(&arch).unwrap();
+    std::fs::copy(testdata().join("sample.pcap"), arch.join("a.pcap")).unwrap();
+    let state = dir.path().join("state.json");
+    let run = |out: &str| {
+        let o = dir.path().join(out);
+        let r = rstscope(
+            &[
+                "-q",
+                "--state",
+                state.to_str().unwrap(),
+                arch.to_str().unwrap(),
+            ],
+            &o,
+        );
+        (r, o)
+    };
+    let (r, o) = run("o1");
+    assert_eq!(r.status.code(), Some(0));
+    assert_eq!(
+        rows(&std::fs::read_to_string(o.join("reset.log")).unwrap()).len(),
+        10
+    );
+    // nothing new: no log written, status 0
+    let (r, o) = run("o2");
+    assert_eq!(r.status.code(), Some(0));
+    assert!(!o.join("reset.log").exists());
+    // a new file is picked up, the old one skipped
+    std::fs::copy(testdata().join("sample-vlan.pcap"), arch.join("b.pcap")).unwrap();
+    let (r, o) = run("o3");
+    assert_eq!(r.status.code(), Some(0));
+    let log = std::fs::read_to_string(o.join("reset.log")).unwrap();
+    assert!(rows(&log)
+        .iter()
+        .all(|r| r[column(&log, "source")] == "b.pcap"));
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(st["files"].as_object().unwrap().len(), 2);
+}
+
+#[test]
+fn min_age_skips_files_still_being_written_and_archive_names_use_packet_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("archive");
+    std::fs::create_dir_all(&arch).unwrap();
+    std::fs::copy(testdata().join("sample.pcap"), arch.join("fresh.pcap")).unwrap();
+    let out = dir.path().join("out");
+    let r = rstscope(&["--min-age", "1h", arch.to_str().unwrap()], &out);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&r.stderr)
+        .contains("fresh.pcap: skipped, modified less than --min-age ago"));
+    let r = rstscope(
+        &["-q", "--archive-names", "--gzip", arch.to_str().unwrap()],
+        &out,
+    );
+    assert_eq!(r.status.code(), Some(0));
+    assert!(out
+        .join("reset.2026-11-24-00-00-00_2026-11-24-00-00-05.log.gz")
+        .exists());
+    assert!(out
+        .join("reset_summary.2026-11-24-00-00-00_2026-11-24-00-00-05.json")
+        .exists());
 }
