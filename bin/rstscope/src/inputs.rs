@@ -15,6 +15,47 @@ pub struct InputFile {
     /// Path relative to the input it was found under (the file name for a file input), with
     /// `/` separators: the `source` column.
     pub source: String,
+    /// The sensor the file belongs to (see [`SensorFrom`]); None for the unnamed sensor.
+    pub sensor: Option<String>,
+}
+
+/// How files are grouped into sensors. Each sensor's files are one packet stream, ordered by
+/// their first packet's time; different sensors are tracked separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SensorFrom {
+    /// The directory a file sits in, relative to the INPUT it was found under
+    /// (`archive/sensor-a/x.pcap` → `sensor-a`); files at the top of the INPUT, and files named
+    /// on the command line, belong to the unnamed sensor.
+    #[default]
+    Dir,
+    /// The start of the file name, up to the first `-`, `_` or `.` followed by a digit (else up
+    /// to the first `.`): `edge1-20261124-0000.pcap` → `edge1`, `trace.3.pcap` → `trace`.
+    Prefix,
+    /// One sensor for everything.
+    None,
+}
+
+/// Name each file's sensor.
+pub fn assign_sensors(files: &mut [InputFile], from: SensorFrom) {
+    for f in files {
+        f.sensor = match from {
+            SensorFrom::None => None,
+            SensorFrom::Dir => f.source.rsplit_once('/').map(|(dir, _)| dir.to_string()),
+            SensorFrom::Prefix => {
+                let name = f.source.rsplit('/').next().unwrap_or(&f.source);
+                let b = name.as_bytes();
+                // up to the first `-`, `_` or `.` followed by a digit, else the first `.`
+                let end = (0..b.len())
+                    .find(|&i| {
+                        matches!(b[i], b'-' | b'_' | b'.')
+                            && b.get(i + 1).is_some_and(u8::is_ascii_digit)
+                    })
+                    .or_else(|| name.find('.'))
+                    .unwrap_or(name.len());
+                (end > 0).then(|| name[..end].to_string())
+            }
+        };
+    }
 }
 
 /// Something wrong with an input that is not a capture read error.
@@ -102,6 +143,7 @@ pub fn discover(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
             files.push(InputFile {
                 path: input.clone(),
                 source: file_name(input),
+                sensor: None,
             });
             continue;
         }
@@ -134,7 +176,11 @@ pub fn discover(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
                 })
                 .unwrap_or_else(|_| file_name(&path));
             match head_of(&path) {
-                Ok(head) if sniff(&head).is_some() => files.push(InputFile { path, source }),
+                Ok(head) if sniff(&head).is_some() => files.push(InputFile {
+                    path,
+                    source,
+                    sensor: None,
+                }),
                 Ok(head) => problems.push(InputProblem::SkippedInDirectory {
                     path,
                     head: hex(&head),
@@ -165,6 +211,31 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert!(!problems[0].is_error());
         assert!(problems[0].to_string().contains("README"));
+    }
+
+    #[test]
+    fn sensors_from_directories_or_name_prefixes() {
+        let mk = |source: &str| InputFile {
+            path: PathBuf::from(source),
+            source: source.to_string(),
+            sensor: None,
+        };
+        let mut files = vec![
+            mk("edge1/edge1-20261124-0000.pcap"),
+            mk("top.pcap"),
+            mk("a/b/c.pcap"),
+        ];
+        assign_sensors(&mut files, SensorFrom::Dir);
+        let s: Vec<_> = files.iter().map(|f| f.sensor.clone()).collect();
+        assert_eq!(s, [Some("edge1".into()), None, Some("a/b".into())]);
+        assign_sensors(&mut files, SensorFrom::Prefix);
+        let s: Vec<_> = files.iter().map(|f| f.sensor.clone()).collect();
+        assert_eq!(
+            s,
+            [Some("edge1".into()), Some("top".into()), Some("c".into())]
+        );
+        assign_sensors(&mut files, SensorFrom::None);
+        assert!(files.iter().all(|f| f.sensor.is_none()));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use rstscope_decode::{decode, Decoded, FrameInfo, Segment};
 use rstscope_flow::{FlowConfig, FlowStats, Tracker};
 use rstscope_reset::ResetEvent;
 
-pub use inputs::{discover, InputFile, InputProblem};
+pub use inputs::{assign_sensors, discover, InputFile, InputProblem, SensorFrom};
 
 /// Counts of what decoding made of a file's packets.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -54,6 +54,8 @@ pub struct FileResult {
     /// Earliest and latest packet timestamps (ns), when the file had packets.
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
+    /// Wall time spent reading and decoding it.
+    pub seconds: f64,
 }
 
 impl FileResult {
@@ -101,6 +103,7 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
     opts: &RunOptions,
     mut sink: F,
 ) -> FileResult {
+    let t0 = std::time::Instant::now();
     let mut stats = DecodeStats::default();
     let mut first_ts: Option<i64> = None;
     let mut last_ts: Option<i64> = None;
@@ -142,6 +145,7 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
         decode: stats,
         first_ts,
         last_ts,
+        seconds: t0.elapsed().as_secs_f64(),
     }
 }
 
@@ -152,6 +156,7 @@ pub struct RunResult {
     /// All events, ordered by (ts, source, frame).
     pub events: Vec<ResetEvent>,
     pub flow: FlowStats,
+    pub sensors: Vec<SensorResult>,
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
 }
@@ -168,7 +173,111 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let (results, mut events, flow) = if threads <= 1 {
+    // One stream per sensor: its files ordered by first packet time (then name).
+    let mut groups: BTreeMap<Option<String>, Vec<(Option<i64>, usize)>> = BTreeMap::new();
+    for (i, f) in files.iter().enumerate() {
+        let first = rstscope_capture::first_packet_ts(&f.path);
+        groups.entry(f.sensor.clone()).or_default().push((first, i));
+    }
+    for g in groups.values_mut() {
+        g.sort_by(|a, b| {
+            let key =
+                |x: &(Option<i64>, usize)| (x.0.unwrap_or(i64::MAX), files[x.1].source.clone());
+            key(a).cmp(&key(b))
+        });
+    }
+    let groups: Vec<(Option<String>, Vec<usize>)> = groups
+        .into_iter()
+        .map(|(s, v)| (s, v.into_iter().map(|(_, i)| i).collect()))
+        .collect();
+    let run_group = |indices: &[usize], threads: usize| {
+        let ordered: Vec<InputFile> = indices.iter().map(|&i| files[i].clone()).collect();
+        let t0 = std::time::Instant::now();
+        let (results, events, flow) = run_stream(&ordered, opts, threads);
+        (results, events, flow, t0.elapsed())
+    };
+    // Sensors are independent streams: with several, each gets a thread of its own.
+    let outputs: Vec<_> = if groups.len() > 1 && threads > 1 {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+        let work = || {
+            use rayon::prelude::*;
+            groups
+                .par_iter()
+                .map(|(_, idx)| run_group(idx, 1))
+                .collect::<Vec<_>>()
+        };
+        match pool {
+            Ok(p) => p.install(work),
+            Err(_) => work(),
+        }
+    } else {
+        groups
+            .iter()
+            .map(|(_, idx)| run_group(idx, threads))
+            .collect()
+    };
+    let mut by_index: Vec<Option<FileResult>> = files.iter().map(|_| None).collect();
+    let mut events = Vec::new();
+    let mut flow = FlowStats::default();
+    let mut sensors = Vec::new();
+    for ((sensor, idx), (results, mut evs, st, took)) in groups.iter().zip(outputs) {
+        for e in &mut evs {
+            e.sensor = sensor.clone();
+        }
+        let rsts = evs.len() as u64;
+        events.extend(evs);
+        flow.segments += st.segments;
+        flow.connections += st.connections;
+        flow.evicted += st.evicted;
+        flow.peak_connections += st.peak_connections;
+        let packets = results.iter().map(|r| r.decode.packets).sum();
+        let bytes = results.iter().map(|r| r.read.file_bytes).sum();
+        for (r, &i) in results.into_iter().zip(idx) {
+            by_index[i] = Some(r);
+        }
+        sensors.push(SensorResult {
+            sensor: sensor.clone(),
+            files: idx.len(),
+            packets,
+            bytes,
+            rsts,
+            flow: st,
+            seconds: took.as_secs_f64(),
+        });
+    }
+    let results: Vec<FileResult> = by_index.into_iter().flatten().collect();
+    events.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    let first_ts = results.iter().filter_map(|r| r.first_ts).min();
+    let last_ts = results.iter().filter_map(|r| r.last_ts).max();
+    RunResult {
+        files: results,
+        events,
+        flow,
+        sensors,
+        first_ts,
+        last_ts,
+    }
+}
+
+/// Per-sensor figures of a run.
+#[derive(Debug, Clone)]
+pub struct SensorResult {
+    pub sensor: Option<String>,
+    pub files: usize,
+    pub packets: u64,
+    pub bytes: u64,
+    pub rsts: u64,
+    pub flow: FlowStats,
+    pub seconds: f64,
+}
+
+/// One sensor's files, in order, as one stream.
+fn run_stream(
+    files: &[InputFile],
+    opts: &RunOptions,
+    threads: usize,
+) -> (Vec<FileResult>, Vec<ResetEvent>, FlowStats) {
+    if threads <= 1 {
         let mut tracker = Tracker::new(opts.flow);
         let results: Vec<FileResult> = files
             .iter()
@@ -182,16 +291,6 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
         (results, events, flow)
     } else {
         parallel::run(files, opts, threads - 1)
-    };
-    events.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-    let first_ts = results.iter().filter_map(|r| r.first_ts).min();
-    let last_ts = results.iter().filter_map(|r| r.last_ts).max();
-    RunResult {
-        files: results,
-        events,
-        flow,
-        first_ts,
-        last_ts,
     }
 }
 

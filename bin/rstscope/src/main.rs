@@ -21,6 +21,16 @@ const EXIT_CANNOT_WRITE: u8 = 74;
 const EXIT_LOCKED: u8 = 75;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SensorArg {
+    /// the directory a file sits in under its INPUT (files at the top: the unnamed sensor)
+    Dir,
+    /// the file name up to a separator followed by a digit (edge1-20261124-0000.pcap: edge1)
+    Prefix,
+    /// one sensor for everything
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ProgressArg {
     /// bars on a terminal, nothing otherwise (cron)
     Auto,
@@ -139,6 +149,12 @@ struct Cli {
     #[arg(long)]
     archive_names: bool,
 
+    /// How capture files are grouped into sensors. Each sensor's files are one stream ordered by
+    /// first packet time (connections cross file boundaries); sensors are tracked separately
+    /// and named in the `sensor` column.
+    #[arg(long, value_enum, default_value = "dir")]
+    sensor_from: SensorArg,
+
     /// Progress bars on stderr.
     #[arg(long, value_enum, default_value = "auto")]
     progress: ProgressArg,
@@ -186,7 +202,15 @@ fn run(cli: &Cli) -> u8 {
         },
         None => None,
     };
-    let (files, problems) = discover(&cli.inputs);
+    let (mut files, problems) = discover(&cli.inputs);
+    rstscope::assign_sensors(
+        &mut files,
+        match cli.sensor_from {
+            SensorArg::Dir => rstscope::SensorFrom::Dir,
+            SensorArg::Prefix => rstscope::SensorFrom::Prefix,
+            SensorArg::None => rstscope::SensorFrom::None,
+        },
+    );
     let mut skipped_state = 0usize;
     let files = match &state {
         Some(st) => files

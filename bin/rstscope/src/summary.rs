@@ -107,6 +107,10 @@ pub fn build(result: &RunResult) -> Summary {
                     .map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 "error": f.error().map(|e| e.to_string()),
                 "error_offset": f.error().and_then(|e| e.offset()),
+                "sensor": f.input.sensor,
+                "first_ts": f.first_ts.map(rstscope_zeeklog::format_seconds),
+                "last_ts": f.last_ts.map(rstscope_zeeklog::format_seconds),
+                "seconds": (f.seconds * 1e3).round() / 1e3,
             })
         })
         .collect();
@@ -134,6 +138,16 @@ pub fn build(result: &RunResult) -> Summary {
         "packets": packets,
         "bytes": bytes,
         "files": files,
+        "sensors": result.sensors.iter().map(|s| json!({
+            "sensor": s.sensor,
+            "files": s.files,
+            "packets": s.packets,
+            "bytes": s.bytes,
+            "rsts": s.rsts,
+            "connections": s.flow.connections,
+            "connections_evicted": s.flow.evicted,
+            "seconds": (s.seconds * 1e3).round() / 1e3,
+        })).collect::<Vec<_>>(),
         "files_with_errors": result.files.iter().filter(|f| f.error().is_some()).count(),
     });
     Summary {

@@ -453,7 +453,7 @@ fn csv_has_a_header_quotes_per_rfc4180_and_neutralises_formulas() {
     let p = headers.iter().position(|h| h == "payload").unwrap();
     let recs: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
     assert_eq!(recs.len(), 14);
-    assert!(recs.iter().all(|r| r.len() == 32));
+    assert!(recs.iter().all(|r| r.len() == 33));
     let payloads: Vec<&str> = recs.iter().map(|r| &r[p]).collect();
     // A leading double quote is escaped, so CSV-minded TSV readers cannot run a field on.
     assert_eq!(payloads[4], "\\x22quoted\",comma,\"\"");

@@ -40,13 +40,28 @@ fn run(dir: &Path, threads: &str) -> String {
     std::fs::read_to_string(out.join("reset.log")).unwrap()
 }
 
-/// Data rows without the source and frame columns (the last two).
+/// Data rows without the source and frame columns.
 fn rows_without_position(log: &str) -> Vec<String> {
+    let fields: Vec<&str> = log
+        .lines()
+        .find(|l| l.starts_with("#fields"))
+        .unwrap()
+        .split('\t')
+        .skip(1)
+        .collect();
+    let (s, f) = (
+        fields.iter().position(|x| *x == "source").unwrap(),
+        fields.iter().position(|x| *x == "frame").unwrap(),
+    );
     log.lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| {
-            let cells: Vec<&str> = l.split('\t').collect();
-            cells[..cells.len() - 2].join("\t")
+            l.split('\t')
+                .enumerate()
+                .filter(|(i, _)| *i != s && *i != f)
+                .map(|(_, c)| c)
+                .collect::<Vec<_>>()
+                .join("\t")
         })
         .collect()
 }
@@ -56,9 +71,11 @@ fn split_run(recs: &[Record], pieces: usize, threads: &str) -> String {
     let input = dir.path().join("in");
     std::fs::create_dir_all(&input).unwrap();
     let per = recs.len().div_ceil(pieces);
+    let n = recs.chunks(per).count();
     for (i, chunk) in recs.chunks(per).enumerate() {
         let bytes = PcapWriter::new(1).write(chunk);
-        std::fs::write(input.join(format!("sensor-{i:04}.pcap")), bytes).unwrap();
+        // Names run against time: files are ordered by their first packet, not their name.
+        std::fs::write(input.join(format!("piece-{:04}.pcap", n - i)), bytes).unwrap();
     }
     run(dir.path(), threads)
 }
@@ -97,5 +114,37 @@ proptest::proptest! {
         let want = rows_without_position(&split_run(&recs, 1, "1"));
         let got = rows_without_position(&split_run(&recs, pieces, "1"));
         proptest::prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn sensors_are_tracked_separately_and_named() {
+    let recs = records();
+    let dir = tempfile::tempdir().unwrap();
+    for sensor in ["edge-a", "edge-b"] {
+        let d = dir.path().join("in").join(sensor);
+        std::fs::create_dir_all(&d).unwrap();
+        let per = recs.len().div_ceil(3);
+        for (i, chunk) in recs.chunks(per).enumerate() {
+            std::fs::write(d.join(format!("{i}.pcap")), PcapWriter::new(1).write(chunk)).unwrap();
+        }
+    }
+    let log = run(dir.path(), "2");
+    let single = split_run(&recs, 1, "1");
+    let want = rows_without_position(&single);
+    let rows = rows_without_position(&log);
+    // every row twice, once per sensor, the same apart from the sensor column
+    assert_eq!(rows.len(), 2 * want.len());
+    for sensor in ["edge-a", "edge-b"] {
+        let mine: Vec<String> = rows
+            .iter()
+            .filter(|r| r.ends_with(&format!("\t{sensor}")))
+            .map(|r| r.rsplit_once('\t').unwrap().0.to_string())
+            .collect();
+        let base: Vec<String> = want
+            .iter()
+            .map(|r| r.rsplit_once('\t').unwrap().0.to_string())
+            .collect();
+        assert_eq!(mine, base, "{sensor}");
     }
 }

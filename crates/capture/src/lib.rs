@@ -12,6 +12,7 @@
 //! truncated tail, so this crate runs its own record loop over pcap-parser's per-record and
 //! per-block parsers, checking lengths itself before asking for bytes.
 
+mod peek;
 mod source;
 
 use std::fs::File;
@@ -21,6 +22,7 @@ use std::path::Path;
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
 use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified};
 
+pub use peek::first_packet_ts;
 pub use source::{ByteSource, MmapSource, SliceSource, StreamSource};
 
 /// Largest record we accept when the file header does not announce a larger snap length:

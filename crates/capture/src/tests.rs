@@ -381,3 +381,31 @@ proptest::proptest! {
         let _ = read(&bytes);
     }
 }
+
+#[test]
+fn first_packet_time_from_the_head_of_plain_and_compressed_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = records(3);
+    let plain = PcapWriter::new(1).write(&recs);
+    let mut ng = PcapNgWriter::new(Endian::Big, vec![Interface::new(1).tsresol(9)]);
+    ng.epb(0, &recs[0]);
+    for (name, bytes) in [
+        ("a.pcap", plain.clone()),
+        ("b.pcap.gz", gzip(&plain)),
+        ("c.pcap.zst", zst(&plain)),
+        ("d.pcapng", ng.finish()),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let want = if name.ends_with("pcapng") {
+            recs[0].ts_ns
+        } else {
+            recs[0].ts_ns / 1000 * 1000
+        };
+        assert_eq!(first_packet_ts(&p), Some(want), "{name}");
+    }
+    let empty = dir.path().join("e.pcap");
+    std::fs::write(&empty, PcapWriter::new(1).write(&[])).unwrap();
+    assert_eq!(first_packet_ts(&empty), None);
+    assert_eq!(first_packet_ts(&dir.path().join("missing")), None);
+}

@@ -56,6 +56,7 @@ fn base_event(ts: i64, orig: (&str, u16), resp: (&str, u16)) -> ResetEvent {
         resp_pkts: Some(0),
         source: "x.pcap".into(),
         frame: 1,
+        sensor: None,
     }
 }
 

@@ -8,7 +8,7 @@ use rstscope_decode::{community_id_v1, decode_rst_reason, flags_tcpdump, Communi
 use rstscope_zeeklog::{Field, Value, ZeekType};
 
 /// The reset.log columns, in contract order.
-pub const RESET_FIELDS: [Field; 32] = {
+pub const RESET_FIELDS: [Field; 33] = {
     use ZeekType::*;
     const fn f(name: &'static str, ty: ZeekType) -> Field {
         Field { name, ty }
@@ -46,6 +46,7 @@ pub const RESET_FIELDS: [Field; 32] = {
         f("resp_pkts", Count),
         f("source", String),
         f("frame", Count),
+        f("sensor", String),
     ]
 };
 
@@ -89,6 +90,8 @@ pub struct ResetEvent {
     pub source: String,
     /// 1-based packet number in `source`.
     pub frame: u64,
+    /// The sensor whose captures the RST came from (unset when the run has one unnamed sensor).
+    pub sensor: Option<String>,
 }
 
 /// Options that shape events.
@@ -208,6 +211,7 @@ impl ResetEvent {
             resp_pkts: None,
             source: source.to_string(),
             frame: seg.frame,
+            sensor: None,
         }
     }
 
@@ -249,6 +253,7 @@ impl ResetEvent {
             opt(&self.resp_pkts, |v| Value::Count(*v)),
             Value::Str(self.source.as_bytes()),
             Value::Count(self.frame),
+            opt(&self.sensor, |v| Value::Str(v.as_bytes())),
         ]
     }
 
