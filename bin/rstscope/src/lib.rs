@@ -6,6 +6,7 @@ pub mod batch;
 pub mod inputs;
 pub mod output;
 mod parallel;
+pub mod report;
 pub mod summary;
 
 use std::collections::BTreeMap;

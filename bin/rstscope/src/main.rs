@@ -386,6 +386,10 @@ fn run(cli: &Cli) -> u8 {
             summary::add_join(&mut summary, j, conn_rst_rows);
         }
         write_summary(&cli.out, &spec.summary_name(), &summary.json)?;
+        let page = rstscope::report::render(&result, &summary);
+        rstscope::output::write_atomic(&cli.out, &spec.report_name(), false, |out| {
+            out.write_all(page.as_bytes())
+        })?;
         if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
             // Only inputs read to their end are done; the others are tried again next time.
             for f in result.files.iter().filter(|f| f.error().is_none()) {

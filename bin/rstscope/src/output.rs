@@ -55,6 +55,15 @@ impl OutputSpec {
         }
     }
 
+    /// The HTML report's file: `reset_report.html` (with archive naming,
+    /// `reset_report.<first>_<last>.html`).
+    pub fn report_name(&self) -> String {
+        match &self.stamp {
+            Some(stamp) => format!("reset_report.{stamp}.html"),
+            None => "reset_report.html".to_string(),
+        }
+    }
+
     fn join_format(&self) -> rstscope_join::enrich::OutFormat {
         match self.format {
             Format::Tsv => rstscope_join::enrich::OutFormat::Tsv,
@@ -130,6 +139,13 @@ where
             write(&mut out)?;
         }
         out.flush()?;
+    }
+    // Temporary files are created 0600; logs are read by shippers running as other users.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
     tmp.as_file().sync_all()?;
     tmp.persist(&final_path).map_err(|e| e.error)?;

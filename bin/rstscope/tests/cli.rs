@@ -375,7 +375,15 @@ fn output_does_not_depend_on_thread_count_and_reruns_are_identical() {
             .collect();
         names.sort();
         // the logs and the run lock
-        assert_eq!(names, [".rstscope.lock", "reset.log", "reset_summary.json"]);
+        assert_eq!(
+            names,
+            [
+                ".rstscope.lock",
+                "reset.log",
+                "reset_report.html",
+                "reset_summary.json"
+            ]
+        );
     }
     assert!(outs.windows(2).all(|w| w[0] == w[1]));
 }
@@ -648,4 +656,31 @@ fn min_age_skips_files_still_being_written_and_archive_names_use_packet_time() {
     assert!(out
         .join("reset_summary.2026-11-24-00-00-00_2026-11-24-00-00-05.json")
         .exists());
+}
+
+#[test]
+fn html_report_is_self_contained_and_escapes_capture_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rstscope(&["-q", &td("hostile.pcap"), &td("sample.pcap")], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let page = std::fs::read_to_string(dir.path().join("reset_report.html")).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("<svg"));
+    assert!(
+        !page.contains("<script"),
+        "no scripts, and no payload can inject one"
+    );
+    assert!(!page.contains("http://") || page.contains("xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(!page.contains("src="), "no external resources");
+    assert!(page.contains("220 mailgat"));
+    // logs are readable by log shippers running as other users
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("reset.log"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
 }

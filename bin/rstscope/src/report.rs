@@ -1,0 +1,276 @@
+//! `reset_report.html`: one self-contained static page (inline SVG and CSS, no scripts, no
+//! network) for a human look at a run: RSTs over time by cause, causes and the injected share,
+//! top sequence numbers, refused targets, scanners, payloads and reasons, input health.
+//! Every string from a capture is HTML-escaped: payloads are attacker-controlled.
+
+use std::fmt::Write as _;
+
+use rstscope_flow::Cause;
+use rstscope_zeeklog::{escape_field, format_rotation_time};
+
+use crate::summary::Summary;
+use crate::RunResult;
+
+/// HTML-escape text (the page's only way for data to reach it).
+pub fn html(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+const COLORS: [&str; 7] = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+];
+
+fn cause_index(name: &str) -> Option<usize> {
+    Cause::ALL.iter().position(|c| c.name() == name)
+}
+
+/// A "nice" bucket width (s) giving at most ~60 buckets over `span` seconds.
+fn bucket_seconds(span: i64) -> i64 {
+    const NICE: [i64; 16] = [
+        1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400,
+    ];
+    for n in NICE {
+        if span / n <= 60 {
+            return n;
+        }
+    }
+    86400 * (span / 86400 / 60 + 1)
+}
+
+fn timeline(result: &RunResult) -> String {
+    let (Some(first), Some(last)) = (
+        result.events.first().map(|e| e.ts_ns),
+        result.events.last().map(|e| e.ts_ns),
+    ) else {
+        return "<p>No RSTs.</p>".to_string();
+    };
+    let t0 = first.div_euclid(1_000_000_000);
+    let span = (last.div_euclid(1_000_000_000) - t0).max(1);
+    let width = bucket_seconds(span);
+    let n = (span / width + 1) as usize;
+    let mut counts = vec![[0u64; 7]; n];
+    for e in &result.events {
+        let b = ((e.ts_ns.div_euclid(1_000_000_000) - t0) / width) as usize;
+        if let Some(ci) = e.cause.as_deref().and_then(cause_index) {
+            counts[b.min(n - 1)][ci] += 1;
+        }
+    }
+    let max = counts
+        .iter()
+        .map(|c| c.iter().sum::<u64>())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let (w, h, left, bottom) = (900.0, 260.0, 50.0, 30.0);
+    let bw = (w - left) / n as f64;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" role="img" aria-label="RSTs over time by cause">"#,
+        h + bottom
+    );
+    for (i, c) in counts.iter().enumerate() {
+        let mut y = h;
+        for (k, v) in c.iter().enumerate() {
+            if *v == 0 {
+                continue;
+            }
+            let bh = *v as f64 / max as f64 * (h - 10.0);
+            y -= bh;
+            let _ = write!(
+                svg,
+                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {}</title></rect>"#,
+                left + i as f64 * bw,
+                y,
+                (bw - 1.0).max(1.0),
+                bh,
+                COLORS[k],
+                Cause::ALL[k].name(),
+                v
+            );
+        }
+    }
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" y1="{h}" x2="{w}" y2="{h}" stroke="#333"/><text x="0" y="14" font-size="12">{max}</text><text x="0" y="{h}" font-size="12">0</text><text x="{left}" y="{}" font-size="12">{}</text><text x="{}" y="{}" font-size="12" text-anchor="end">{} (bucket {}s, UTC)</text></svg>"##,
+        h + 20.0,
+        html(&format_rotation_time(first)),
+        w,
+        h + 20.0,
+        html(&format_rotation_time(last)),
+        width
+    );
+    svg
+}
+
+fn bars(items: &[(String, u64)], color: &str) -> String {
+    if items.is_empty() {
+        return "<p class=\"none\">none</p>".to_string();
+    }
+    let max = items.iter().map(|x| x.1).max().unwrap_or(1).max(1);
+    let mut s = String::from("<table class=\"bars\">");
+    for (label, n) in items {
+        // long payloads are cut for display (the logs have them whole)
+        let label = match label.char_indices().nth(80) {
+            Some((i, _)) => format!("{}…", &label[..i]),
+            None => label.clone(),
+        };
+        let pct = *n as f64 / max as f64 * 100.0;
+        let _ = write!(
+            s,
+            r#"<tr><td class="label">{}</td><td class="bar"><div style="width:{:.1}%;background:{}"></div></td><td class="n">{}</td></tr>"#,
+            html(&label),
+            pct,
+            color,
+            n
+        );
+    }
+    s.push_str("</table>");
+    s
+}
+
+fn top_strings(v: &serde_json::Value, key: &str) -> Vec<(String, u64)> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    (
+                        x[key]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| x[key].to_string()),
+                        x["count"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The whole page.
+pub fn render(result: &RunResult, s: &Summary) -> String {
+    let mut page = String::from(
+        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>rstscope report</title><style>
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}
+h1{font-size:22px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;text-align:left}
+.bars{width:100%}.bars .label{width:40%;font-family:monospace;word-break:break-all}.bars .bar{width:50%}
+.bars .bar div{height:12px}.bars .n{text-align:right}.legend span{display:inline-block;margin-right:14px;font-size:13px}
+.legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:24px}.err{color:#b00}.none{color:#888}
+</style></head><body>"#,
+    );
+    let packets: u64 = result.files.iter().map(|f| f.decode.packets).sum();
+    let _ = write!(
+        page,
+        "<h1>rstscope: {} RSTs, {} injected</h1><p>{} files, {} packets, {} connections, {} evicted by the cap; packet time {} to {} UTC.</p>",
+        s.rsts,
+        s.injected,
+        result.files.len(),
+        packets,
+        result.flow.connections,
+        result.flow.evicted,
+        html(&result.first_ts.map(format_rotation_time).unwrap_or_default()),
+        html(&result.last_ts.map(format_rotation_time).unwrap_or_default()),
+    );
+    page.push_str("<h2>RSTs over time by cause</h2><div class=\"legend\">");
+    for (k, c) in Cause::ALL.iter().enumerate() {
+        let _ = write!(
+            page,
+            r#"<span><i style="background:{}"></i>{}</span>"#,
+            COLORS[k],
+            c.name()
+        );
+    }
+    page.push_str("</div>");
+    page.push_str(&timeline(result));
+
+    let causes: Vec<(String, u64)> = s
+        .by_cause
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    let injected = vec![
+        ("injected".to_string(), s.injected),
+        ("not injected".to_string(), s.rsts - s.injected),
+    ];
+    let _ = write!(
+        page,
+        "<div class=\"grid\"><div><h2>Causes</h2>{}</div><div><h2>Injected share</h2>{}</div></div>",
+        bars(&causes, COLORS[0]),
+        bars(&injected, COLORS[2])
+    );
+    let seqs: Vec<(String, u64)> = s.top_seq.iter().map(|(q, n)| (q.to_string(), *n)).collect();
+    let _ = write!(
+        page,
+        "<div class=\"grid\"><div><h2>Top RST sequence numbers</h2>{}</div><div><h2>Top refused targets</h2>{}</div></div>",
+        bars(&seqs, COLORS[3]),
+        bars(&s.top_targets, COLORS[1])
+    );
+    let _ = write!(
+        page,
+        "<div class=\"grid\"><div><h2>Top sources of refused / half-open attempts</h2>{}</div><div><h2>Top payloads</h2>{}</div></div>",
+        bars(&s.top_scanners, COLORS[4]),
+        bars(&top_strings(&s.json["top_payloads"], "payload"), COLORS[5])
+    );
+    let _ = write!(
+        page,
+        "<h2>Top structured reasons</h2>{}",
+        bars(&top_strings(&s.json["top_reasons"], "reason"), COLORS[6])
+    );
+
+    page.push_str("<h2>Input health</h2><table><tr><th>file</th><th>sensor</th><th>packets</th><th>RSTs</th><th>unknown link types</th><th>status</th></tr>");
+    for f in &result.files {
+        let lts: Vec<String> = f
+            .decode
+            .unknown_linktypes
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        let status = match f.error() {
+            Some(e) => format!("<span class=\"err\">{}</span>", html(&e.to_string())),
+            None => "ok".to_string(),
+        };
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html(&escape_field(f.input.source.as_bytes())),
+            html(f.input.sensor.as_deref().unwrap_or("-")),
+            f.decode.packets,
+            f.decode.rst,
+            html(&lts.join(", ")),
+            status
+        );
+    }
+    page.push_str("</table><p class=\"none\">Generated by rstscope; all times are packet times.</p></body></html>\n");
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(
+            html("<script>alert('x')</script>&\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
+        );
+    }
+
+    #[test]
+    fn buckets() {
+        assert_eq!(bucket_seconds(30), 1);
+        assert_eq!(bucket_seconds(3600), 60);
+        assert_eq!(bucket_seconds(86_400), 1800);
+    }
+}
