@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod inputs;
+pub mod merge;
 pub mod output;
 mod parallel;
 pub mod report;

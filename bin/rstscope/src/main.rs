@@ -155,6 +155,13 @@ struct Cli {
     #[arg(long, value_enum, default_value = "dir")]
     sensor_from: SensorArg,
 
+    /// Process only shard I of N: whole sensors are assigned by a stable hash of their name, so
+    /// every sensor's files stay together. `auto/N` takes I from JOB_COMPLETION_INDEX
+    /// (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID. Combine the shards' output directories
+    /// with `rstscope merge`.
+    #[arg(long, value_name = "I/N", value_parser = rstscope::merge::parse_shard)]
+    shard: Option<(u32, u32)>,
+
     /// Progress bars on stderr.
     #[arg(long, value_enum, default_value = "auto")]
     progress: ProgressArg,
@@ -164,9 +171,140 @@ struct Cli {
     quiet: bool,
 }
 
+/// `rstscope merge`: combine shard output directories.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rstscope merge",
+    about = "Combine the output directories of `rstscope --shard I/N` runs into what one run over every input would have written (reset.log and reset_summary.json; TSV or JSON, plain or .gz).",
+    after_help = "Example:\n  rstscope merge -o /var/log/rst/2026-11-24 shards/0 shards/1 shards/2 shards/3"
+)]
+struct MergeCli {
+    /// Shard output directories.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+
+    /// Directory for the merged logs.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+
+    /// Write the union of the shards' --state files (given with --from-state) to FILE.
+    #[arg(long, value_name = "FILE", requires = "from_state")]
+    state: Option<PathBuf>,
+
+    /// A shard's --state file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    from_state: Vec<PathBuf>,
+}
+
 fn main() -> ExitCode {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "merge") {
+        args.remove(1);
+        let m = MergeCli::parse_from(args);
+        return ExitCode::from(run_merge(&m));
+    }
     let cli = Cli::parse();
     ExitCode::from(run(&cli))
+}
+
+fn run_merge(m: &MergeCli) -> u8 {
+    let mut err = std::io::stderr().lock();
+    let _lock = match rstscope::batch::lock_output_dir(&m.out) {
+        Ok(l) => l,
+        Err(rstscope::batch::LockError::Held(p)) => {
+            let _ = writeln!(err, "rstscope: another rstscope run holds {}; not starting (exit status 75: retry later)", p.display());
+            return EXIT_LOCKED;
+        }
+        Err(rstscope::batch::LockError::Io(p, e)) => {
+            let _ = writeln!(
+                err,
+                "rstscope: error: cannot create the lock {}: {e}",
+                p.display()
+            );
+            return EXIT_CANNOT_WRITE;
+        }
+    };
+    let mut shards = Vec::new();
+    for d in &m.dirs {
+        match rstscope::merge::read_shard(d) {
+            Ok(s) => shards.push(s),
+            Err(e) => {
+                let _ = writeln!(err, "rstscope: error: {e}");
+                return EXIT_FAILED;
+            }
+        }
+    }
+    let format = shards[0].format;
+    let gzip = shards[0].gzip;
+    if shards.iter().any(|s| s.format != format || s.gzip != gzip) {
+        let _ = writeln!(
+            err,
+            "rstscope: error: the shards were written in different formats"
+        );
+        return EXIT_FAILED;
+    }
+    let inputs = rstscope::merge::merged_inputs(&shards);
+    let mut events: Vec<rstscope_reset::ResetEvent> = shards
+        .iter_mut()
+        .flat_map(|s| std::mem::take(&mut s.events))
+        .collect();
+    events.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    let sec = 1_000_000_000i64;
+    let open = shards.iter().filter_map(|s| s.open).min().map(|t| t * sec);
+    let close = shards.iter().filter_map(|s| s.close).max().map(|t| t * sec);
+    let open = open.or(events.first().map(|e| e.ts_ns)).unwrap_or(0);
+    let close = close.or(events.last().map(|e| e.ts_ns)).unwrap_or(open);
+    let summary = summary::from_parts(&events, inputs);
+    let spec = OutputSpec {
+        format,
+        gzip,
+        ..OutputSpec::default()
+    };
+    let written = (|| -> std::io::Result<()> {
+        write_reset_log(&m.out, &spec, &events, open, close)?;
+        write_summary(&m.out, &spec.summary_name(), &summary.json)?;
+        if let Some(p) = &m.state {
+            let mut st = rstscope::batch::State::default();
+            for f in &m.from_state {
+                match rstscope::batch::State::load(f) {
+                    Ok(s) => st.files.extend(s.files),
+                    Err(e) => return Err(std::io::Error::other(e)),
+                }
+            }
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "state.json".into());
+            rstscope::output::write_atomic(dir, &name, false, |out| {
+                serde_json::to_writer_pretty(&mut *out, &st.to_json())?;
+                out.write_all(b"\n")
+            })?;
+        }
+        Ok(())
+    })();
+    match written {
+        Ok(()) => {
+            let _ = writeln!(
+                err,
+                "rstscope merge: {} RSTs from {} shards",
+                events.len(),
+                shards.len()
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "rstscope: error: cannot write the merged logs in {}: {e} (exit status 74)",
+                m.out.display()
+            );
+            EXIT_CANNOT_WRITE
+        }
+    }
 }
 
 fn run(cli: &Cli) -> u8 {
@@ -211,6 +349,13 @@ fn run(cli: &Cli) -> u8 {
             SensorArg::None => rstscope::SensorFrom::None,
         },
     );
+    if let Some((i, n)) = cli.shard {
+        files.retain(|f| rstscope::merge::shard_of(f.sensor.as_deref(), n) == i);
+        if files.is_empty() {
+            let _ = writeln!(err, "rstscope: shard {i}/{n} has no inputs");
+            return EXIT_OK;
+        }
+    }
     let mut skipped_state = 0usize;
     let files = match &state {
         Some(st) => files

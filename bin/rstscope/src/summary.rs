@@ -30,7 +30,22 @@ pub struct Summary {
     pub top_scanners: Vec<(String, u64)>,
 }
 
+/// Inputs of a run as the summary lists them (from a run, or from shard summaries).
+pub struct RunInputs {
+    pub files: Vec<Value>,
+    pub sensors: Vec<Value>,
+    pub flow: rstscope_flow::FlowStats,
+    pub packets: u64,
+    pub bytes: u64,
+    pub files_with_errors: u64,
+}
+
 pub fn build(result: &RunResult) -> Summary {
+    from_parts(&result.events, run_inputs(result))
+}
+
+/// The summary of a set of events and the inputs they came from.
+pub fn from_parts(events: &[rstscope_reset::ResetEvent], inputs: RunInputs) -> Summary {
     let mut by_cause: BTreeMap<&'static str, u64> =
         Cause::ALL.iter().map(|c| (c.name(), 0)).collect();
     let mut injected = 0u64;
@@ -40,7 +55,7 @@ pub fn build(result: &RunResult) -> Summary {
     let mut targets: HashMap<String, u64> = HashMap::new();
     // Sources of refused or half-open attempts, counted once per connection.
     let mut scanner_conns: HashMap<String, BTreeSet<&str>> = HashMap::new();
-    for e in &result.events {
+    for e in events {
         if let Some(c) = &e.cause {
             if let Some(n) = Cause::ALL
                 .iter()
@@ -87,6 +102,44 @@ pub fn build(result: &RunResult) -> Summary {
     let top_targets = top(&targets, TOP_N);
     let top_scanners = top(&scanners, TOP_N);
 
+    let rsts = events.len() as u64;
+    let pairs = |v: &[(String, u64)], key: &str| -> Vec<Value> {
+        v.iter()
+            .map(|(k, c)| json!({ key: k, "count": c }))
+            .collect()
+    };
+    let json = json!({
+        "rsts": rsts,
+        "by_cause": by_cause,
+        "injected": injected,
+        "top_seq": top_seq.iter().map(|(s, c)| json!({"seq": s, "count": c})).collect::<Vec<_>>(),
+        "top_payloads": pairs(&top(&payloads, TOP_N), "payload"),
+        "top_reasons": pairs(&top(&reasons, TOP_N), "reason"),
+        "top_refused_targets": pairs(&top_targets, "target"),
+        "top_scanners": pairs(&top_scanners, "source"),
+        "connections": inputs.flow.connections,
+        "connections_evicted": inputs.flow.evicted,
+        "peak_connections": inputs.flow.peak_connections,
+        "tcp_segments": inputs.flow.segments,
+        "packets": inputs.packets,
+        "bytes": inputs.bytes,
+        "files": inputs.files,
+        "sensors": inputs.sensors,
+        "files_with_errors": inputs.files_with_errors,
+    });
+    Summary {
+        json,
+        by_cause,
+        injected,
+        rsts,
+        top_seq,
+        top_targets,
+        top_scanners,
+    }
+}
+
+/// The per-file and per-sensor parts of a run's summary.
+pub fn run_inputs(result: &RunResult) -> RunInputs {
     let files: Vec<Value> = result
         .files
         .iter()
@@ -114,50 +167,31 @@ pub fn build(result: &RunResult) -> Summary {
             })
         })
         .collect();
-    let packets: u64 = result.files.iter().map(|f| f.decode.packets).sum();
-    let bytes: u64 = result.files.iter().map(|f| f.read.file_bytes).sum();
-    let rsts = result.events.len() as u64;
-    let pairs = |v: &[(String, u64)], key: &str| -> Vec<Value> {
-        v.iter()
-            .map(|(k, c)| json!({ key: k, "count": c }))
-            .collect()
-    };
-    let json = json!({
-        "rsts": rsts,
-        "by_cause": by_cause,
-        "injected": injected,
-        "top_seq": top_seq.iter().map(|(s, c)| json!({"seq": s, "count": c})).collect::<Vec<_>>(),
-        "top_payloads": pairs(&top(&payloads, TOP_N), "payload"),
-        "top_reasons": pairs(&top(&reasons, TOP_N), "reason"),
-        "top_refused_targets": pairs(&top_targets, "target"),
-        "top_scanners": pairs(&top_scanners, "source"),
-        "connections": result.flow.connections,
-        "connections_evicted": result.flow.evicted,
-        "peak_connections": result.flow.peak_connections,
-        "tcp_segments": result.flow.segments,
-        "packets": packets,
-        "bytes": bytes,
-        "files": files,
-        "sensors": result.sensors.iter().map(|s| json!({
-            "sensor": s.sensor,
-            "files": s.files,
-            "packets": s.packets,
-            "bytes": s.bytes,
-            "rsts": s.rsts,
-            "connections": s.flow.connections,
-            "connections_evicted": s.flow.evicted,
-            "seconds": (s.seconds * 1e3).round() / 1e3,
-        })).collect::<Vec<_>>(),
-        "files_with_errors": result.files.iter().filter(|f| f.error().is_some()).count(),
-    });
-    Summary {
-        json,
-        by_cause,
-        injected,
-        rsts,
-        top_seq,
-        top_targets,
-        top_scanners,
+    let sensors = result
+        .sensors
+        .iter()
+        .map(|s| {
+            json!({
+                "sensor": s.sensor,
+                "files": s.files,
+                "packets": s.packets,
+                "bytes": s.bytes,
+                "rsts": s.rsts,
+                "connections": s.flow.connections,
+                "connections_evicted": s.flow.evicted,
+                "peak_connections": s.flow.peak_connections,
+                "tcp_segments": s.flow.segments,
+                "seconds": (s.seconds * 1e3).round() / 1e3,
+            })
+        })
+        .collect();
+    RunInputs {
+        files,
+        sensors,
+        flow: result.flow,
+        packets: result.files.iter().map(|f| f.decode.packets).sum(),
+        bytes: result.files.iter().map(|f| f.read.file_bytes).sum(),
+        files_with_errors: result.files.iter().filter(|f| f.error().is_some()).count() as u64,
     }
 }
 

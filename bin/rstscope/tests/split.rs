@@ -148,3 +148,83 @@ fn sensors_are_tracked_separately_and_named() {
         assert_eq!(mine, base, "{sensor}");
     }
 }
+
+#[test]
+fn shards_merged_equal_one_run() {
+    // Three sensors; run once over everything, then as 2 and 3 shards merged.
+    let recs = records();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    for (k, sensor) in ["edge-a", "edge-b", "core"].iter().enumerate() {
+        let d = input.join(sensor);
+        std::fs::create_dir_all(&d).unwrap();
+        let part = &recs[k * recs.len() / 4..];
+        for (i, chunk) in part.chunks(part.len().div_ceil(4)).enumerate() {
+            std::fs::write(d.join(format!("{i}.pcap")), PcapWriter::new(1).write(chunk)).unwrap();
+        }
+    }
+    let bin = env!("CARGO_BIN_EXE_rstscope");
+    let one = dir.path().join("one");
+    let st = Command::new(bin)
+        .args(["-q", "-o"])
+        .arg(&one)
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+    let whole = std::fs::read(one.join("reset.log")).unwrap();
+    let whole_summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(one.join("reset_summary.json")).unwrap())
+            .unwrap();
+    for n in [2u32, 3] {
+        let mut dirs = Vec::new();
+        for i in 0..n {
+            let d = dir.path().join(format!("shard-{n}-{i}"));
+            let st = Command::new(bin)
+                .args(["-q", "--shard", &format!("{i}/{n}"), "-o"])
+                .arg(&d)
+                .arg(&input)
+                .status()
+                .unwrap();
+            assert_eq!(st.code(), Some(0));
+            if d.join("reset.log").exists() {
+                dirs.push(d);
+            }
+        }
+        let merged = dir.path().join(format!("merged-{n}"));
+        let st = Command::new(bin)
+            .arg("merge")
+            .arg("-o")
+            .arg(&merged)
+            .args(&dirs)
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(0));
+        assert!(
+            std::fs::read(merged.join("reset.log")).unwrap() == whole,
+            "{n} shards"
+        );
+        let s: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(merged.join("reset_summary.json")).unwrap(),
+        )
+        .unwrap();
+        for k in [
+            "rsts",
+            "by_cause",
+            "injected",
+            "top_seq",
+            "top_payloads",
+            "top_refused_targets",
+            "top_scanners",
+            "connections",
+            "packets",
+            "bytes",
+        ] {
+            assert_eq!(s[k], whole_summary[k], "{n} shards: {k}");
+        }
+        assert_eq!(
+            s["files"].as_array().unwrap().len(),
+            whole_summary["files"].as_array().unwrap().len()
+        );
+    }
+}
