@@ -40,6 +40,25 @@ pub fn lock_output_dir(dir: &Path) -> Result<File, LockError> {
     }
 }
 
+/// Remove temporary files a killed run left in the output directory (hidden `.NAME.tmp-*`
+/// files of our own logs). Call with the lock held, so no live run is writing them.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ours = ["reset", "conn_rst", "state"]
+            .iter()
+            .any(|stem| name.starts_with(&format!(".{stem}")));
+        if ours && name.contains(".tmp-") && std::fs::remove_file(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Parse a duration: `90`, `90s`, `5m`, `2h`, `1d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

@@ -330,6 +330,14 @@ fn run(cli: &Cli) -> u8 {
             return EXIT_CANNOT_WRITE;
         }
     };
+    let stale = rstscope::batch::remove_stale_temporaries(&cli.out);
+    if stale > 0 && !cli.quiet {
+        let _ = writeln!(
+            err,
+            "rstscope: notice: removed {stale} temporary files an interrupted run left in {}",
+            cli.out.display()
+        );
+    }
     let mut state = match &cli.state {
         Some(p) => match rstscope::batch::State::load(p) {
             Ok(s) => Some(s),
