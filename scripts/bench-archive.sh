@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Archive benchmark: a generated archive of SIZE (default 2 GiB) in FILES files (default 20)
+# spread over SENSORS sensor directories (default 2), as a nightly run sees it. Alternating
+# rounds of
+#   rstscope -j 1, rstscope -j 2, and tcpdump -nn -r FILE -w /dev/null 'tcp[tcpflags] & tcp-rst != 0'
+#   summed over the files,
+# with the median per-round ratios: (rstscope -j 2) / tcpdump (target <= 0.6) and
+# (rstscope -j 1) / (rstscope -j 2) (target >= 1.7), and rstscope's peak RSS.
+#
+# Usage: bash scripts/bench-archive.sh [SIZE] [FILES] [SENSORS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE=${1:-2GiB}
+FILES=${2:-20}
+SENSORS=${3:-2}
+ROUNDS=${4:-3}
+command -v tcpdump >/dev/null || apt-get install -y -qq tcpdump >/dev/null
+[ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
+cargo build -q --release -p rstscope -p rstscope-gen
+T=${CARGO_TARGET_DIR:-target}/release
+WORK=${BENCH_DIR:-/tmp/rstscope-bench}/archive-$SIZE-$FILES-$SENSORS
+if [ ! -e "$WORK/.complete" ]; then
+    rm -rf "$WORK"
+    per=$((FILES / SENSORS))
+    for s in $(seq 1 "$SENSORS"); do
+        "$T/rstscope-gen" bench "$WORK/sensor-$s" --bytes "$(numfmt --from=iec-i --suffix=B "$SIZE" 2>/dev/null ||
+            python3 -c "import sys;s=sys.argv[1].lower();m={'gib':2**30,'mib':2**20};print(int(float(s[:-3])*m[s[-3:]]) if s[-3:] in m else int(s))" "$SIZE")" \
+            --files "$per" --seed "$s" 2>/dev/null
+    done
+    touch "$WORK/.complete"
+fi
+mapfile -t CAPS < <(find "$WORK" -name '*.pcap' | sort)
+TOTAL=$(du -cb "${CAPS[@]}" | tail -1 | cut -f1)
+echo "archive: ${#CAPS[@]} files in $SENSORS sensors, $TOTAL bytes"
+cat "${CAPS[@]}" >/dev/null
+now() { date +%s.%N; }
+declare -a R1 R2 TD
+for r in $(seq 1 "$ROUNDS"); do
+    a=$(now); "$T/rstscope" -q -j 1 -o "$WORK/out1" "$WORK"; b=$(now)
+    "$T/rstscope" -q -j 2 -o "$WORK/out2" "$WORK"; c=$(now)
+    for f in "${CAPS[@]}"; do tcpdump -nn -r "$f" -w /dev/null 'tcp[tcpflags] & tcp-rst != 0' 2>/dev/null; done; d=$(now)
+    R1+=("$(echo "$b - $a" | bc -l)"); R2+=("$(echo "$c - $b" | bc -l)"); TD+=("$(echo "$d - $c" | bc -l)")
+    echo "round $r: -j1 ${R1[-1]} s, -j2 ${R2[-1]} s, tcpdump ${TD[-1]} s"
+done
+cmp -s "$WORK/out1/reset.log" "$WORK/out2/reset.log" && echo "reset.log identical for -j 1 and -j 2"
+python3 - "${R1[*]}" "${R2[*]}" "${TD[*]}" <<'PY'
+import sys, statistics as st
+r1, r2, td = ([float(x) for x in a.split()] for a in sys.argv[1:4])
+print("median -j2 / tcpdump: %.2f (target <= 0.6)" % st.median(b / t for b, t in zip(r2, td)))
+print("median -j1 / -j2 speedup: %.2f (target >= 1.7)" % st.median(a / b for a, b in zip(r1, r2)))
+PY
+/usr/bin/time -f "peak RSS -j 2: %M KB" "$T/rstscope" -q -j 2 -o "$WORK/out2" "$WORK"
