@@ -22,10 +22,9 @@ WORK=${BENCH_DIR:-/tmp/rstscope-bench}/archive-$SIZE-$FILES-$SENSORS
 if [ ! -e "$WORK/.complete" ]; then
     rm -rf "$WORK"
     per=$((FILES / SENSORS))
+    bytes=$(python3 -c "import sys;s=sys.argv[1].lower();m={'gib':2**30,'mib':2**20};print(int(float(s[:-3])*m[s[-3:]]) if s[-3:] in m else int(s))" "$SIZE")
     for s in $(seq 1 "$SENSORS"); do
-        "$T/rstscope-gen" bench "$WORK/sensor-$s" --bytes "$(numfmt --from=iec-i --suffix=B "$SIZE" 2>/dev/null ||
-            python3 -c "import sys;s=sys.argv[1].lower();m={'gib':2**30,'mib':2**20};print(int(float(s[:-3])*m[s[-3:]]) if s[-3:] in m else int(s))" "$SIZE")" \
-            --files "$per" --seed "$s" 2>/dev/null
+        "$T/rstscope-gen" bench "$WORK/sensor-$s" --bytes $((bytes / SENSORS)) --files "$per" --seed "$s" 2>/dev/null
     done
     touch "$WORK/.complete"
 fi
