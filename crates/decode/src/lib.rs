@@ -10,7 +10,7 @@ mod community_id;
 mod flags;
 mod reason;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{IpNumber, LaxIpSlice, LenSource};
 
@@ -95,7 +95,13 @@ const MAX_DEPTH: u8 = 8;
 
 /// Decode a captured frame of link type `linktype` (already masked to 16 bits).
 pub fn decode(linktype: u16, data: &[u8], info: FrameInfo) -> Decoded<'_> {
-    let d = Decoder { info };
+    decode_with(linktype, data, info, true)
+}
+
+/// [`decode`], with or without the fixed-offset fast path for plain IP/TCP.
+#[inline]
+fn decode_with(linktype: u16, data: &[u8], info: FrameInfo, fast: bool) -> Decoded<'_> {
+    let d = Decoder { info, fast };
     match linktype {
         1 => d.ethernet(data, 0),
         0 | 108 => d.null_loop(data),
@@ -128,6 +134,9 @@ fn be32(d: &[u8], at: usize) -> u32 {
 
 struct Decoder {
     info: FrameInfo,
+    /// Take the fixed-offset path for plain IPv4/IPv6 carrying TCP (false only in tests, to
+    /// compare it with the general path).
+    fast: bool,
 }
 
 impl Decoder {
@@ -276,10 +285,89 @@ impl Decoder {
         self.ethertype(be16(d, 2), &d[4..], 0)
     }
 
+    #[inline]
     fn ip<'a>(&self, d: &'a [u8], depth: u8) -> Decoded<'a> {
         if depth > MAX_DEPTH {
             return Decoded::NotTcp;
         }
+        if self.fast {
+            if let Some(decoded) = self.ip_tcp_fast(d, depth) {
+                return decoded;
+            }
+        }
+        self.ip_general(d, depth)
+    }
+
+    /// The common case read at fixed offsets: IPv4 carrying TCP directly (options allowed, no
+    /// authentication header), or IPv6 whose next header is TCP (no extension headers). Gives
+    /// exactly what [`Decoder::ip_general`] gives for such packets, lengths included (snap-length
+    /// cuts, Ethernet padding, total/payload length 0); None for anything else, which the
+    /// general path then decodes.
+    #[inline]
+    fn ip_tcp_fast<'a>(&self, d: &'a [u8], depth: u8) -> Option<Decoded<'a>> {
+        let first = *d.first()?;
+        match first >> 4 {
+            4 => {
+                let header_len = (first & 0x0f) as usize * 4;
+                if header_len < 20 || d.len() < header_len || d[9] != 6 {
+                    return None;
+                }
+                let frag = be16(d, 6);
+                if frag & 0x1fff != 0 {
+                    return Some(Decoded::NonFirstFragment);
+                }
+                let total = be16(d, 2) as usize;
+                // As etherparse's lax slicer: a total length below the header length (0 with
+                // TSO) falls back to the captured length; one above it is cut by the capture.
+                let (payload, declared) = if total < header_len {
+                    let p = &d[header_len..];
+                    (p, p.len())
+                } else {
+                    (&d[header_len..total.min(d.len())], total - header_len)
+                };
+                let ip = IpInfo {
+                    src: IpAddr::V4(Ipv4Addr::new(d[12], d[13], d[14], d[15])),
+                    dst: IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19])),
+                    ttl: d[8],
+                    ip_id: Some(be16(d, 4)),
+                    df: Some(frag & 0x4000 != 0),
+                    depth,
+                };
+                Some(self.tcp(payload, declared, ip))
+            }
+            6 => {
+                if d.len() < 40 || d[6] != 6 {
+                    return None;
+                }
+                let plen = be16(d, 4) as usize;
+                // Payload length 0 (jumbogram or unset): the captured length.
+                let (payload, declared) = if plen == 0 {
+                    let p = &d[40..];
+                    (p, p.len())
+                } else {
+                    (&d[40..(40 + plen).min(d.len())], plen)
+                };
+                let addr = |at: usize| -> IpAddr {
+                    let mut a = [0u8; 16];
+                    a.copy_from_slice(&d[at..at + 16]);
+                    IpAddr::V6(Ipv6Addr::from(a))
+                };
+                let ip = IpInfo {
+                    src: addr(8),
+                    dst: addr(24),
+                    ttl: d[7],
+                    ip_id: None,
+                    df: None,
+                    depth,
+                };
+                Some(self.tcp(payload, declared, ip))
+            }
+            _ => None,
+        }
+    }
+
+    /// Any IP packet, through etherparse's lax slicer.
+    fn ip_general<'a>(&self, d: &'a [u8], depth: u8) -> Decoded<'a> {
         let slice = match LaxIpSlice::from_slice(d) {
             Ok((s, _ext_err)) => s,
             Err(_) => return Decoded::Malformed("IP header"),
@@ -308,12 +396,8 @@ impl Decoder {
             }
             LaxIpSlice::Ipv6(v6) => {
                 let h = v6.header();
-                for ext in v6.extensions().clone() {
-                    if let etherparse::Ipv6ExtensionSlice::Fragment(f) = ext {
-                        if f.fragment_offset().value() != 0 {
-                            return Decoded::NonFirstFragment;
-                        }
-                    }
+                if ipv6_non_first_fragment(v6.extensions()) {
+                    return Decoded::NonFirstFragment;
                 }
                 let plen = h.payload_length() as usize;
                 let declared = if plen != 0 && 40 + plen > header_and_ext_len {
@@ -497,6 +581,39 @@ impl Decoder {
             tunnel_depth: ip.depth,
         })
     }
+}
+
+/// Does a fragment header among these IPv6 extension headers have a non-zero offset?
+///
+/// etherparse's own iterator over the headers is not used: when its lax slicer stopped at a
+/// header it could not read (cut short, or a hop-by-hop header not first), the iterator goes
+/// on to read that header beyond the end of the slice. This walk stops at the end.
+fn ipv6_non_first_fragment(exts: &etherparse::Ipv6ExtensionsSlice<'_>) -> bool {
+    let Some(mut next) = exts.first_header() else {
+        return false;
+    };
+    let mut rest = exts.slice();
+    while rest.len() >= 8 {
+        let len = match next {
+            IpNumber::IPV6_HEADER_HOP_BY_HOP
+            | IpNumber::IPV6_ROUTE_HEADER
+            | IpNumber::IPV6_DESTINATION_OPTIONS => (rest[1] as usize + 1) * 8,
+            IpNumber::IPV6_FRAGMENTATION_HEADER => {
+                if be16(rest, 2) >> 3 != 0 {
+                    return true;
+                }
+                8
+            }
+            IpNumber::AUTHENTICATION_HEADER => (rest[1] as usize + 2) * 4,
+            _ => return false,
+        };
+        if len > rest.len() {
+            return false;
+        }
+        next = IpNumber(rest[0]);
+        rest = &rest[len..];
+    }
+    false
 }
 
 struct IpInfo {

@@ -242,6 +242,57 @@ fn fragments_first_decodes_rest_is_counted() {
     assert!(matches!(d, Decoded::NotTcp | Decoded::Tcp(_)), "{d:?}");
 }
 
+/// IPv6 with extension headers `exts` ((next header, bytes) in order; the first one's number
+/// goes in the fixed header) then a TCP RST.
+fn ipv6_with_exts(exts: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let tcp_ip = Tcp::new("2001:db8::1", 443, "2001:db8::2", 50000)
+        .flags(f::RST)
+        .to_ip();
+    let (fixed, tcp) = tcp_ip.split_at(40);
+    let mut body = Vec::new();
+    for (i, (_, bytes)) in exts.iter().enumerate() {
+        let mut b = bytes.clone();
+        b[0] = exts.get(i + 1).map_or(6, |e| e.0);
+        body.extend(b);
+    }
+    body.extend_from_slice(tcp);
+    let mut ip = fixed.to_vec();
+    ip[6] = exts.first().map_or(6, |e| e.0);
+    ip[4..6].copy_from_slice(&(body.len() as u16).to_be_bytes());
+    ip.extend(body);
+    ip
+}
+
+#[test]
+fn ipv6_extension_headers_and_fragments() {
+    let hbh = (0u8, vec![0u8, 0, 1, 4, 0, 0, 0, 0]);
+    let dst = (60u8, vec![0u8, 0, 1, 4, 0, 0, 0, 0]);
+    let frag = |offset: u16, more: bool| {
+        (44u8, {
+            let v = (offset << 3) | more as u16;
+            let b = v.to_be_bytes();
+            vec![0u8, 0, b[0], b[1], 0, 0, 0, 9]
+        })
+    };
+    let ok = ipv6_with_exts(&[hbh.clone(), dst.clone()]);
+    let d = decode(101, &ok, INFO);
+    assert!(matches!(d, Decoded::Tcp(ref s) if s.is_rst()), "{d:?}");
+    let first = ipv6_with_exts(&[hbh.clone(), frag(0, true)]);
+    assert!(matches!(
+        decode(101, &first, INFO),
+        Decoded::Tcp(_) | Decoded::NotTcp
+    ));
+    let later = ipv6_with_exts(&[hbh.clone(), dst.clone(), frag(8, false)]);
+    assert_eq!(decode(101, &later, INFO), Decoded::NonFirstFragment);
+    // A second hop-by-hop header stops etherparse's slicer after the first one; the walk over
+    // the headers must stop there too instead of reading past the parsed ones.
+    let bad = ipv6_with_exts(&[hbh.clone(), hbh.clone()]);
+    assert_eq!(decode(101, &bad, INFO), Decoded::NotTcp);
+    // Cut inside the fragment header, after complete headers.
+    let cut = ipv6_with_exts(&[dst.clone(), frag(8, false)]);
+    assert_eq!(decode(101, &cut[..40 + 8 + 4], INFO), Decoded::NotTcp);
+}
+
 #[test]
 fn unknown_link_type_and_garbage_never_panic() {
     assert_eq!(decode(147, b"abc", INFO), Decoded::UnknownLinkType(147));
@@ -274,6 +325,216 @@ proptest::proptest! {
         proptest::prop_assert_eq!(s.payload, &payload[..]);
         proptest::prop_assert_eq!(s.payload_len as usize, payload.len());
     }
+}
+
+// ---- the fixed-offset fast path gives exactly what the general path gives ----
+
+/// Decode both ways and require identical results.
+fn same_both_ways(linktype: u16, frame: &[u8]) -> Result<(), proptest::test_runner::TestCaseError> {
+    let fast = decode_with(linktype, frame, INFO, true);
+    let general = decode_with(linktype, frame, INFO, false);
+    proptest::prop_assert_eq!(fast, general, "linktype {} frame {:02x?}", linktype, frame);
+    Ok(())
+}
+
+/// IPv4 header options: `words` 4-byte words of NOPs inserted after the base header, with the
+/// header and total lengths adjusted.
+fn with_ipv4_options(ip: &[u8], words: usize) -> Vec<u8> {
+    let mut v = ip[..20].to_vec();
+    v[0] = 0x40 | (5 + words as u8);
+    let total = u16::from_be_bytes([v[2], v[3]]) + 4 * words as u16;
+    v[2..4].copy_from_slice(&total.to_be_bytes());
+    v.extend(std::iter::repeat_n(1u8, 4 * words));
+    v.extend_from_slice(&ip[20..]);
+    v
+}
+
+fn tcp_strategy() -> impl proptest::strategy::Strategy<Value = Tcp> {
+    use proptest::prelude::*;
+    (
+        any::<bool>(),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            0u16..0x1000,
+            any::<u16>(),
+            any::<u8>(),
+        ),
+        (any::<u16>(), any::<bool>(), any::<u16>(), any::<u16>()),
+        proptest::collection::vec(any::<u8>(), 0..60),
+        proptest::collection::vec(
+            prop_oneof![
+                any::<u16>().prop_map(TcpOpt::Mss),
+                any::<u8>().prop_map(TcpOpt::WindowScale),
+                Just(TcpOpt::SackPermitted),
+                (any::<u32>(), any::<u32>()).prop_map(|(a, b)| TcpOpt::Timestamp(a, b)),
+                Just(TcpOpt::Nop),
+            ],
+            0..4,
+        ),
+    )
+        .prop_map(
+            |(v6, (seq, ack, flags, win, ttl), (id, df, sport, dport), payload, opts)| {
+                let (a, b) = if v6 {
+                    ("2001:db8::1", "2001:db8:1::2")
+                } else {
+                    ("10.1.2.3", "192.0.2.9")
+                };
+                let mut t = Tcp::new(a, sport, b, dport)
+                    .seq(seq)
+                    .ack(ack)
+                    .flags(flags)
+                    .window(win)
+                    .ttl(ttl)
+                    .ip_id(id)
+                    .df(df)
+                    .payload(payload);
+                for o in opts {
+                    t = t.option(o);
+                }
+                t
+            },
+        )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Valid segments over every link type, IPv4 with and without options, then damaged: header
+    /// fields the fast path reads overwritten (lengths, fragment bits, protocol, version/IHL),
+    /// random bytes overwritten, the frame cut anywhere or padded.
+    #[test]
+    fn fast_path_equals_general_path(
+        tcp in tcp_strategy(),
+        link in proptest::sample::select(Link::all()),
+        opt_words in 0usize..4,
+        field in proptest::option::of((0usize..8, proptest::num::u16::ANY)),
+        junk in proptest::collection::vec((0usize..120, proptest::num::u8::ANY), 0..3),
+        cut in proptest::option::of(0usize..200),
+        pad in 0usize..8,
+    ) {
+        let mut ip = tcp.to_ip();
+        if ip[0] >> 4 == 4 && opt_words > 0 {
+            ip = with_ipv4_options(&ip, opt_words);
+        }
+        if let Some((which, v)) = field {
+            let v4 = ip[0] >> 4 == 4;
+            let b = v.to_be_bytes();
+            match (which, v4) {
+                (0, _) => ip[2..4].copy_from_slice(&b),          // v4 total / v6 flow label
+                (1, true) => ip[6..8].copy_from_slice(&b),       // fragment bits
+                (1, false) => ip[4..6].copy_from_slice(&b),      // payload length
+                (2, true) => ip[9] = b[1],                       // protocol
+                (2, false) => ip[6] = b[1],                      // next header
+                (3, _) => ip[0] = (ip[0] & 0xf0) | (b[1] & 0x0f), // IHL / traffic class
+                (4, _) => ip[0] = b[1],                          // version too
+                (5, true) => ip[2..4].copy_from_slice(&[0, 0]),  // TSO: total length 0
+                (5, false) => ip[4..6].copy_from_slice(&[0, 0]), // jumbogram: payload length 0
+                (6, _) => { let n = (v as usize) % (ip.len() + 1); ip.truncate(n) }
+                _ => {}
+            }
+        }
+        for (at, b) in junk {
+            if at < ip.len() {
+                ip[at] = b;
+            }
+        }
+        // A link frames only a packet of its IP version; anything else goes out as raw IP.
+        let (linktype, mut frame) =
+            if ip.first().is_some_and(|b| matches!(b >> 4, 4 | 6)) && link.supports(&ip) {
+                (link.linktype(), link.frame(&ip))
+            } else {
+                (101, ip.clone())
+            };
+        frame.extend(std::iter::repeat_n(0xeeu8, pad));
+        if let Some(c) = cut {
+            frame.truncate(c);
+        }
+        same_both_ways(linktype, &frame)?;
+    }
+
+    /// The same through tunnels (inner IP layers take the fast path too).
+    #[test]
+    fn fast_path_equals_general_path_in_tunnels(tcp in tcp_strategy(), kind in 0usize..6, cut in proptest::option::of(0usize..300)) {
+        let inner = tcp.to_ip();
+        let outer = match kind {
+            0 => tunnel::ipip("10.9.9.1", "10.9.9.2", &inner),
+            1 => tunnel::gre("10.9.9.1", "10.9.9.2", &inner),
+            2 => tunnel::ipip("2001:db8:9::1", "2001:db8:9::2", &inner),
+            3 => tunnel::vxlan("10.9.9.1", "10.9.9.2", 42, &ethernet_frame(&inner)),
+            4 => tunnel::gre_eth("10.9.9.1", "10.9.9.2", &ethernet_frame(&inner)),
+            _ => tunnel::erspan2("10.9.9.1", "10.9.9.2", 7, &ethernet_frame(&inner)),
+        };
+        let mut frame = Link::Ethernet.frame(&outer);
+        if let Some(c) = cut {
+            frame.truncate(c);
+        }
+        same_both_ways(1, &frame)?;
+    }
+
+    /// Random bytes after an Ethernet header announcing IPv4 or IPv6, with a plausible first
+    /// byte, so most of them reach the fast path's checks.
+    #[test]
+    fn fast_path_equals_general_path_on_random_ip(v6 in proptest::bool::ANY, ihl in 0u8..16,
+                                                  proto in proptest::sample::select(vec![6u8, 6, 6, 17, 4, 41, 47, 51, 0, 44]),
+                                                  body in proptest::collection::vec(proptest::num::u8::ANY, 0..120)) {
+        let mut ip = body;
+        let need = if v6 { 40 } else { 20 };
+        if ip.len() >= need {
+            if v6 {
+                ip[0] = 0x60 | (ip[0] & 0x0f);
+                ip[6] = proto;
+            } else {
+                ip[0] = 0x40 | ihl;
+                ip[9] = proto;
+            }
+        }
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+        frame.extend_from_slice(&ip);
+        same_both_ways(1, &frame)?;
+    }
+}
+
+#[test]
+fn fast_path_ipv4_options_and_crafted_lengths() {
+    let base = seed_rst_v4().payload(b"payload!".to_vec()).to_ip();
+    for words in 0..=10 {
+        let ip = with_ipv4_options(&base, words);
+        for total in [
+            0u16,
+            1,
+            19,
+            20,
+            20 + 4 * words as u16,
+            ip.len() as u16 - 1,
+            ip.len() as u16,
+            ip.len() as u16 + 1,
+            0xffff,
+        ] {
+            let mut ip = ip.clone();
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            for link in [Link::Ethernet, Link::Vlan(vec![3]), Link::Raw] {
+                let frame = link.frame(&ip);
+                for cut in [
+                    frame.len(),
+                    frame.len() - 1,
+                    14 + 20 + 4 * words + 20,
+                    14 + 20 + 4 * words + 19,
+                    30,
+                ] {
+                    same_both_ways(link.linktype(), &frame[..cut.min(frame.len())]).unwrap();
+                }
+            }
+        }
+    }
+    // The fast path really is taken for options (and decodes them right).
+    let frame = Link::Ethernet.frame(&with_ipv4_options(&base, 3));
+    let Decoded::Tcp(s) = decode(1, &frame, INFO) else {
+        panic!()
+    };
+    assert_eq!((s.payload_len, s.payload), (8, &b"payload!"[..]));
+    assert_eq!((s.ttl, s.ip_id, s.df), (57, Some(4321), Some(true)));
 }
 
 // ---- Community ID: every vector of rst-facts.md §4.2 ----
