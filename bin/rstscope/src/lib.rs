@@ -110,7 +110,15 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
     let mut first_ts: Option<i64> = None;
     let mut last_ts: Option<i64> = None;
     let progress = opts.progress.clone();
-    let read = read_path(&input.path, opts.access, |pkt| {
+    let access = if opts.access == PlainAccess::Mmap && recently_modified(&input.path) {
+        // A file still being written could be truncated under a memory map (SIGBUS): read it
+        // through a buffer instead.
+        PlainAccess::Read
+    } else {
+        opts.access
+    };
+    let size_before = std::fs::metadata(&input.path).map(|m| m.len()).ok();
+    let read = read_path(&input.path, access, |pkt| {
         stats.packets += 1;
         if stats.packets % 8192 == 0 {
             if let Some(p) = &progress {
@@ -141,6 +149,15 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
     if let Some(p) = &progress {
         (p.0)(file_index as usize, read.capture_bytes);
     }
+    let mut read = read;
+    let size_after = std::fs::metadata(&input.path).map(|m| m.len()).ok();
+    if read.error.is_none() && size_before != size_after {
+        read.error = Some(CaptureError::Io(std::io::Error::other(format!(
+            "the file changed size while it was read ({} to {} bytes); its later packets were not read",
+            size_before.unwrap_or(0),
+            size_after.unwrap_or(0)
+        ))));
+    }
     FileResult {
         input: input.clone(),
         read,
@@ -149,6 +166,15 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
         last_ts,
         seconds: t0.elapsed().as_secs_f64(),
     }
+}
+
+/// Modified in the last two minutes: maybe still being written.
+fn recently_modified(path: &std::path::Path) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+        .is_none_or(|age| age < std::time::Duration::from_secs(120))
 }
 
 /// Everything a run produced, before writing.
