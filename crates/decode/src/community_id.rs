@@ -15,10 +15,15 @@ pub struct CommunityIdKey {
     pub dport: u16,
 }
 
-fn addr_bytes(a: &IpAddr) -> Vec<u8> {
+/// An address's bytes on the stack: (buffer, length 4 or 16).
+fn addr_bytes(a: &IpAddr) -> ([u8; 16], usize) {
+    let mut b = [0u8; 16];
     match a {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
+        IpAddr::V4(v4) => {
+            b[..4].copy_from_slice(&v4.octets());
+            (b, 4)
+        }
+        IpAddr::V6(v6) => (v6.octets(), 16),
     }
 }
 
@@ -27,8 +32,9 @@ fn addr_bytes(a: &IpAddr) -> Vec<u8> {
 /// flows must already carry the spec's (type, counterpart/code) in the port fields; one-way ICMP
 /// types are not swapped, see [`icmp_ports`].
 pub fn community_id_v1(key: &CommunityIdKey, seed: u16) -> String {
-    let a = addr_bytes(&key.src);
-    let b = addr_bytes(&key.dst);
+    let (a_buf, a_len) = addr_bytes(&key.src);
+    let (b_buf, b_len) = addr_bytes(&key.dst);
+    let (a, b) = (&a_buf[..a_len], &b_buf[..b_len]);
     let has_ports = matches!(key.proto, 1 | 6 | 17 | 58 | 132);
     let (one_way, sport, dport) = match key.proto {
         1 | 58 => icmp_ports(key.proto, key.sport as u8, key.dport as u8),
@@ -40,20 +46,26 @@ pub fn community_id_v1(key: &CommunityIdKey, seed: u16) -> String {
     } else {
         (a, b, sport, dport)
     };
-    let mut h = sha1_smol::Sha1::new();
-    h.update(&seed.to_be_bytes());
-    h.update(&a);
-    h.update(&b);
-    h.update(&[key.proto, 0]);
-    if has_ports {
-        h.update(&pa.to_be_bytes());
-        h.update(&pb.to_be_bytes());
+    // The whole hash input, at most 2 + 16 + 16 + 2 + 4 bytes, hashed in one call.
+    let mut input = [0u8; 40];
+    let mut n = 0;
+    for part in [&seed.to_be_bytes()[..], a, b, &[key.proto, 0]] {
+        input[n..n + part.len()].copy_from_slice(part);
+        n += part.len();
     }
-    let digest = h.digest().bytes();
-    format!(
-        "1:{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
+    if has_ports {
+        input[n..n + 2].copy_from_slice(&pa.to_be_bytes());
+        input[n + 2..n + 4].copy_from_slice(&pb.to_be_bytes());
+        n += 4;
+    }
+    let digest = sha1_smol::Sha1::from(&input[..n]).digest().bytes();
+    // "1:" + 28 base64 characters (20 bytes, padded)
+    let mut out = [0u8; 30];
+    out[..2].copy_from_slice(b"1:");
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(digest, &mut out[2..])
+        .unwrap_or(0);
+    String::from_utf8_lossy(&out[..2 + written]).into_owned()
 }
 
 /// ICMP mapping of the spec: given (type, code) return (one_way, port_a, port_b).

@@ -1,4 +1,5 @@
 use super::*;
+use proptest::strategy::Strategy as _;
 use rstscope_pcapgen::{ethernet_frame, flags as f, tunnel, Link, Tcp, TcpOpt};
 
 const INFO: FrameInfo = FrameInfo {
@@ -550,6 +551,67 @@ fn cid(proto: u8, src: &str, dst: &str, sport: u16, dport: u16, seed: u16) -> St
         },
         seed,
     )
+}
+
+/// `community_id_v1` as first written (address `Vec`s, incremental hashing, `format!`).
+fn reference_community_id(key: &CommunityIdKey, seed: u16) -> String {
+    use base64::Engine as _;
+    fn addr_bytes(a: &std::net::IpAddr) -> Vec<u8> {
+        match a {
+            std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+            std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+        }
+    }
+    let a = addr_bytes(&key.src);
+    let b = addr_bytes(&key.dst);
+    let has_ports = matches!(key.proto, 1 | 6 | 17 | 58 | 132);
+    let (one_way, sport, dport) = match key.proto {
+        1 | 58 => community_id::icmp_ports(key.proto, key.sport as u8, key.dport as u8),
+        _ => (false, key.sport, key.dport),
+    };
+    let swap = !one_way && (a > b || (a == b && has_ports && sport > dport));
+    let (a, b, pa, pb) = if swap {
+        (b, a, dport, sport)
+    } else {
+        (a, b, sport, dport)
+    };
+    let mut h = sha1_smol::Sha1::new();
+    h.update(&seed.to_be_bytes());
+    h.update(&a);
+    h.update(&b);
+    h.update(&[key.proto, 0]);
+    if has_ports {
+        h.update(&pa.to_be_bytes());
+        h.update(&pb.to_be_bytes());
+    }
+    format!(
+        "1:{}",
+        base64::engine::general_purpose::STANDARD.encode(h.digest().bytes())
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+    #[test]
+    fn community_id_same_as_reference_implementation(
+        src in proptest::prop_oneof![
+            proptest::prelude::any::<[u8; 4]>().prop_map(std::net::IpAddr::from),
+            proptest::prelude::any::<[u8; 16]>().prop_map(std::net::IpAddr::from),
+            proptest::prelude::Just(std::net::IpAddr::from([10, 0, 0, 1])),
+        ],
+        dst in proptest::prop_oneof![
+            proptest::prelude::any::<[u8; 4]>().prop_map(std::net::IpAddr::from),
+            proptest::prelude::any::<[u8; 16]>().prop_map(std::net::IpAddr::from),
+            proptest::prelude::Just(std::net::IpAddr::from([10, 0, 0, 1])),
+        ],
+        proto in proptest::sample::select(vec![1u8, 6, 17, 58, 132, 47, 0, 255]),
+        sport in proptest::prelude::any::<u16>(),
+        dport in proptest::prelude::any::<u16>(),
+        seed in proptest::prelude::any::<u16>(),
+    ) {
+        let key = CommunityIdKey { proto, src, dst, sport, dport };
+        proptest::prop_assert_eq!(community_id_v1(&key, seed), reference_community_id(&key, seed));
+    }
 }
 
 #[test]

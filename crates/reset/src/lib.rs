@@ -123,16 +123,20 @@ pub fn initial_ttl(ttl: u8) -> u8 {
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// Append `v` in base 62 (most significant digit first, no padding) to `out`.
 fn base62(mut v: u64, out: &mut String) {
-    let mut digits = Vec::new();
+    // u64::MAX has 11 base-62 digits.
+    let mut digits = [0u8; 11];
+    let mut i = digits.len();
     loop {
-        digits.push(BASE62[(v % 62) as usize]);
+        i -= 1;
+        digits[i] = BASE62[(v % 62) as usize];
         v /= 62;
         if v == 0 {
             break;
         }
     }
-    out.extend(digits.iter().rev().map(|&b| b as char));
+    out.extend(digits[i..].iter().map(|&b| b as char));
 }
 
 /// A Zeek-style uid ("C" + base62 of 96 bits) derived from the connection's endpoints
@@ -140,20 +144,28 @@ fn base62(mut v: u64, out: &mut String) {
 /// (0 until connection tracking supplies one). Same inputs, same uid, on every run.
 pub fn connection_uid(a: (IpAddr, u16), b: (IpAddr, u16), discriminator: i64) -> String {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    let mut h = sha1_smol::Sha1::new();
-    h.update(b"rstscope-uid-v1");
+    // The whole hash input, at most 15 + 2 × (16 + 2) + 8 bytes, hashed in one call.
+    let mut input = [0u8; 59];
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        input[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    put(b"rstscope-uid-v1");
     for (addr, port) in [lo, hi] {
         match addr {
-            IpAddr::V4(v4) => h.update(&v4.octets()),
-            IpAddr::V6(v6) => h.update(&v6.octets()),
+            IpAddr::V4(v4) => put(&v4.octets()),
+            IpAddr::V6(v6) => put(&v6.octets()),
         }
-        h.update(&port.to_be_bytes());
+        put(&port.to_be_bytes());
     }
-    h.update(&discriminator.to_be_bytes());
-    let d = h.digest().bytes();
+    put(&discriminator.to_be_bytes());
+    let d = sha1_smol::Sha1::from(&input[..n]).digest().bytes();
     let w1 = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
     let w2 = u32::from_be_bytes([d[8], d[9], d[10], d[11]]) as u64;
-    let mut s = String::from("C");
+    // "C" + at most 11 + 6 digits
+    let mut s = String::with_capacity(18);
+    s.push('C');
     base62(w1, &mut s);
     base62(w2, &mut s);
     s

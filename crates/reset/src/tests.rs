@@ -129,3 +129,87 @@ fn segment_template() -> Segment<'static> {
         tunnel_depth: 0,
     }
 }
+
+/// `connection_uid` as first written (incremental hashing, a `Vec` for base 62).
+fn reference_uid(a: (IpAddr, u16), b: (IpAddr, u16), discriminator: i64) -> String {
+    fn base62(mut v: u64, out: &mut String) {
+        let mut digits = Vec::new();
+        loop {
+            digits.push(BASE62[(v % 62) as usize]);
+            v /= 62;
+            if v == 0 {
+                break;
+            }
+        }
+        out.extend(digits.iter().rev().map(|&b| b as char));
+    }
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h = sha1_smol::Sha1::new();
+    h.update(b"rstscope-uid-v1");
+    for (addr, port) in [lo, hi] {
+        match addr {
+            IpAddr::V4(v4) => h.update(&v4.octets()),
+            IpAddr::V6(v6) => h.update(&v6.octets()),
+        }
+        h.update(&port.to_be_bytes());
+    }
+    h.update(&discriminator.to_be_bytes());
+    let d = h.digest().bytes();
+    let w1 = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+    let w2 = u32::from_be_bytes([d[8], d[9], d[10], d[11]]) as u64;
+    let mut s = String::from("C");
+    base62(w1, &mut s);
+    base62(w2, &mut s);
+    s
+}
+
+#[test]
+fn uid_same_as_reference_implementation() {
+    // xorshift64*: many pseudo-random endpoints of both families, and the edge values.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let addr = |v6: bool, r: u64, r2: u64| -> IpAddr {
+        if v6 {
+            IpAddr::from(((r as u128) << 64 | r2 as u128).to_be_bytes())
+        } else {
+            IpAddr::from((r as u32).to_be_bytes())
+        }
+    };
+    for i in 0..20_000u64 {
+        let (r1, r2, r3, r4, r5) = (next(), next(), next(), next(), next());
+        let a = (addr(i % 3 == 0, r1, r2), r5 as u16);
+        let b = (addr(i % 5 == 0, r3, r4), (r5 >> 16) as u16);
+        let disc = match i % 4 {
+            0 => 0,
+            1 => i64::MIN,
+            2 => i64::MAX,
+            _ => (r5 >> 8) as i64,
+        };
+        assert_eq!(connection_uid(a, b, disc), reference_uid(a, b, disc));
+    }
+    let z4 = (IpAddr::from([0u8; 4]), 0);
+    let z6 = (IpAddr::from([0u8; 16]), 0);
+    let f6 = (IpAddr::from([0xffu8; 16]), u16::MAX);
+    for (a, b) in [(z4, z4), (z6, f6), (f6, f6), (z4, f6)] {
+        assert_eq!(connection_uid(a, b, 0), reference_uid(a, b, 0));
+    }
+}
+
+#[test]
+fn base62_edges() {
+    for v in [0u64, 1, 61, 62, 3843, 3844, u32::MAX as u64, u64::MAX] {
+        let mut s = String::new();
+        base62(v, &mut s);
+        let mut back = 0u128;
+        for c in s.bytes() {
+            back = back * 62 + BASE62.iter().position(|&d| d == c).unwrap() as u128;
+        }
+        assert_eq!(back, v as u128, "{s}");
+        assert!(s.len() == 1 || !s.starts_with('0'));
+    }
+}
