@@ -4,29 +4,44 @@
 //! case. A value equal to `-` or `(empty)` gets its first byte escaped so it cannot be read as
 //! unset or empty.
 
-use std::fmt::Write as _;
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn push_hex(out: &mut String, b: u8) {
-    let _ = write!(out, "\\x{b:02x}");
+#[inline]
+fn push_hex(out: &mut Vec<u8>, b: u8) {
+    out.extend_from_slice(&[b'\\', b'x', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
 }
 
-/// Escape `bytes` for a TSV cell. `extra` is one more byte to escape (the set separator inside
-/// set elements).
-fn escape(bytes: &[u8], extra: Option<u8>) -> String {
-    let mut out = String::with_capacity(bytes.len() + 8);
+/// Does this ASCII byte pass through unescaped? (`extra` is escaped too.)
+#[inline]
+fn plain_ascii(b: u8, extra: Option<u8>) -> bool {
+    // Control bytes (the tab separator among them) and DEL are escaped, and so is `#`: not
+    // Zeek's rule, but readers built on pandas (zat's DataFrame reader) treat it as the start
+    // of a comment anywhere in a line and would cut the row short. A backslash is doubled.
+    (0x20..0x7f).contains(&b) && b != b'\\' && b != b'#' && Some(b) != extra
+}
+
+/// Append `bytes` escaped for a TSV cell to `out`. `extra` is one more byte to escape (the set
+/// separator inside set elements).
+fn escape_into(bytes: &[u8], extra: Option<u8>, out: &mut Vec<u8>) {
+    out.reserve(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // A run of bytes that pass through as they are.
+        let run = bytes[i..]
+            .iter()
+            .position(|&b| !plain_ascii(b, extra))
+            .unwrap_or(bytes.len() - i);
+        out.extend_from_slice(&bytes[i..i + run]);
+        i += run;
+        if i == bytes.len() {
+            break;
+        }
         let b = bytes[i];
         if b < 0x80 {
             if b == b'\\' {
-                out.push_str("\\\\");
-            } else if b < 0x20 || b == 0x7f || b == b'#' || Some(b) == extra {
-                // Control bytes, the tab separator among them. Not Zeek's rule: `#` too, since
-                // readers built on pandas (zat's DataFrame reader) treat it as the start of a
-                // comment anywhere in a line and would cut the row short.
-                push_hex(&mut out, b);
+                out.extend_from_slice(b"\\\\");
             } else {
-                out.push(b as char);
+                push_hex(out, b);
             }
             i += 1;
             continue;
@@ -38,50 +53,70 @@ fn escape(bytes: &[u8], extra: Option<u8>) -> String {
             0xf0..=0xf4 => 4,
             _ => 0,
         };
-        if len > 0 && i + len <= bytes.len() {
-            if let Ok(s) = std::str::from_utf8(&bytes[i..i + len]) {
-                out.push_str(s);
-                i += len;
-                continue;
-            }
+        if len > 0 && i + len <= bytes.len() && std::str::from_utf8(&bytes[i..i + len]).is_ok() {
+            out.extend_from_slice(&bytes[i..i + len]);
+            i += len;
+            continue;
         }
-        push_hex(&mut out, b);
+        push_hex(out, b);
         i += 1;
     }
-    out
 }
 
-fn guard_reserved(mut s: String) -> String {
-    if s.is_empty() {
-        return "(empty)".to_string();
+/// Guard the escaped cell that starts at `start` in `out` against reading as a reserved value.
+fn guard_reserved(out: &mut Vec<u8>, start: usize) {
+    let cell = &out[start..];
+    if cell.is_empty() {
+        out.extend_from_slice(b"(empty)");
+    } else if cell == b"-" {
+        out.truncate(start);
+        out.extend_from_slice(b"\\x2d");
+    } else if cell == b"(empty)" {
+        out.splice(start..start + 1, *b"\\x28");
+    } else if cell[0] == b'"' {
+        // Not Zeek's rule, but in its spirit: a leading double quote would make CSV-style TSV
+        // readers (pandas, hence zat's DataFrame reader; Splunk's TSV extraction) parse a
+        // quoted field across tabs and lines, so it is written as \x22, which Zeek-log readers
+        // decode.
+        out.splice(start..start + 1, *b"\\x22");
     }
-    if s == "-" {
-        return "\\x2d".to_string();
-    }
-    if s == "(empty)" {
-        s.replace_range(0..1, "\\x28");
-    }
-    // Not Zeek's rule, but in its spirit: a leading double quote would make CSV-style TSV
-    // readers (pandas, hence zat's DataFrame reader; Splunk's TSV extraction) parse a quoted
-    // field across tabs and lines, so it is written as \x22, which Zeek-log readers decode.
-    if s.starts_with('"') {
-        s.replace_range(0..1, "\\x22");
-    }
-    s
+}
+
+/// Append a string field, as the Zeek ASCII writer renders it, to `out`.
+pub fn escape_field_into(bytes: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    escape_into(bytes, None, out);
+    guard_reserved(out, start);
+}
+
+/// Append one element of a set field (the set separator `,` escaped too) to `out`.
+pub fn escape_set_element_into(bytes: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    escape_into(bytes, Some(b','), out);
+    guard_reserved(out, start);
+}
+
+/// Rendered cells are ASCII apart from valid UTF-8 sequences copied whole.
+pub(crate) fn into_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A string field as the Zeek ASCII writer renders it.
 pub fn escape_field(bytes: &[u8]) -> String {
-    guard_reserved(escape(bytes, None))
+    let mut out = Vec::with_capacity(bytes.len() + 8);
+    escape_field_into(bytes, &mut out);
+    into_string(out)
 }
 
 /// One element of a set field: the set separator `,` is escaped too.
 pub fn escape_set_element(bytes: &[u8]) -> String {
-    guard_reserved(escape(bytes, Some(b',')))
+    let mut out = Vec::with_capacity(bytes.len() + 8);
+    escape_set_element_into(bytes, &mut out);
+    into_string(out)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -127,6 +162,114 @@ mod tests {
     fn set_separator_escaped_in_sets_only() {
         assert_eq!(escape_set_element(b"a,b"), "a\\x2cb");
         assert_eq!(escape_field(b"a,b"), "a,b");
+    }
+
+    /// The escaping as first written (a String per cell, char by char), kept to check the
+    /// buffer-appending version against.
+    pub(crate) mod reference {
+        use std::fmt::Write as _;
+
+        fn push_hex(out: &mut String, b: u8) {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+
+        fn escape(bytes: &[u8], extra: Option<u8>) -> String {
+            let mut out = String::with_capacity(bytes.len() + 8);
+            let mut i = 0;
+            while i < bytes.len() {
+                let b = bytes[i];
+                if b < 0x80 {
+                    if b == b'\\' {
+                        out.push_str("\\\\");
+                    } else if b < 0x20 || b == 0x7f || b == b'#' || Some(b) == extra {
+                        push_hex(&mut out, b);
+                    } else {
+                        out.push(b as char);
+                    }
+                    i += 1;
+                    continue;
+                }
+                let len = match b {
+                    0xc2..=0xdf => 2,
+                    0xe0..=0xef => 3,
+                    0xf0..=0xf4 => 4,
+                    _ => 0,
+                };
+                if len > 0 && i + len <= bytes.len() {
+                    if let Ok(s) = std::str::from_utf8(&bytes[i..i + len]) {
+                        out.push_str(s);
+                        i += len;
+                        continue;
+                    }
+                }
+                push_hex(&mut out, b);
+                i += 1;
+            }
+            out
+        }
+
+        fn guard_reserved(mut s: String) -> String {
+            if s.is_empty() {
+                return "(empty)".to_string();
+            }
+            if s == "-" {
+                return "\\x2d".to_string();
+            }
+            if s == "(empty)" {
+                s.replace_range(0..1, "\\x28");
+            }
+            if s.starts_with('"') {
+                s.replace_range(0..1, "\\x22");
+            }
+            s
+        }
+
+        pub fn escape_field(bytes: &[u8]) -> String {
+            guard_reserved(escape(bytes, None))
+        }
+
+        pub fn escape_set_element(bytes: &[u8]) -> String {
+            guard_reserved(escape(bytes, Some(b',')))
+        }
+    }
+
+    /// Bytes biased towards what escaping cares about: ASCII, the reserved values, quotes,
+    /// backslashes, `#`, commas, control bytes and (valid, cut or invalid) UTF-8.
+    fn cell_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..48),
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(b"-".to_vec()),
+                    Just(b"(empty)".to_vec()),
+                    Just(b"\"".to_vec()),
+                    Just(b"\\".to_vec()),
+                    Just(b"#".to_vec()),
+                    Just(b",".to_vec()),
+                    Just(b"\t\n\r\x00\x7f".to_vec()),
+                    Just("é€😀".as_bytes().to_vec()),
+                    Just(b"\xe2\x82".to_vec()),
+                    Just(b"\xc3\x28\xf5\x80".to_vec()),
+                    "[ -~]{0,6}".prop_map(|s| s.into_bytes()),
+                ],
+                0..5
+            )
+            .prop_map(|parts| parts.concat()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        #[test]
+        fn same_as_reference(bytes in cell_bytes(), prefix in "[a-z]{0,3}") {
+            proptest::prop_assert_eq!(escape_field(&bytes), reference::escape_field(&bytes));
+            proptest::prop_assert_eq!(escape_set_element(&bytes), reference::escape_set_element(&bytes));
+            // Appending after other bytes only appends.
+            let mut out = prefix.clone().into_bytes();
+            escape_field_into(&bytes, &mut out);
+            proptest::prop_assert_eq!(out, (prefix + &reference::escape_field(&bytes)).into_bytes());
+        }
     }
 
     proptest::proptest! {

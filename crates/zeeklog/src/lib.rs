@@ -3,10 +3,11 @@
 //! ones Zeek writes (`zeek-cut`, `parsezeeklogs` and SIEM add-ons take them as they are).
 
 mod escape;
+mod num;
 mod tsv;
 
-pub use escape::{escape_field, escape_set_element};
-pub use tsv::{header_lines, render as render_value, TsvWriter};
+pub use escape::{escape_field, escape_field_into, escape_set_element, escape_set_element_into};
+pub use tsv::{header_lines, render as render_value, render_into as render_value_into, TsvWriter};
 
 use std::net::IpAddr;
 
@@ -67,15 +68,27 @@ pub enum Value<'a> {
 /// Render nanoseconds as seconds with exactly 6 decimals, rounded to the nearest microsecond
 /// (Zeek writes `time` and `interval` as `%.6f`).
 pub fn format_seconds(ns: i64) -> String {
+    let mut out = Vec::with_capacity(24);
+    format_seconds_into(ns, &mut out);
+    escape::into_string(out)
+}
+
+/// [`format_seconds`], appended to `out`.
+pub fn format_seconds_into(ns: i64, out: &mut Vec<u8>) {
     let us = ns.div_euclid(1000) + i64::from(ns.rem_euclid(1000) >= 500);
     let secs = us.div_euclid(1_000_000);
     let frac = us.rem_euclid(1_000_000);
     if secs < 0 && frac != 0 {
         // -0.5 s is secs = -1, frac = 500000: print as -0.500000
-        let pos = -us;
-        format!("-{}.{:06}", pos / 1_000_000, pos % 1_000_000)
+        let pos = us.unsigned_abs();
+        out.push(b'-');
+        num::push_u64(out, pos / 1_000_000);
+        out.push(b'.');
+        num::push_6_digits(out, (pos % 1_000_000) as u32);
     } else {
-        format!("{secs}.{frac:06}")
+        num::push_i64(out, secs);
+        out.push(b'.');
+        num::push_6_digits(out, frac as u32);
     }
 }
 
@@ -114,6 +127,44 @@ mod tests {
         assert_eq!(format_seconds(-500_000_000), "-0.500000");
         assert_eq!(format_seconds(-1_500_000_000), "-1.500000");
         assert_eq!(format_seconds(-2_000_000_000), "-2.000000");
+    }
+
+    /// `format_seconds` as first written, with `format!`.
+    fn reference_seconds(ns: i64) -> String {
+        let us = ns.div_euclid(1000) + i64::from(ns.rem_euclid(1000) >= 500);
+        let secs = us.div_euclid(1_000_000);
+        let frac = us.rem_euclid(1_000_000);
+        if secs < 0 && frac != 0 {
+            let pos = -us;
+            format!("-{}.{:06}", pos / 1_000_000, pos % 1_000_000)
+        } else {
+            format!("{secs}.{frac:06}")
+        }
+    }
+
+    #[test]
+    fn seconds_extremes() {
+        for ns in [
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MAX,
+            -1,
+            -499,
+            -500,
+            -501,
+            499,
+            500,
+        ] {
+            assert_eq!(format_seconds(ns), reference_seconds(ns), "{ns}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn seconds_like_reference(ns in proptest::num::i64::ANY, small in -5_000_000_000i64..5_000_000_000) {
+            proptest::prop_assert_eq!(format_seconds(ns), reference_seconds(ns));
+            proptest::prop_assert_eq!(format_seconds(small), reference_seconds(small));
+        }
     }
 
     #[test]

@@ -3,14 +3,17 @@
 
 use std::io::Write;
 
-use crate::escape::{escape_field, escape_set_element};
-use crate::{format_rotation_time, format_seconds, Field, Value};
+use crate::escape::{escape_field, escape_field_into, escape_set_element_into, into_string};
+use crate::{format_rotation_time, format_seconds_into, num, Field, Value};
 
 /// Writes one Zeek ASCII log. Every line goes through the `csv` crate with a tab delimiter and
-/// quoting off; cells are escaped first, so no cell can contain a tab or a line break.
+/// quoting off; cells are escaped first, so no cell can contain a tab or a line break. A row is
+/// rendered into one reused buffer, cells joined by tabs, and handed to the `csv` writer as a
+/// single unquoted field: the same bytes as one field per cell, without a `String` per cell.
 pub struct TsvWriter<W: Write> {
     out: csv::Writer<W>,
     columns: usize,
+    line: Vec<u8>,
 }
 
 impl<W: Write> TsvWriter<W> {
@@ -21,10 +24,12 @@ impl<W: Write> TsvWriter<W> {
             .quote_style(csv::QuoteStyle::Never)
             .terminator(csv::Terminator::Any(b'\n'))
             .flexible(true)
+            .buffer_capacity(64 * 1024)
             .from_writer(inner);
         let mut w = TsvWriter {
             out,
             columns: fields.len(),
+            line: Vec::with_capacity(1024),
         };
         let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
         let types: Vec<&str> = fields.iter().map(|f| f.ty.name()).collect();
@@ -41,14 +46,19 @@ impl<W: Write> TsvWriter<W> {
     /// Write one row; `values` must have one value per field.
     pub fn write_row(&mut self, values: &[Value<'_>]) -> std::io::Result<()> {
         debug_assert_eq!(values.len(), self.columns);
+        let line = &mut self.line;
+        line.clear();
         for (i, v) in values.iter().enumerate() {
-            let mut cell = render(v);
-            // A data line must never look like a meta line.
-            if i == 0 && cell.starts_with('#') {
-                cell.replace_range(0..1, "\\x23");
+            if i > 0 {
+                line.push(b'\t');
             }
-            self.out.write_field(cell.as_bytes()).map_err(csv_to_io)?;
+            render_into(v, line);
         }
+        // A data line must never look like a meta line.
+        if line.first() == Some(&b'#') {
+            line.splice(0..1, *b"\\x23");
+        }
+        self.out.write_field(&self.line).map_err(csv_to_io)?;
         self.out.write_record(None::<&[u8]>).map_err(csv_to_io)
     }
 
@@ -91,20 +101,40 @@ fn csv_to_io(e: csv::Error) -> std::io::Error {
 
 /// A value as the Zeek ASCII writer renders it.
 pub fn render(v: &Value<'_>) -> String {
+    let mut out = Vec::with_capacity(32);
+    render_into(v, &mut out);
+    into_string(out)
+}
+
+/// [`render`], appended to `out`.
+pub fn render_into(v: &Value<'_>, out: &mut Vec<u8>) {
     match v {
-        Value::Unset => "-".to_string(),
-        Value::Time(ns) | Value::Interval(ns) => format_seconds(*ns),
-        Value::Str(b) => escape_field(b),
-        Value::Addr(a) => a.to_string(),
-        Value::Port(p) => p.to_string(),
-        Value::Count(c) => c.to_string(),
-        Value::Bool(b) => if *b { "T" } else { "F" }.to_string(),
-        Value::Set(items) if items.is_empty() => "(empty)".to_string(),
-        Value::Set(items) => items
-            .iter()
-            .map(|s| escape_set_element(s.as_bytes()))
-            .collect::<Vec<_>>()
-            .join(","),
+        Value::Unset => out.push(b'-'),
+        Value::Time(ns) | Value::Interval(ns) => format_seconds_into(*ns, out),
+        Value::Str(b) => escape_field_into(b, out),
+        Value::Addr(std::net::IpAddr::V4(a)) => {
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                num::push_u64(out, o as u64);
+            }
+        }
+        Value::Addr(a) => {
+            let _ = write!(out, "{a}");
+        }
+        Value::Port(p) => num::push_u64(out, *p as u64),
+        Value::Count(c) => num::push_u64(out, *c),
+        Value::Bool(b) => out.push(if *b { b'T' } else { b'F' }),
+        Value::Set(items) if items.is_empty() => out.extend_from_slice(b"(empty)"),
+        Value::Set(items) => {
+            for (i, s) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                escape_set_element_into(s.as_bytes(), out);
+            }
+        }
     }
 }
 
@@ -163,7 +193,7 @@ mod tests {
         assert_eq!(lines.len(), 11);
         assert_eq!(
             lines[8],
-            "-\tx\\x09forged\\x0a#fields\\x09ts\\x0d\\x0a\\x1b[2J\\xff\\xfe,\t(empty)"
+            "-\tx\\x09forged\\x0a\\x23fields\\x09ts\\x0d\\x0a\\x1b[2J\\xff\\xfe,\t(empty)"
         );
         assert_eq!(lines[9], "-\t\\x2d\ta\\x2cb");
         for l in &lines[8..10] {
@@ -181,5 +211,126 @@ mod tests {
         w.write_row(&[Value::Str(b"#close")]).unwrap();
         let out = String::from_utf8(w.finish(0).unwrap()).unwrap();
         assert!(out.contains("\n\\x23close\n"));
+    }
+
+    /// The writer as first written: one `String` per cell (`to_string`, `format!`, the
+    /// reference escaping), one `csv` field per cell.
+    fn reference_write(fields: &[Field], rows: &[Vec<Value<'_>>]) -> Vec<u8> {
+        use crate::escape::tests::reference;
+        fn seconds(ns: i64) -> String {
+            let us = ns.div_euclid(1000) + i64::from(ns.rem_euclid(1000) >= 500);
+            let secs = us.div_euclid(1_000_000);
+            let frac = us.rem_euclid(1_000_000);
+            if secs < 0 && frac != 0 {
+                let pos = -us;
+                format!("-{}.{:06}", pos / 1_000_000, pos % 1_000_000)
+            } else {
+                format!("{secs}.{frac:06}")
+            }
+        }
+        fn render(v: &Value<'_>) -> String {
+            match v {
+                Value::Unset => "-".to_string(),
+                Value::Time(ns) | Value::Interval(ns) => seconds(*ns),
+                Value::Str(b) => reference::escape_field(b),
+                Value::Addr(a) => a.to_string(),
+                Value::Port(p) => p.to_string(),
+                Value::Count(c) => c.to_string(),
+                Value::Bool(b) => if *b { "T" } else { "F" }.to_string(),
+                Value::Set(items) if items.is_empty() => "(empty)".to_string(),
+                Value::Set(items) => items
+                    .iter()
+                    .map(|s| reference::escape_set_element(s.as_bytes()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            }
+        }
+        let mut out = csv::WriterBuilder::new()
+            .delimiter(b'\t')
+            .quote_style(csv::QuoteStyle::Never)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .flexible(true)
+            .from_writer(Vec::new());
+        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        let types: Vec<&str> = fields.iter().map(|f| f.ty.name()).collect();
+        for line in header_lines("reset", &names, &types, 0) {
+            out.write_record(&line).unwrap();
+        }
+        for r in rows {
+            for (i, v) in r.iter().enumerate() {
+                let mut cell = render(v);
+                if i == 0 && cell.starts_with('#') {
+                    cell.replace_range(0..1, "\\x23");
+                }
+                out.write_field(cell.as_bytes()).unwrap();
+            }
+            out.write_record(None::<&[u8]>).unwrap();
+        }
+        out.write_record(["#close", &format_rotation_time(86_400_000_000_000)])
+            .unwrap();
+        out.into_inner().unwrap()
+    }
+
+    fn value_strategy() -> impl proptest::strategy::Strategy<Value = Value<'static>> {
+        use proptest::prelude::*;
+        const WORDS: [&str; 6] = ["payload", "seq_zero", "a,b", "-", "(empty)", "#x\t\"y"];
+        const STRS: [&[u8]; 8] = [
+            b"220 mailgat",
+            b"-",
+            b"(empty)",
+            b"#close",
+            b"\"q",
+            b"",
+            b"\x00\xff\\\t\n",
+            "é€".as_bytes(),
+        ];
+        prop_oneof![
+            Just(Value::Unset),
+            any::<i64>().prop_map(Value::Time),
+            (-10_000_000_000i64..10_000_000_000).prop_map(Value::Interval),
+            proptest::sample::select(STRS.to_vec()).prop_map(Value::Str),
+            any::<[u8; 4]>().prop_map(|a| Value::Addr(std::net::IpAddr::from(a))),
+            any::<[u8; 16]>().prop_map(|a| Value::Addr(std::net::IpAddr::from(a))),
+            any::<[u16; 8]>().prop_map(|a| Value::Addr(std::net::IpAddr::from(a.map(|x| x % 3)))),
+            any::<u16>().prop_map(Value::Port),
+            any::<u64>().prop_map(Value::Count),
+            any::<bool>().prop_map(Value::Bool),
+            proptest::collection::vec(proptest::sample::select(WORDS.to_vec()), 0..4)
+                .prop_map(Value::Set),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        #[test]
+        fn rows_are_byte_identical_to_the_reference_writer(
+            rows in proptest::collection::vec(proptest::collection::vec(value_strategy(), 3), 0..6)
+        ) {
+            let mut w = TsvWriter::new(Vec::new(), "reset", &FIELDS, 0).unwrap();
+            for r in &rows {
+                w.write_row(r).unwrap();
+            }
+            let got = w.finish(86_400_000_000_000).unwrap();
+            let want = reference_write(&FIELDS, &rows);
+            proptest::prop_assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn long_rows_cross_the_csv_buffer() {
+        let big = vec![b'x'; 200_000];
+        let rows = vec![
+            vec![Value::Unset, Value::Str(&big), Value::Set(vec![])],
+            vec![Value::Time(1), Value::Str(b"y"), Value::Set(vec!["z"])],
+        ];
+        let mut w = TsvWriter::new(Vec::new(), "reset", &FIELDS, 0).unwrap();
+        for r in &rows {
+            w.write_row(r).unwrap();
+        }
+        assert_eq!(
+            w.finish(86_400_000_000_000).unwrap(),
+            reference_write(&FIELDS, &rows)
+        );
     }
 }
