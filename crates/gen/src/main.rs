@@ -2,6 +2,7 @@
 //!
 //!   rstscope-gen testdata DIR
 //!   rstscope-gen bench DIR --bytes N [--files K] [--seed S]
+//!   rstscope-gen synflood FILE CONNECTIONS
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use rstscope_gen::{testdata, write_bench, BenchSpec, T0};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: rstscope-gen testdata DIR\n       rstscope-gen bench DIR --bytes N [--files K] [--seed S]"
+        "usage: rstscope-gen testdata DIR\n       rstscope-gen bench DIR --bytes N [--files K] [--seed S]\n       rstscope-gen synflood FILE CONNECTIONS"
     );
     std::process::exit(2)
 }
@@ -61,6 +62,27 @@ fn main() -> Result<()> {
                 start += 3_600_000_000_000;
                 eprintln!("{}: {packets} packets, {rsts} RSTs", path.display());
             }
+            Ok(())
+        }
+        Some("synflood") if args.len() == 3 => {
+            // A SYN flood of N distinct connections (sources spread over 10.0.0.0/8 and ports).
+            let n: u64 = parse_size(&args[2])?;
+            let w = rstscope_pcapgen::PcapWriter::new(1);
+            let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&args[1])?);
+            std::io::Write::write_all(&mut out, &w.header())?;
+            for i in 0..n {
+                let src = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+                let sport = 1024 + ((i >> 24) % 60000) as u16;
+                let t = rstscope_pcapgen::Tcp::new(&src, sport, "192.0.2.1", 80)
+                    .seq(i as u32)
+                    .flags(rstscope_pcapgen::flags::SYN);
+                let rec = rstscope_pcapgen::Record::new(
+                    T0 + i as i64 * 1000,
+                    rstscope_pcapgen::Link::Ethernet.frame(&t.to_ip()),
+                );
+                std::io::Write::write_all(&mut out, &w.record(&rec))?;
+            }
+            std::io::Write::flush(&mut out)?;
             Ok(())
         }
         _ => usage(),

@@ -1,0 +1,233 @@
+//! Hostile captures made by the project's capture writer: each must finish quickly, with the
+//! right counts, and never crash. (The large versions, e.g. a 10 M-connection SYN flood, are in
+//! scripts/hostile.sh, with their peak RSS.)
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rstscope_pcapgen::{
+    flags as f, Endian, Interface, Link, PcapNgWriter, PcapWriter, Record, Tcp,
+};
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String, serde_json::Value, Duration) {
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_rstscope"))
+        .args(["-q", "-o"])
+        .arg(dir.join("out"))
+        .args(args)
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    let log = std::fs::read_to_string(dir.join("out/reset.log")).unwrap_or_default();
+    let summary = std::fs::read_to_string(dir.join("out/reset_summary.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let _ = String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), log, summary, took)
+}
+
+fn rows(log: &str) -> usize {
+    log.lines().filter(|l| !l.starts_with('#')).count()
+}
+
+const T0: i64 = 1_795_478_400_000_000_000;
+
+#[test]
+fn many_rsts_in_one_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 100_000u32;
+    let recs: Vec<Record> = (0..n)
+        .map(|i| {
+            let t = Tcp::new("10.1.0.1", 1024 + (i % 50_000) as u16, "10.2.0.1", 80)
+                .seq(i)
+                .flags(f::RST)
+                .window(0);
+            Record::new(T0 + i as i64 * 1000, Link::Ethernet.frame(&t.to_ip()))
+        })
+        .collect();
+    let p = dir.path().join("rsts.pcap");
+    std::fs::write(&p, PcapWriter::new(1).write(&recs)).unwrap();
+    let (code, log, summary, took) = run(dir.path(), &[p.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(rows(&log), n as usize);
+    assert_eq!(summary["rsts"], n);
+    assert!(took < Duration::from_secs(120), "{took:?}");
+}
+
+#[test]
+fn rst_storm_and_maximal_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Tcp::new("10.1.0.1", 5000, "10.2.0.1", 80);
+    let mut recs = vec![Record::new(
+        T0,
+        Link::Ethernet.frame(&c.clone().seq(1).flags(f::SYN).to_ip()),
+    )];
+    for i in 0..1500u32 {
+        let t = c.reply().seq(9 + i).ack(2).flags(f::RST | f::ACK);
+        recs.push(Record::new(
+            T0 + 1_000_000 + i as i64 * 100_000,
+            Link::Ethernet.frame(&t.to_ip()),
+        ));
+    }
+    // The largest payload an IPv4 packet can carry.
+    let big = c
+        .reply()
+        .seq(99_999)
+        .flags(f::RST)
+        .payload(vec![b'A'; 65_535 - 40]);
+    recs.push(Record::new(
+        T0 + 2_000_000_000,
+        Link::Raw.frame(&big.to_ip()),
+    ));
+    let mut w = PcapWriter::new(1);
+    w.snaplen = 262_144;
+    let p = dir.path().join("storm.pcap");
+    // the raw-IP packet goes in a file of its own link type
+    std::fs::write(&p, w.write(&recs[..recs.len() - 1])).unwrap();
+    let q = dir.path().join("big.pcap");
+    std::fs::write(&q, PcapWriter::new(101).write(&recs[recs.len() - 1..])).unwrap();
+    let (code, log, summary, _) = run(
+        dir.path(),
+        &[
+            "--sensor-from",
+            "none",
+            p.to_str().unwrap(),
+            q.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(rows(&log), 1501);
+    let storm = log.lines().filter(|l| l.contains("storm")).count();
+    assert!(storm >= 1000, "{storm} storm rows");
+    assert_eq!(
+        summary["by_cause"]["refused"].as_u64().unwrap()
+            + summary["by_cause"]["abort"].as_u64().unwrap()
+            + summary["by_cause"]["handshake_abort"].as_u64().unwrap()
+            + summary["by_cause"]["orphan"].as_u64().unwrap(),
+        1501
+    );
+    let big_row = log
+        .lines()
+        .find(|l| l.contains("\t65495\t"))
+        .expect("the big RST");
+    assert!(big_row.contains(&"A".repeat(256)) && !big_row.contains(&"A".repeat(257)));
+}
+
+#[test]
+fn odd_record_and_file_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let rst = Tcp::new("10.1.0.1", 1, "10.2.0.1", 2).seq(5).flags(f::RST);
+    let frame = Link::Ethernet.frame(&rst.to_ip());
+    // snap length 0 in the header, and records with no bytes captured
+    let mut w0 = PcapWriter::new(1);
+    w0.snaplen = 0;
+    let empty = Record {
+        ts_ns: T0,
+        data: Vec::new(),
+        orig_len: 60,
+    };
+    std::fs::write(
+        dir.path().join("snap0.pcap"),
+        w0.write(&[empty, Record::new(T0 + 1, frame.clone())]),
+    )
+    .unwrap();
+    // snap length 65535+ and caplen > wire length
+    let mut w1 = PcapWriter::new(1);
+    w1.snaplen = 0xffff_ffff;
+    let odd = Record {
+        ts_ns: T0 + 2,
+        data: frame.clone(),
+        orig_len: 10,
+    };
+    std::fs::write(dir.path().join("caplen.pcap"), w1.write(&[odd])).unwrap();
+    // a record length of 4 GB
+    let mut four_gb = PcapWriter::new(1).write(&[Record::new(T0 + 3, frame.clone())]);
+    four_gb.extend_from_slice(&[
+        0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    ]);
+    std::fs::write(dir.path().join("4gb.pcap"), four_gb).unwrap();
+    // timestamps going backwards
+    let back: Vec<Record> = (0..50)
+        .map(|i| {
+            Record::new(
+                T0 + (50 - i) * 1_000_000_000,
+                Link::Ethernet.frame(&rst.clone().seq(i as u32).to_ip()),
+            )
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("backwards.pcap"),
+        PcapWriter::new(1).write(&back),
+    )
+    .unwrap();
+    // a pcapng with a thousand interfaces
+    let mut ng = PcapNgWriter::new(
+        Endian::Little,
+        (0..1000).map(|_| Interface::new(1)).collect(),
+    );
+    for i in 0..1000u32 {
+        ng.epb(
+            i,
+            &Record::new(
+                T0 + i as i64,
+                Link::Ethernet.frame(&rst.clone().seq(i).to_ip()),
+            ),
+        );
+    }
+    std::fs::write(dir.path().join("ifaces.pcapng"), ng.finish()).unwrap();
+
+    let (code, log, summary, took) = run(
+        dir.path(),
+        &["--sensor-from", "none", dir.path().to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "the 4 GB record is an error");
+    assert!(took < Duration::from_secs(60));
+    let files = summary["files"].as_array().unwrap();
+    let by = |name: &str| files.iter().find(|f| f["source"] == name).unwrap().clone();
+    assert_eq!(by("snap0.pcap")["packets"], 2);
+    assert_eq!(by("snap0.pcap")["malformed"], 1);
+    assert_eq!(by("caplen.pcap")["rsts"], 1);
+    assert!(by("4gb.pcap")["error"]
+        .as_str()
+        .unwrap()
+        .contains("exceeds the maximum"));
+    assert_eq!(by("4gb.pcap")["rsts"], 1);
+    assert_eq!(by("backwards.pcap")["rsts"], 50);
+    assert_eq!(by("ifaces.pcapng")["rsts"], 1000);
+    // rows stay in (ts, source, frame) order
+    let ts: Vec<f64> = log
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!(ts.len(), 1 + 1 + 1 + 50 + 1000);
+}
+
+#[test]
+fn syn_flood_is_bounded_by_the_connection_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 200_000u32;
+    let recs: Vec<Record> = (0..n)
+        .map(|i| {
+            let src = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+            let t = Tcp::new(&src, 40_000, "10.255.0.1", 80)
+                .seq(i)
+                .flags(f::SYN);
+            Record::new(T0 + i as i64 * 10_000, Link::Ethernet.frame(&t.to_ip()))
+        })
+        .collect();
+    let p = dir.path().join("flood.pcap");
+    std::fs::write(&p, PcapWriter::new(1).write(&recs)).unwrap();
+    let (code, _, summary, took) = run(
+        dir.path(),
+        &["-j", "1", "--max-connections", "10000", p.to_str().unwrap()],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(summary["connections"], n);
+    assert_eq!(summary["connections_evicted"], n as u64 - 10_000);
+    assert!(summary["peak_connections"].as_u64().unwrap() <= 10_000);
+    assert!(took < Duration::from_secs(120), "{took:?}");
+}
