@@ -20,4 +20,10 @@ pub use classify::{injected_rule, Cause, Evidence};
 pub use tracker::{FlowConfig, FlowStats, Tracker};
 
 #[cfg(test)]
+mod difftest;
+#[cfg(test)]
+mod perf;
+#[cfg(test)]
+mod reference;
+#[cfg(test)]
 mod tests;

@@ -1,12 +1,28 @@
 //! The connection table and the per-packet state machine.
+//!
+//! The table is sized by concurrent connections, so the layout is compact:
+//!
+//! - a connection is one slot of a slab (`Vec<Conn>`, dead slots chained into a free list);
+//!   the hash table stores only the slot number, hashing and comparing through the slot's key;
+//!   IPv6 addresses live in a side slab, so an IPv4 key takes 12 bytes;
+//! - state that most connections never need — RST bookkeeping (from a side's first RST on),
+//!   retransmission and zero-window counters, counters past their inline width, a history
+//!   longer than 12 letters — is in a per-connection [`Ext`] allocated on first use;
+//! - expiry: a ring of ~1 s buckets of slot numbers feeds a binary heap that only holds the
+//!   connections due in the current second. Together they pop in exactly the order of one
+//!   global heap keyed by (deadline, slot), so which connection ends when — and which one
+//!   is evicted when the table is full — is the same as with that heap.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::IpAddr;
+use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use hashbrown::HashMap;
-use rstscope_decode::{community_id_v1, tcp_flags as tf, CommunityIdKey, Segment};
-use rstscope_reset::{connection_uid, EventOptions, ResetEvent};
+use hashbrown::{DefaultHashBuilder, HashTable};
+use rstscope_decode::{
+    community_id_v1, decode_rst_reason, tcp_flags as tf, CommunityIdKey, Segment,
+};
+use rstscope_reset::{connection_uid, initial_ttl, EventOptions, ResetEvent};
 use smallvec::SmallVec;
 
 use crate::classify::{injected_rule, Cause, Evidence};
@@ -66,39 +82,9 @@ pub struct FlowStats {
     pub peak_connections: u64,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-struct Endpoint {
-    addr: IpAddr,
-    port: u16,
-}
-
-/// Direction-free connection key: the two endpoints in order.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-struct ConnKey {
-    lo: Endpoint,
-    hi: Endpoint,
-}
-
-impl ConnKey {
-    /// The key and whether the segment's sender is the `lo` endpoint.
-    fn of(seg: &Segment<'_>) -> (ConnKey, bool) {
-        let s = Endpoint {
-            addr: seg.src,
-            port: seg.sport,
-        };
-        let d = Endpoint {
-            addr: seg.dst,
-            port: seg.dport,
-        };
-        if s <= d {
-            (ConnKey { lo: s, hi: d }, true)
-        } else {
-            (ConnKey { lo: d, hi: s }, false)
-        }
-    }
-}
-
 const NO_TIME: i64 = i64::MAX;
+/// "No slot / no row" in the u32 links.
+const NIL: u32 = u32::MAX;
 
 fn seq_lt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
@@ -108,67 +94,226 @@ fn seq_gt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+const FAM_V4: u8 = 0;
+const FAM_V6: u8 = 1;
+/// An IPv4 and an IPv6 endpoint (no decoded packet has that, but a `Segment` can).
+const FAM_MIXED: u8 = 2;
+
+/// Direction-free connection key in canonical form: the "lo" endpoint first — the smaller
+/// (address, port) of the two, or the IPv4 one of a mixed pair (as `IpAddr` orders them).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Key {
+    /// IPv4: lo address << 32 | hi address; otherwise 0.
+    v4: u64,
+    /// lo port << 16 | hi port.
+    ports: u32,
+    fam: u8,
+    /// IPv6 (a mixed pair: the IPv4-mapped lo address and the IPv6 hi address); else 0.
+    v6: [u128; 2],
+}
+
+impl Key {
+    /// The key and whether the segment's sender is the `lo` endpoint.
+    fn of(seg: &Segment<'_>) -> (Key, bool) {
+        match (seg.src, seg.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let s = (u32::from(s) as u64) << 16 | seg.sport as u64;
+                let d = (u32::from(d) as u64) << 16 | seg.dport as u64;
+                let (lo, hi, sender_is_lo) = if s <= d { (s, d, true) } else { (d, s, false) };
+                let key = Key {
+                    v4: (lo >> 16) << 32 | (hi >> 16),
+                    ports: ((lo & 0xffff) << 16 | (hi & 0xffff)) as u32,
+                    fam: FAM_V4,
+                    v6: [0; 2],
+                };
+                (key, sender_is_lo)
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let s = (u128::from(s), seg.sport);
+                let d = (u128::from(d), seg.dport);
+                let (lo, hi, sender_is_lo) = if s <= d { (s, d, true) } else { (d, s, false) };
+                let key = Key {
+                    v4: 0,
+                    ports: (lo.1 as u32) << 16 | hi.1 as u32,
+                    fam: FAM_V6,
+                    v6: [lo.0, hi.0],
+                };
+                (key, sender_is_lo)
+            }
+            (IpAddr::V4(s), IpAddr::V6(d)) => (
+                Key::mixed((s, seg.sport), (d, seg.dport)),
+                true, // IPv4 sorts before IPv6
+            ),
+            (IpAddr::V6(s), IpAddr::V4(d)) => (Key::mixed((d, seg.dport), (s, seg.sport)), false),
+        }
+    }
+
+    fn mixed(v4: (Ipv4Addr, u16), v6: (Ipv6Addr, u16)) -> Key {
+        Key {
+            v4: 0,
+            ports: (v4.1 as u32) << 16 | v6.1 as u32,
+            fam: FAM_MIXED,
+            v6: [u128::from(v4.0.to_ipv6_mapped()), u128::from(v6.0)],
+        }
+    }
+
+    fn hash(&self, hasher: &DefaultHashBuilder) -> u64 {
+        let mut h = hasher.build_hasher();
+        if self.fam == FAM_V4 {
+            h.write_u64(self.v4);
+            h.write_u32(self.ports);
+        } else {
+            h.write_u128(self.v6[0]);
+            h.write_u128(self.v6[1]);
+            h.write_u32(self.ports);
+            h.write_u8(self.fam);
+        }
+        h.finish()
+    }
+
+    /// (lo, hi) endpoints.
+    fn endpoints(&self) -> ((IpAddr, u16), (IpAddr, u16)) {
+        let (lp, hp) = ((self.ports >> 16) as u16, self.ports as u16);
+        match self.fam {
+            FAM_V4 => (
+                (IpAddr::V4(Ipv4Addr::from((self.v4 >> 32) as u32)), lp),
+                (IpAddr::V4(Ipv4Addr::from(self.v4 as u32)), hp),
+            ),
+            FAM_V6 => (
+                (IpAddr::V6(Ipv6Addr::from(self.v6[0])), lp),
+                (IpAddr::V6(Ipv6Addr::from(self.v6[1])), hp),
+            ),
+            _ => (
+                (IpAddr::V4(Ipv4Addr::from(self.v6[0] as u32)), lp),
+                (IpAddr::V6(Ipv6Addr::from(self.v6[1])), hp),
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// History: Zeek's letters, up to 12 packed 5 bits each with the length in the top 4 bits.
+
+/// Letters by their 5-bit code (0 is unused).
+const HIST_ALPHABET: &[u8; 22] = b"?SHADFRIQTW^shadfriqtw";
+const HIST_CODES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 1;
+    while i < HIST_ALPHABET.len() {
+        t[HIST_ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+const HIST_INLINE: u64 = 12;
+/// Length field value: the letters are in `Ext::history`.
+const HIST_SPILLED: u64 = 15;
+const HIST_LEN_SHIFT: u32 = 60;
+
+const fn hist_encode(s: &[u8]) -> u64 {
+    let mut h = 0u64;
+    let mut i = 0;
+    while i < s.len() {
+        h |= (HIST_CODES[s[i] as usize] as u64) << (5 * i);
+        i += 1;
+    }
+    h | (s.len() as u64) << HIST_LEN_SHIFT
+}
+
+const HIST_ONLY_H: u64 = hist_encode(b"H");
+const HIST_CARET_H: u64 = hist_encode(b"^h");
+
+// ---------------------------------------------------------------------------------------------
+// Per-endpoint state
+
+// Side::bits
+const S_SENT_SYN: u16 = 1 << 0; // sent a SYN without ACK
+const S_SENT_SYNACK: u16 = 1 << 1;
+const S_LAST_WAS_SYN: u16 = 1 << 2; // its latest packet was a SYN (a RST now answers it)
+const S_HAS_NEXT: u16 = 1 << 3; // next_seq is set
+const S_SENT_DATA: u16 = 1 << 4; // data_end is set
+const S_ACK_INIT: u16 = 1 << 5; // max_ack is set
+const S_IPID_SEQ: u16 = 1 << 6; // its IPv4 IDs step by 1..=ipid_step
+const S_IPID_ONE: u16 = 1 << 7; // at least one IPv4 ID seen
+const S_IPID_TWO: u16 = 1 << 8; // at least two
+const S_RST: u16 = 1 << 9; // it sent a RST: Ext::side holds its RST bookkeeping
+const S_PKTS_HI: u16 = 1 << 10; // pkts overflowed into Ext::side.pkts_hi
+const S_TTL_WIDE: u16 = 1 << 11; // a TTL count outgrew u16: the TTL counts are in Ext::side
+const S_WSCALE_SHIFT: u32 = 12; // 4 bits: window scale from its SYN, 15 = none
+const WSCALE_NONE: u16 = 15;
+
 /// Per-endpoint state. Index 0 of a connection's sides is the originator.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Side {
-    state: EpState,
-    prev_state: EpState,
-    /// The endpoint has sent a packet with SYN (without ACK) / SYN+ACK.
-    sent_syn: bool,
-    sent_synack: bool,
-    seq_init: bool,
-    start_seq: u32,
-    /// Sequence of its latest SYN (for `ack_syn`).
+    /// Sequence number of its latest SYN (`ack_syn`, a new ISN).
     syn_seq: u32,
-    /// Its latest packet was a SYN (so a RST from the peer now answers that SYN).
-    last_was_syn: bool,
     /// Highest sequence number sent plus one (SYN/FIN count), over non-RST packets.
     next_seq: u32,
-    has_next: bool,
     /// Highest end of payload sent (non-RST packets).
     data_end: u32,
-    sent_data: bool,
-    /// Highest acknowledgment sent, the latest acknowledgment sent, and its window.
+    /// Highest acknowledgment sent.
     max_ack: u32,
-    last_ack: u32,
-    ack_init: bool,
-    /// End of its latest segment (seq + len), for RFC 9293 answers to ACK-less segments.
-    last_seq_end: u32,
-    win: u16,
-    /// Window scale from its SYN, 0xff when none.
-    wscale: u8,
+    /// Sequence numbers of its latest SYN and end of its latest FIN, for the history's
+    /// repeat rule (absolute: Zeek compares relative ones, which is the same test).
     hist_last_syn: u32,
     hist_last_fin: u32,
-    hist_last_rst: u32,
-    pkts: u64,
-    rsts: u32,
-    rxmit: u32,
-    rxmit_next: u32,
-    zero_win: u32,
-    zero_win_next: u32,
+    /// Packets sent (low 32 bits; see S_PKTS_HI).
+    pkts: u32,
     /// TTLs of its non-RST packets: up to three distinct values with counts.
+    ttl_cnts: [u16; 3],
     ttl_vals: [u8; 3],
-    ttl_cnts: [u32; 3],
     last_ttl: u8,
-    /// IPv4 IDs of its non-RST packets.
     ipid_last: u16,
-    ipid_n: u32,
-    ipid_sequential: bool,
-    last_ns: i64,
-    /// The previous packet from this side was a RST; its fields.
-    last_was_rst: bool,
-    last_rst_ns: i64,
-    last_rst_seq: u32,
-    last_rst_ack: u32,
-    last_rst_had_ack: bool,
-    /// The peer sent payload since this side's latest RST.
-    peer_data_since_rst: bool,
-    /// Current run of RSTs each < storm gap after this side's previous packet.
-    storm_run: u32,
-    storm_run_start_ns: i64,
+    /// Its latest window.
+    win: u16,
+    /// Endpoint state, and the state before it.
+    state: EpState,
+    prev_state: EpState,
+    bits: u16,
 }
 
 impl Side {
+    const NEW: Side = Side {
+        syn_seq: 0,
+        next_seq: 0,
+        data_end: 0,
+        max_ack: 0,
+        hist_last_syn: 0,
+        hist_last_fin: 0,
+        pkts: 0,
+        ttl_cnts: [0; 3],
+        ttl_vals: [0; 3],
+        last_ttl: 0,
+        ipid_last: 0,
+        win: 0,
+        state: EpState::Inactive,
+        prev_state: EpState::Inactive,
+        bits: WSCALE_NONE << S_WSCALE_SHIFT,
+    };
+
+    fn has(&self, bit: u16) -> bool {
+        self.bits & bit != 0
+    }
+
+    fn put(&mut self, bit: u16, on: bool) {
+        if on {
+            self.bits |= bit;
+        } else {
+            self.bits &= !bit;
+        }
+    }
+
+    fn state(&self) -> EpState {
+        self.state
+    }
+
+    fn prev_state(&self) -> EpState {
+        self.prev_state
+    }
+
     fn set_state(&mut self, s: EpState) {
         if self.state != s {
             self.prev_state = self.state;
@@ -176,92 +321,258 @@ impl Side {
         }
     }
 
-    fn note_ttl(&mut self, ttl: u8) {
-        self.last_ttl = ttl;
-        for i in 0..3 {
-            if self.ttl_cnts[i] > 0 && self.ttl_vals[i] == ttl {
-                self.ttl_cnts[i] += 1;
-                return;
-            }
+    /// Window scale from its SYN, 0xff when none.
+    fn wscale(&self) -> u8 {
+        match (self.bits >> S_WSCALE_SHIFT) as u8 {
+            15 => 0xff,
+            w => w,
         }
-        // A new value takes a free slot, or replaces the rarest one.
-        let mut slot = 0;
-        for i in 0..3 {
-            if self.ttl_cnts[i] < self.ttl_cnts[slot] {
-                slot = i;
-            }
-        }
-        self.ttl_vals[slot] = ttl;
-        self.ttl_cnts[slot] = 1;
     }
 
-    /// Median TTL of its non-RST packets (over the up to three values kept).
-    fn median_ttl(&self) -> Option<u8> {
-        let mut v: SmallVec<[(u8, u32); 3]> = (0..3)
-            .filter(|&i| self.ttl_cnts[i] > 0)
-            .map(|i| (self.ttl_vals[i], self.ttl_cnts[i]))
-            .collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_unstable();
-        let total: u32 = v.iter().map(|x| x.1).sum();
-        let half = total.div_ceil(2);
-        let mut acc = 0;
-        for (ttl, n) in v {
-            acc += n;
-            if acc >= half {
-                return Some(ttl);
-            }
-        }
-        None
+    fn set_wscale(&mut self, ws: u8) {
+        let ws = ws.min(14) as u16;
+        self.bits = (self.bits & !(0xf << S_WSCALE_SHIFT)) | ws << S_WSCALE_SHIFT;
     }
 }
 
-/// A RST row waiting for its connection to end.
-struct Pending {
-    ev: ResetEvent,
-    evidence: Evidence,
-    /// The sender is the key's `lo` endpoint.
-    sender_is_lo: bool,
-    sender_pkts: u64,
-    receiver_pkts: u64,
-    /// ttl_mismatch still to be decided at the end (no earlier packet of the sender).
-    ttl_pending: bool,
+/// A new TTL for a side's statistics: a known value counts once more; a new one takes a free
+/// slot or replaces the rarest.
+fn note_ttl_in(vals: &mut [u8; 3], cnts: &mut [u32; 3], ttl: u8) {
+    for i in 0..3 {
+        if cnts[i] > 0 && vals[i] == ttl {
+            cnts[i] += 1;
+            return;
+        }
+    }
+    let mut slot = 0;
+    for i in 0..3 {
+        if cnts[i] < cnts[slot] {
+            slot = i;
+        }
+    }
+    vals[slot] = ttl;
+    cnts[slot] = 1;
 }
 
+/// Median TTL over the up to three values kept.
+fn median_ttl_in(vals: &[u8; 3], cnts: &[u32; 3]) -> Option<u8> {
+    let mut v: SmallVec<[(u8, u32); 3]> = (0..3)
+        .filter(|&i| cnts[i] > 0)
+        .map(|i| (vals[i], cnts[i]))
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let total: u32 = v.iter().map(|x| x.1).sum();
+    let half = total.div_ceil(2);
+    let mut acc = 0;
+    for (ttl, n) in v {
+        acc += n;
+        if acc >= half {
+            return Some(ttl);
+        }
+    }
+    None
+}
+
+/// Per-side state that few connections need.
+#[derive(Debug, Default, Clone)]
+struct ExtSide {
+    // RST bookkeeping, kept from the side's first RST on (S_RST).
+    /// Time of its latest packet (for `storm`).
+    last_ns: i64,
+    /// Its previous packet was a RST (`last_was_rst`), and that RST's fields.
+    last_was_rst: bool,
+    last_rst_had_ack: bool,
+    /// The peer sent payload since this side's latest RST.
+    peer_data_since_rst: bool,
+    last_rst_ns: i64,
+    last_rst_seq: u32,
+    last_rst_ack: u32,
+    /// RSTs sent (`rst_count`).
+    rsts: u32,
+    /// Sequence number of its latest RST, for the history's repeat rule.
+    hist_last_rst: u32,
+    /// Current run of RSTs each < storm gap after this side's previous packet.
+    storm_run: u32,
+    storm_run_start_ns: i64,
+    // Retransmitted payload (T) and zero windows (W): counts and the next count that adds a
+    // letter.
+    rxmit: u32,
+    rxmit_next: u32,
+    zero_win: u32,
+    zero_win_next: u32,
+    /// Packet count above 32 bits (S_PKTS_HI).
+    pkts_hi: u32,
+    /// TTL statistics once a count outgrew u16 (S_TTL_WIDE).
+    ttl_vals: [u8; 3],
+    ttl_cnts: [u32; 3],
+}
+
+#[derive(Debug, Default, Clone)]
+struct Ext {
+    side: [ExtSide; 2],
+    /// The whole history once it is longer than HIST_INLINE letters.
+    history: Vec<u8>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+
+// Conn::flags
+const C_LIVE: u16 = 1 << 0;
+const C_ORIG_IS_LO: u16 = 1 << 1;
+const C_HANDSHAKE_DONE: u16 = 1 << 2;
+const C_FIN_SEEN: u16 = 1 << 3;
+/// The originator sent a SYN in state INACTIVE: Zeek's attempt timer runs (from `start_ns`:
+/// while it matters, that SYN was the connection's first packet).
+const C_ATTEMPT: u16 = 1 << 4;
+const C_FAM_SHIFT: u32 = 8; // 2 bits: FAM_*
+
+// History bits (Zeek's HIST_*), originator in the low 8 bits.
+const H_SYN: u16 = 0x1;
+const H_SYNACK: u16 = 0x2;
+const H_FIN: u16 = 0x4;
+const H_RST: u16 = 0x8;
+const H_ACK: u16 = 0x10;
+const H_DATA: u16 = 0x20;
+const H_FIN_RST: u16 = 0x40;
+const H_MULTI: u16 = 0x80;
+
+#[derive(Debug)]
 struct Conn {
-    key: ConnKey,
-    orig_is_lo: bool,
-    gen: u32,
     start_ns: i64,
     last_ns: i64,
+    /// First complete close (Zeek's close delay runs from it), or NO_TIME.
     close_ns: i64,
-    attempt_ns: i64,
-    heap_deadline: i64,
-    history: SmallVec<[u8; 16]>,
-    hist_seen: u32,
+    /// The connection's timer key: never above its deadline (lowered when the deadline drops,
+    /// raised to the deadline when reached). Expiry and eviction go by (timer, slot).
+    timer: i64,
+    /// History letters (see HIST_*).
+    history: u64,
+    ext: Option<Box<Ext>>,
+    /// IPv4 key: lo address << 32 | hi address; otherwise the index of the IPv6 addresses.
+    k_addrs: u64,
+    /// lo port << 16 | hi port.
+    k_ports: u32,
+    /// Newest pending row (rows link to older ones), NIL when none; the next free slot while
+    /// the slot is dead.
+    pending: u32,
+    /// Acknowledgment of the connection's latest non-RST packet with ACK, and the end of its
+    /// latest packet: for `unsolicited`, which asks them only when one side sent everything.
+    last_ack: u32,
+    last_seq_end: u32,
+    /// Zeek's history bits (H_*), originator low byte.
+    hist_seen: u16,
+    flags: u16,
     sides: [Side; 2],
-    handshake_done: bool,
-    fin_seen: bool,
-    data_seen: bool,
-    pkts: u64,
-    pending: SmallVec<[u32; 2]>,
 }
 
-// History bits (Zeek's HIST_*), originator in the low 16 bits.
-const H_SYN: u32 = 0x1;
-const H_SYNACK: u32 = 0x2;
-const H_FIN: u32 = 0x4;
-const H_RST: u32 = 0x8;
-const H_ACK: u32 = 0x10;
-const H_DATA: u32 = 0x20;
-const H_FIN_RST: u32 = 0x40;
-const H_MULTI: u32 = 0x80;
-
 impl Conn {
+    const DEAD: Conn = Conn {
+        start_ns: 0,
+        last_ns: 0,
+        close_ns: NO_TIME,
+        timer: NO_TIME,
+        history: 0,
+        ext: None,
+        k_addrs: 0,
+        k_ports: 0,
+        pending: NIL,
+        last_ack: 0,
+        last_seq_end: 0,
+        hist_seen: 0,
+        flags: 0,
+        sides: [Side::NEW; 2],
+    };
+
+    fn live(&self) -> bool {
+        self.flags & C_LIVE != 0
+    }
+
+    fn orig_is_lo(&self) -> bool {
+        self.flags & C_ORIG_IS_LO != 0
+    }
+
+    fn fam(&self) -> u8 {
+        (self.flags >> C_FAM_SHIFT) as u8 & 3
+    }
+
+    fn key(&self, v6: &[[u128; 2]]) -> Key {
+        let fam = self.fam();
+        Key {
+            v4: if fam == FAM_V4 { self.k_addrs } else { 0 },
+            ports: self.k_ports,
+            fam,
+            v6: if fam == FAM_V4 {
+                [0; 2]
+            } else {
+                v6[self.k_addrs as usize]
+            },
+        }
+    }
+
+    fn key_eq(&self, key: &Key, v6: &[[u128; 2]]) -> bool {
+        self.k_ports == key.ports
+            && self.fam() == key.fam
+            && if key.fam == FAM_V4 {
+                self.k_addrs == key.v4
+            } else {
+                v6[self.k_addrs as usize] == key.v6
+            }
+    }
+
+    fn ext(&self) -> &Ext {
+        self.ext.as_deref().expect("extension allocated")
+    }
+
+    fn ext_mut(&mut self) -> &mut Ext {
+        self.ext.get_or_insert_with(Default::default)
+    }
+
+    // -- history
+
+    #[inline]
+    fn push_letter(&mut self, letter: u8) {
+        let len = self.history >> HIST_LEN_SHIFT;
+        if len < HIST_INLINE {
+            let code = HIST_CODES[letter as usize] as u64;
+            self.history = (self.history & !(0xf << HIST_LEN_SHIFT))
+                | code << (5 * len)
+                | (len + 1) << HIST_LEN_SHIFT;
+        } else {
+            self.push_letter_spilled(letter);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_letter_spilled(&mut self, letter: u8) {
+        let len = self.history >> HIST_LEN_SHIFT;
+        if len == HIST_INLINE {
+            let mut all = Vec::with_capacity(2 * HIST_INLINE as usize);
+            self.with_history(|h| all.extend_from_slice(h));
+            self.ext_mut().history = all;
+            self.history = HIST_SPILLED << HIST_LEN_SHIFT;
+        }
+        self.ext_mut().history.push(letter);
+    }
+
+    fn with_history<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let len = self.history >> HIST_LEN_SHIFT;
+        if len == HIST_SPILLED {
+            return f(&self.ext().history);
+        }
+        let mut buf = [0u8; HIST_INLINE as usize];
+        for (i, b) in buf.iter_mut().enumerate().take(len as usize) {
+            *b = HIST_ALPHABET[(self.history >> (5 * i)) as usize & 0x1f];
+        }
+        f(&buf[..len as usize])
+    }
+
     fn add_letter(&mut self, is_orig: bool, code: u8) {
-        self.history.push(if is_orig {
+        self.push_letter(if is_orig {
             code
         } else {
             code.to_ascii_lowercase()
@@ -270,8 +581,8 @@ impl Conn {
 
     /// Zeek's CheckHistory: add the letter the first time this side shows the behaviour.
     /// Returns true when it had been seen before.
-    fn check_history(&mut self, is_orig: bool, mask: u32, code: u8) -> bool {
-        let mask = if is_orig { mask } else { mask << 16 };
+    fn check_history(&mut self, is_orig: bool, mask: u16, code: u8) -> bool {
+        let mask = if is_orig { mask } else { mask << 8 };
         if self.hist_seen & mask == 0 {
             self.hist_seen |= mask;
             self.add_letter(is_orig, code);
@@ -281,24 +592,113 @@ impl Conn {
         }
     }
 
-    /// Swap originator and responder, as Zeek's FlipRoles.
-    fn flip(&mut self) {
-        self.orig_is_lo = !self.orig_is_lo;
+    /// Swap originator and responder (without the `^`).
+    fn swap_sides(&mut self) {
+        self.flags ^= C_ORIG_IS_LO;
         self.sides.swap(0, 1);
-        self.hist_seen = self.hist_seen.rotate_left(16);
-        self.history.push(b'^');
+        self.hist_seen = self.hist_seen.rotate_left(8);
+        if let Some(e) = self.ext.as_deref_mut() {
+            e.side.swap(0, 1);
+        }
     }
 
+    /// Swap originator and responder, as Zeek's FlipRoles.
+    fn flip(&mut self) {
+        self.swap_sides();
+        self.push_letter(b'^');
+    }
+
+    // -- counters that may live in the extension
+
+    fn pkts(&self, i: usize) -> u64 {
+        let s = &self.sides[i];
+        let hi = if s.has(S_PKTS_HI) {
+            self.ext().side[i].pkts_hi as u64
+        } else {
+            0
+        };
+        hi << 32 | s.pkts as u64
+    }
+
+    fn no_pkts(&self, i: usize) -> bool {
+        self.sides[i].pkts == 0 && !self.sides[i].has(S_PKTS_HI)
+    }
+
+    fn count_pkt(&mut self, i: usize) {
+        match self.sides[i].pkts.checked_add(1) {
+            Some(n) => self.sides[i].pkts = n,
+            None => {
+                self.sides[i].pkts = 0;
+                self.sides[i].bits |= S_PKTS_HI;
+                self.ext_mut().side[i].pkts_hi += 1;
+            }
+        }
+    }
+
+    #[inline]
+    fn note_ttl(&mut self, i: usize, ttl: u8) {
+        let s = &mut self.sides[i];
+        s.last_ttl = ttl;
+        // The common case: the value of the first slot, well below the inline limit.
+        if s.ttl_vals[0] == ttl
+            && s.ttl_cnts[0] > 0
+            && s.ttl_cnts[0] < u16::MAX
+            && !s.has(S_TTL_WIDE)
+        {
+            s.ttl_cnts[0] += 1;
+            return;
+        }
+        self.note_ttl_slow(i, ttl);
+    }
+
+    #[inline(never)]
+    fn note_ttl_slow(&mut self, i: usize, ttl: u8) {
+        if self.sides[i].has(S_TTL_WIDE) {
+            let e = &mut self.ext_mut().side[i];
+            note_ttl_in(&mut e.ttl_vals, &mut e.ttl_cnts, ttl);
+            return;
+        }
+        let s = &mut self.sides[i];
+        let mut cnts = s.ttl_cnts.map(u32::from);
+        note_ttl_in(&mut s.ttl_vals, &mut cnts, ttl);
+        if cnts.iter().all(|&n| n <= u16::MAX as u32) {
+            s.ttl_cnts = cnts.map(|n| n as u16);
+        } else {
+            s.bits |= S_TTL_WIDE;
+            let vals = s.ttl_vals;
+            let e = &mut self.ext_mut().side[i];
+            e.ttl_vals = vals;
+            e.ttl_cnts = cnts;
+        }
+    }
+
+    fn median_ttl(&self, i: usize) -> Option<u8> {
+        let s = &self.sides[i];
+        if s.has(S_TTL_WIDE) {
+            let e = &self.ext().side[i];
+            median_ttl_in(&e.ttl_vals, &e.ttl_cnts)
+        } else {
+            median_ttl_in(&s.ttl_vals, &s.ttl_cnts.map(u32::from))
+        }
+    }
+
+    // -- timers
+
+    #[inline]
     fn attempt_pending(&self) -> bool {
-        self.attempt_ns != NO_TIME
-            && matches!(self.sides[0].state, EpState::SynSent | EpState::SynAckSent)
-            && self.sides[1].state == EpState::Inactive
+        self.flags & C_ATTEMPT != 0
+            && matches!(
+                self.sides[0].state(),
+                EpState::SynSent | EpState::SynAckSent
+            )
+            && self.sides[1].state() == EpState::Inactive
     }
 
     /// When Zeek would remove this connection if no packet arrives first.
+    #[inline]
     fn deadline(&self) -> i64 {
         let handshake = matches!(
-            self.sides[0].state,
+            self.sides[0].state(),
             EpState::Inactive | EpState::SynSent | EpState::SynAckSent
         );
         let idle = if handshake {
@@ -311,13 +711,13 @@ impl Conn {
             d = d.min(self.close_ns.saturating_add(timers::CLOSE_DELAY));
         }
         if self.attempt_pending() {
-            d = d.min(self.attempt_ns.saturating_add(timers::ATTEMPT_DELAY));
+            d = d.min(self.start_ns.saturating_add(timers::ATTEMPT_DELAY));
         }
         d
     }
 
     fn sizes_zero(&self) -> bool {
-        !self.sides[0].sent_data && !self.sides[1].sent_data
+        !self.sides[0].has(S_SENT_DATA) && !self.sides[1].has(S_SENT_DATA)
     }
 
     /// Zeek's IsReuse: does this segment start a new connection on the same 5-tuple?
@@ -328,33 +728,159 @@ impl Conn {
             return false;
         }
         let (o, r) = (&self.sides[0], &self.sides[1]);
-        let closed = |s: &Side| matches!(s.state, EpState::Closed | EpState::Reset);
+        let closed = |s: &Side| matches!(s.state(), EpState::Closed | EpState::Reset);
         if !ack {
             if closed(o) || closed(r) {
                 return true;
             }
             // A SYN with another ISN from an originator that already sent one.
-            let is_orig = sender_is_lo == self.orig_is_lo;
-            if is_orig && o.sent_syn && seg.seq != o.syn_seq {
+            let is_orig = sender_is_lo == self.orig_is_lo();
+            if is_orig && o.has(S_SENT_SYN) && seg.seq != o.syn_seq {
                 return true;
             }
             false
         } else {
             // A SYN-ACK starts a new connection only after a close, with the orig idle.
-            (closed(o) || closed(r)) && o.state == EpState::Inactive
+            (closed(o) || closed(r)) && o.state() == EpState::Inactive
         }
     }
 }
+
+/// A RST row waiting for its connection to end.
+struct Pending {
+    ev: ResetEvent,
+    evidence: Evidence,
+    /// The sender is the key's `lo` endpoint.
+    sender_is_lo: bool,
+    /// ttl_mismatch still to be decided at the end (no earlier packet of the sender).
+    ttl_pending: bool,
+    /// The connection's previous (older) row, or NIL.
+    next: u32,
+    sender_pkts: u64,
+    receiver_pkts: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+/// log2 of a ring bucket's width in nanoseconds (~1.07 s).
+const BUCKET_SHIFT: u32 = 30;
+/// Ring buckets (~550 s): more than any deadline lies ahead of the newest packet (300 s).
+const RING: usize = 512;
+
+/// A priority queue of (timer, slot) with lazy deletion: an entry is current when its slot is
+/// live with that timer. Entries due within the drained buckets (and any beyond the ring's
+/// reach) are in `near`, a binary heap; the others wait unordered in the ring bucket of their
+/// timer, and move to `near` when the packet clock (or an eviction) reaches that bucket.
+struct Timers {
+    ring: Vec<Vec<u32>>,
+    /// Entries in the ring (current or not).
+    ring_len: usize,
+    /// Every bucket up to this one has been moved to `near`.
+    drained: i64,
+    near: BinaryHeap<Reverse<(i64, u32)>>,
+}
+
+impl Timers {
+    fn new() -> Timers {
+        Timers {
+            ring: (0..RING).map(|_| Vec::new()).collect(),
+            ring_len: 0,
+            drained: i64::MIN >> BUCKET_SHIFT,
+            near: BinaryHeap::new(),
+        }
+    }
+
+    fn push(&mut self, timer: i64, slot: u32) {
+        let b = timer >> BUCKET_SHIFT;
+        if b <= self.drained || b - self.drained >= RING as i64 {
+            self.near.push(Reverse((timer, slot)));
+        } else {
+            self.ring[b as usize % RING].push(slot);
+            self.ring_len += 1;
+        }
+    }
+
+    /// Move every bucket up to `target` to `near`.
+    #[inline]
+    fn drain_to(&mut self, target: i64, conns: &[Conn]) {
+        if target > self.drained {
+            self.drain_slow(target, conns);
+        }
+    }
+
+    #[inline(never)]
+    fn drain_slow(&mut self, target: i64, conns: &[Conn]) {
+        if self.ring_len > 0 {
+            let last = target.min(self.drained + RING as i64);
+            for b in self.drained + 1..=last {
+                self.drain_bucket(b, conns);
+                if self.ring_len == 0 {
+                    break;
+                }
+            }
+        }
+        self.drained = target;
+    }
+
+    fn drain_bucket(&mut self, b: i64, conns: &[Conn]) {
+        let i = b as usize % RING;
+        if self.ring[i].is_empty() {
+            return;
+        }
+        let mut v = std::mem::take(&mut self.ring[i]);
+        self.ring_len -= v.len();
+        for &slot in &v {
+            let c = &conns[slot as usize];
+            if c.live() && c.timer >> BUCKET_SHIFT == b {
+                self.near.push(Reverse((c.timer, slot)));
+            }
+        }
+        // Keep small buffers for the bucket's next turn; give big ones back.
+        if v.capacity() <= 1024 {
+            v.clear();
+            self.ring[i] = v;
+        }
+    }
+
+    /// The first ring bucket that holds entries.
+    fn first_ring_bucket(&self) -> Option<i64> {
+        if self.ring_len == 0 {
+            return None;
+        }
+        (self.drained + 1..self.drained + RING as i64)
+            .find(|&b| !self.ring[b as usize % RING].is_empty())
+    }
+
+    /// Drop entries at the top of `near` that are not current.
+    fn clean_top(&mut self, conns: &[Conn]) {
+        while let Some(&Reverse((t, slot))) = self.near.peek() {
+            let c = &conns[slot as usize];
+            if c.live() && c.timer == t {
+                return;
+            }
+            self.near.pop();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tracker
 
 /// Tracks connections and classifies RSTs. Feed it every TCP segment of a run in capture
 /// order with [`Tracker::process`], then call [`Tracker::finish`].
 pub struct Tracker {
     cfg: FlowConfig,
-    map: HashMap<ConnKey, u32>,
-    conns: Vec<Option<Conn>>,
-    gens: Vec<u32>,
-    free: Vec<u32>,
-    heap: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    hasher: DefaultHashBuilder,
+    /// Slots of live connections, by key.
+    table: HashTable<u32>,
+    conns: Vec<Conn>,
+    /// Dead slots, newest first, chained through `Conn::pending`.
+    free: u32,
+    /// IPv6 addresses of keys, and free entries.
+    v6: Vec<[u128; 2]>,
+    v6_free: Vec<u32>,
+    timers: Timers,
     pending: Vec<Option<Pending>>,
     pending_free: Vec<u32>,
     done: Vec<ResetEvent>,
@@ -367,11 +893,13 @@ impl Tracker {
     pub fn new(cfg: FlowConfig) -> Self {
         Tracker {
             cfg,
-            map: HashMap::new(),
+            hasher: DefaultHashBuilder::default(),
+            table: HashTable::new(),
             conns: Vec::new(),
-            gens: Vec::new(),
-            free: Vec::new(),
-            heap: BinaryHeap::new(),
+            free: NIL,
+            v6: Vec::new(),
+            v6_free: Vec::new(),
+            timers: Timers::new(),
             pending: Vec::new(),
             pending_free: Vec::new(),
             done: Vec::new(),
@@ -398,7 +926,7 @@ impl Tracker {
     /// End of input: finish every connection and return all remaining events.
     pub fn finish(mut self) -> (Vec<ResetEvent>, FlowStats) {
         for slot in 0..self.conns.len() {
-            if self.conns[slot].is_some() {
+            if self.conns[slot].live() {
                 self.finalize(slot as u32);
             }
         }
@@ -412,63 +940,70 @@ impl Tracker {
             self.now = seg.ts_ns;
             self.expire(self.now);
         }
-        let (key, sender_is_lo) = ConnKey::of(seg);
-        let slot = match self.map.get(&key).copied() {
+        let (key, sender_is_lo) = Key::of(seg);
+        let hash = key.hash(&self.hasher);
+        let (conns, v6) = (&self.conns, &self.v6);
+        let found = self
+            .table
+            .find(hash, |&s| conns[s as usize].key_eq(&key, v6))
+            .copied();
+        let slot = match found {
             Some(slot) => {
-                let c = self.conns[slot as usize]
-                    .as_ref()
-                    .expect("mapped slot is live");
-                if seg.ts_ns >= c.deadline() || c.is_reuse(seg, sender_is_lo) {
+                let c = &self.conns[slot as usize];
+                // (The timer never exceeds the deadline: most packets need not compute it.)
+                if (seg.ts_ns >= c.timer && seg.ts_ns >= c.deadline())
+                    || c.is_reuse(seg, sender_is_lo)
+                {
                     self.finalize(slot);
-                    self.create(key, seg, sender_is_lo)
+                    self.create(&key, hash, seg, sender_is_lo)
                 } else {
                     slot
                 }
             }
-            None => self.create(key, seg, sender_is_lo),
+            None => self.create(&key, hash, seg, sender_is_lo),
         };
         self.update(slot, seg, sender_is_lo, source);
     }
 
     /// Remove connections whose deadline has passed.
     fn expire(&mut self, now: i64) {
-        while let Some(&Reverse((d, slot, gen))) = self.heap.peek() {
-            if d > now {
+        self.timers.drain_to(now >> BUCKET_SHIFT, &self.conns);
+        while let Some(&Reverse((t, slot))) = self.timers.near.peek() {
+            if t > now {
                 break;
             }
-            self.heap.pop();
-            let Some(c) = self.conns[slot as usize].as_mut() else {
-                continue;
-            };
-            if c.gen != gen || c.heap_deadline != d {
+            self.timers.near.pop();
+            let c = &mut self.conns[slot as usize];
+            if !c.live() || c.timer != t {
                 continue; // a stale entry
             }
             let cur = c.deadline();
             if cur <= now {
                 self.finalize(slot);
             } else {
-                c.heap_deadline = cur;
-                self.heap.push(Reverse((cur, slot, gen)));
+                c.timer = cur;
+                self.timers.push(cur, slot);
             }
         }
     }
 
     /// Finish the connection closest to expiry (the table is full).
     fn evict_one(&mut self) {
-        while let Some(Reverse((d, slot, gen))) = self.heap.pop() {
-            let Some(c) = self.conns[slot as usize].as_ref() else {
-                continue;
-            };
-            if c.gen != gen || c.heap_deadline != d {
-                continue;
+        loop {
+            self.timers.clean_top(&self.conns);
+            let near = self.timers.near.peek().map(|e| e.0 .0 >> BUCKET_SHIFT);
+            match self.timers.first_ring_bucket() {
+                Some(b) if near.is_none_or(|n| b <= n) => self.timers.drain_to(b, &self.conns),
+                _ => break,
             }
+        }
+        if let Some(Reverse((_, slot))) = self.timers.near.pop() {
             self.stats.evicted += 1;
             self.finalize(slot);
-            return;
         }
     }
 
-    fn create(&mut self, key: ConnKey, seg: &Segment<'_>, sender_is_lo: bool) -> u32 {
+    fn create(&mut self, key: &Key, hash: u64, seg: &Segment<'_>, sender_is_lo: bool) -> u32 {
         if self.live as usize >= self.cfg.max_connections.max(1) {
             self.evict_one();
         }
@@ -481,45 +1016,50 @@ impl Tracker {
             && from_server_port
             && (!likely_server_port(seg.dport) || (!(syn && ack) && seg.sport < seg.dport));
         let orig_is_lo = sender_is_lo != flip;
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.conns.push(None);
-                self.gens.push(0);
-                (self.conns.len() - 1) as u32
+        let slot = if self.free != NIL {
+            let s = self.free;
+            self.free = self.conns[s as usize].pending;
+            s
+        } else {
+            self.conns.push(Conn::DEAD);
+            (self.conns.len() - 1) as u32
+        };
+        let k_addrs = if key.fam == FAM_V4 {
+            key.v4
+        } else {
+            match self.v6_free.pop() {
+                Some(i) => {
+                    self.v6[i as usize] = key.v6;
+                    i as u64
+                }
+                None => {
+                    self.v6.push(key.v6);
+                    (self.v6.len() - 1) as u64
+                }
             }
         };
-        let gen = self.gens[slot as usize].wrapping_add(1);
-        self.gens[slot as usize] = gen;
+        let mut flags = C_LIVE | (key.fam as u16) << C_FAM_SHIFT;
+        if orig_is_lo {
+            flags |= C_ORIG_IS_LO;
+        }
         let mut c = Conn {
-            key,
-            orig_is_lo,
-            gen,
             start_ns: seg.ts_ns,
             last_ns: seg.ts_ns,
-            close_ns: NO_TIME,
-            attempt_ns: NO_TIME,
-            heap_deadline: NO_TIME,
-            history: SmallVec::new(),
-            hist_seen: 0,
-            sides: [Side::default(), Side::default()],
-            handshake_done: false,
-            fin_seen: false,
-            data_seen: false,
-            pkts: 0,
-            pending: SmallVec::new(),
+            k_addrs,
+            k_ports: key.ports,
+            flags,
+            ..Conn::DEAD
         };
-        for s in &mut c.sides {
-            s.wscale = 0xff;
-        }
         if flip {
-            c.history.push(b'^');
+            c.push_letter(b'^');
         }
         let d = c.deadline();
-        c.heap_deadline = d;
-        self.heap.push(Reverse((d, slot, gen)));
-        self.conns[slot as usize] = Some(c);
-        self.map.insert(key, slot);
+        c.timer = d;
+        self.conns[slot as usize] = c;
+        self.timers.push(d, slot);
+        let (conns, v6, hasher) = (&self.conns, &self.v6, &self.hasher);
+        self.table
+            .insert_unique(hash, slot, |&s| conns[s as usize].key(v6).hash(hasher));
         self.live += 1;
         self.stats.connections += 1;
         self.stats.peak_connections = self.stats.peak_connections.max(self.live);
@@ -527,9 +1067,8 @@ impl Tracker {
     }
 
     fn update(&mut self, slot: u32, seg: &Segment<'_>, sender_is_lo: bool, source: &str) {
-        let cfg = self.cfg;
-        let mut new_pending: Option<Pending> = None;
-        let c = self.conns[slot as usize].as_mut().expect("live slot");
+        let cfg = &self.cfg;
+        let c = &mut self.conns[slot as usize];
         let flags = seg.flags;
         let syn = flags & tf::SYN != 0;
         let fin = flags & tf::FIN != 0;
@@ -539,22 +1078,16 @@ impl Tracker {
         let len = if rst { 0 } else { seg.payload_len };
 
         // Zeek's second-packet flip: a SYN-ACK was the only packet, and now a pure ACK or data.
-        if !syn && !fin && !rst && c.history.as_slice() == b"H" {
-            c.orig_is_lo = !c.orig_is_lo;
-            c.sides.swap(0, 1);
-            c.hist_seen = c.hist_seen.rotate_left(16);
-            c.history.clear();
-            c.history.extend_from_slice(b"^h");
+        if !syn && !fin && !rst && c.history == HIST_ONLY_H {
+            c.swap_sides();
+            c.history = HIST_CARET_H;
         }
-        let mut is_orig = sender_is_lo == c.orig_is_lo;
+        let mut is_orig = sender_is_lo == c.orig_is_lo();
         let (si, pi) = if is_orig { (0, 1) } else { (1, 0) };
-
-        if !c.sides[si].seq_init {
-            let s = &mut c.sides[si];
-            s.seq_init = true;
-            s.start_seq = seg.seq;
+        if rst && !c.sides[si].has(S_RST) {
+            c.sides[si].bits |= S_RST;
+            c.ext_mut();
         }
-        let rel_seq = seg.seq.wrapping_sub(c.sides[si].start_seq);
 
         // History letters (Zeek's UpdateHistory).
         let bits = syn as u8 + fin as u8 + rst as u8;
@@ -567,23 +1100,26 @@ impl Tracker {
         } else if bits == 1 {
             if syn {
                 let (mask, code) = if ack { (H_SYNACK, b'H') } else { (H_SYN, b'S') };
-                if c.check_history(is_orig, mask, code) && rel_seq != c.sides[si].hist_last_syn {
+                let last = c.sides[si].hist_last_syn;
+                if c.check_history(is_orig, mask, code) && seg.seq != last {
                     c.add_letter(is_orig, code);
                 }
-                c.sides[si].hist_last_syn = rel_seq;
+                c.sides[si].hist_last_syn = seg.seq;
             }
             if fin {
-                let end = rel_seq.wrapping_add(seg.payload_len);
-                if c.check_history(is_orig, H_FIN, b'F') && end != c.sides[si].hist_last_fin {
+                let end = seg.seq.wrapping_add(seg.payload_len);
+                let last = c.sides[si].hist_last_fin;
+                if c.check_history(is_orig, H_FIN, b'F') && end != last {
                     c.add_letter(is_orig, b'F');
                 }
                 c.sides[si].hist_last_fin = end;
             }
             if rst {
-                if c.check_history(is_orig, H_RST, b'R') && rel_seq != c.sides[si].hist_last_rst {
+                let last = c.ext().side[si].hist_last_rst;
+                if c.check_history(is_orig, H_RST, b'R') && seg.seq != last {
                     c.add_letter(is_orig, b'R');
                 }
-                c.sides[si].hist_last_rst = rel_seq;
+                c.ext_mut().side[si].hist_last_rst = seg.seq;
             }
         } else if seg.payload_len > 0 {
             c.check_history(is_orig, H_DATA, b'D');
@@ -593,32 +1129,30 @@ impl Tracker {
         // Retransmitted payload (T) and zero windows (W): logarithmic letters.
         if !rst && !syn && seg.payload_len > 0 {
             let s = &c.sides[si];
-            if s.sent_data && seq_lt(seg.seq, s.data_end) {
-                let s = &mut c.sides[si];
-                s.rxmit += 1;
-                if s.rxmit >= s.rxmit_next.max(1) {
-                    s.rxmit_next = s.rxmit_next.max(1) * 10;
+            if s.has(S_SENT_DATA) && seq_lt(seg.seq, s.data_end) {
+                let e = &mut c.ext_mut().side[si];
+                e.rxmit += 1;
+                if e.rxmit >= e.rxmit_next.max(1) {
+                    e.rxmit_next = e.rxmit_next.max(1) * 10;
                     c.add_letter(is_orig, b'T');
                 }
             }
         }
-        if !rst && !syn && seg.window == 0 && c.sides[si].state != EpState::Reset {
-            let s = &mut c.sides[si];
-            s.zero_win += 1;
-            if s.zero_win >= s.zero_win_next.max(1) {
-                s.zero_win_next = s.zero_win_next.max(1) * 10;
+        if !rst && !syn && seg.window == 0 && c.sides[si].state() != EpState::Reset {
+            let e = &mut c.ext_mut().side[si];
+            e.zero_win += 1;
+            if e.zero_win >= e.zero_win_next.max(1) {
+                e.zero_win_next = e.zero_win_next.max(1) * 10;
                 c.add_letter(is_orig, b'W');
             }
         }
 
         // A RST: its row, from the state before this packet.
-        if rst {
-            new_pending = Some(Self::rst_event(&cfg, c, seg, si, pi, sender_is_lo, source));
-        }
+        let new_pending = rst.then(|| Self::rst_event(cfg, c, seg, si, pi, sender_is_lo, source));
 
         // Zeek's endpoint state machine.
-        let ep = c.sides[si].state;
-        let peer = c.sides[pi].state;
+        let ep = c.sides[si].state();
+        let peer = c.sides[pi].state();
         match ep {
             EpState::Inactive => {
                 if syn {
@@ -628,23 +1162,19 @@ impl Tracker {
                         } else {
                             EpState::SynSent
                         });
-                        if c.attempt_ns == NO_TIME {
-                            c.attempt_ns = seg.ts_ns;
-                        }
+                        c.flags |= C_ATTEMPT;
+                    } else if !ack && peer == EpState::SynAckSent {
+                        // SYN/SYN-ACK reversal: the SYN-ACK came first.
+                        c.flip();
+                        is_orig = !is_orig;
+                        // after the flip the SYN sender is the originator (index 0)
+                        c.sides[1].set_state(EpState::Established);
+                        c.sides[0].set_state(EpState::Established);
                     } else {
-                        if !ack && peer == EpState::SynAckSent {
-                            // SYN/SYN-ACK reversal: the SYN-ACK came first.
-                            c.flip();
-                            is_orig = !is_orig;
-                            // after the flip the SYN sender is the originator (index 0)
-                            c.sides[1].set_state(EpState::Established);
-                            c.sides[0].set_state(EpState::Established);
-                        } else {
-                            if peer == EpState::SynSent {
-                                c.sides[pi].set_state(EpState::Established);
-                            }
-                            c.sides[si].set_state(EpState::Established);
+                        if peer == EpState::SynSent {
+                            c.sides[pi].set_state(EpState::Established);
                         }
+                        c.sides[si].set_state(EpState::Established);
                     }
                 }
                 let (si, pi) = if is_orig { (0, 1) } else { (1, 0) };
@@ -654,10 +1184,10 @@ impl Tracker {
                 if rst {
                     c.sides[si].set_state(EpState::Reset);
                 }
-                if c.sides[si].state == EpState::Inactive {
+                if c.sides[si].state() == EpState::Inactive {
                     // Some stacks ACK a SYN before answering it: not a partial connection.
                     let eccentric =
-                        !is_orig && seg.payload_len == 0 && c.sides[pi].state == EpState::SynSent;
+                        !is_orig && seg.payload_len == 0 && c.sides[pi].state() == EpState::SynSent;
                     if !eccentric {
                         c.sides[si].set_state(EpState::Partial);
                     }
@@ -691,18 +1221,20 @@ impl Tracker {
         }
         let (si, pi) = if is_orig { (0, 1) } else { (1, 0) };
         // "FIN followed by RST was really normal termination."
-        if fin && c.sides[pi].state == EpState::Reset && c.sides[pi].prev_state == EpState::Closed {
+        if fin
+            && c.sides[pi].state() == EpState::Reset
+            && c.sides[pi].prev_state() == EpState::Closed
+        {
             c.sides[pi].set_state(EpState::Closed);
         }
 
         // A complete close starts Zeek's close delay: a RST, a FIN after the peer closed, or a
         // FIN when the peer was never seen.
         if c.close_ns == NO_TIME {
-            let peer_side = &c.sides[pi];
             let complete = rst
                 || (fin
-                    && (matches!(peer_side.state, EpState::Closed | EpState::Reset)
-                        || peer_side.pkts == 0));
+                    && (matches!(c.sides[pi].state(), EpState::Closed | EpState::Reset)
+                        || c.no_pkts(pi)));
             if complete {
                 c.close_ns = seg.ts_ns;
             }
@@ -710,108 +1242,114 @@ impl Tracker {
 
         // Handshake and data bookkeeping.
         if syn && ack && !rst {
-            c.sides[si].sent_synack = true;
+            c.sides[si].bits |= S_SENT_SYNACK;
         }
         if syn && !ack && !rst {
-            c.sides[si].sent_syn = true;
+            c.sides[si].bits |= S_SENT_SYN;
             c.sides[si].syn_seq = seg.seq;
             if let Some(ws) = seg.options.window_scale {
-                c.sides[si].wscale = ws.min(14);
+                c.sides[si].set_wscale(ws);
             }
         }
         if syn && ack {
             if let Some(ws) = seg.options.window_scale {
-                c.sides[si].wscale = ws.min(14);
+                c.sides[si].set_wscale(ws);
             }
         }
         if fin {
-            c.fin_seen = true;
+            c.flags |= C_FIN_SEEN;
         }
         if !rst && seg.payload_len > 0 {
-            c.data_seen = true;
-            c.handshake_done = true;
-            c.sides[pi].peer_data_since_rst = true;
+            c.flags |= C_HANDSHAKE_DONE;
+            if c.sides[pi].has(S_RST) {
+                c.ext_mut().side[pi].peer_data_since_rst = true;
+            }
         }
-        if !syn && !rst && ack && (c.sides[pi].sent_synack || c.sides[si].sent_synack) {
-            c.handshake_done = true;
+        if !syn && !rst && ack && (c.sides[pi].bits | c.sides[si].bits) & S_SENT_SYNACK != 0 {
+            c.flags |= C_HANDSHAKE_DONE;
         }
 
         // Sequence, acknowledgment and window state, TTL and IP ID statistics.
-        {
+        let end = seg
+            .seq
+            .wrapping_add(len)
+            .wrapping_add(syn as u32)
+            .wrapping_add(fin as u32);
+        c.last_seq_end = end;
+        if !rst {
             let s = &mut c.sides[si];
-            let end = seg
-                .seq
-                .wrapping_add(len)
-                .wrapping_add(syn as u32)
-                .wrapping_add(fin as u32);
-            s.last_seq_end = end;
-            if !rst {
-                if !s.has_next || seq_gt(end, s.next_seq) {
-                    s.next_seq = end;
-                    s.has_next = true;
-                }
-                if seg.payload_len > 0 {
-                    let dend = seg.seq.wrapping_add(seg.payload_len);
-                    if !s.sent_data || seq_gt(dend, s.data_end) {
-                        s.data_end = dend;
-                    }
-                    s.sent_data = true;
-                }
-                if ack {
-                    if !s.ack_init || seq_gt(seg.ack, s.max_ack) {
-                        s.max_ack = seg.ack;
-                    }
-                    s.last_ack = seg.ack;
-                    s.ack_init = true;
-                }
-                s.win = seg.window;
-                s.note_ttl(seg.ttl);
-                if let Some(id) = seg.ip_id {
-                    if s.ipid_n > 0 {
-                        let step = id.wrapping_sub(s.ipid_last);
-                        s.ipid_sequential = step >= 1 && step <= cfg.ipid_step;
-                    }
-                    s.ipid_last = id;
-                    s.ipid_n += 1;
-                }
-                s.last_was_rst = false;
-            } else {
-                s.last_was_rst = true;
-                s.last_rst_ns = seg.ts_ns;
-                s.last_rst_seq = seg.seq;
-                s.last_rst_ack = seg.ack;
-                s.last_rst_had_ack = ack;
-                s.peer_data_since_rst = false;
+            if !s.has(S_HAS_NEXT) || seq_gt(end, s.next_seq) {
+                s.next_seq = end;
+                s.bits |= S_HAS_NEXT;
             }
-            s.last_was_syn = syn && !ack && !rst;
-            s.last_ns = seg.ts_ns;
-            s.pkts += 1;
+            if seg.payload_len > 0 {
+                let dend = seg.seq.wrapping_add(seg.payload_len);
+                if !s.has(S_SENT_DATA) || seq_gt(dend, s.data_end) {
+                    s.data_end = dend;
+                }
+                s.bits |= S_SENT_DATA;
+            }
+            if ack {
+                if !s.has(S_ACK_INIT) || seq_gt(seg.ack, s.max_ack) {
+                    s.max_ack = seg.ack;
+                }
+                s.bits |= S_ACK_INIT;
+            }
+            s.win = seg.window;
+            if let Some(id) = seg.ip_id {
+                if s.has(S_IPID_ONE) {
+                    let step = id.wrapping_sub(s.ipid_last);
+                    s.put(S_IPID_SEQ, step >= 1 && step <= cfg.ipid_step);
+                    s.bits |= S_IPID_TWO;
+                }
+                s.ipid_last = id;
+                s.bits |= S_IPID_ONE;
+            }
+            if ack {
+                c.last_ack = seg.ack;
+            }
+            c.note_ttl(si, seg.ttl);
+            if c.sides[si].has(S_RST) {
+                c.ext_mut().side[si].last_was_rst = false;
+            }
+        } else {
+            let e = &mut c.ext_mut().side[si];
+            e.last_was_rst = true;
+            e.last_rst_ns = seg.ts_ns;
+            e.last_rst_seq = seg.seq;
+            e.last_rst_ack = seg.ack;
+            e.last_rst_had_ack = ack;
+            e.peer_data_since_rst = false;
         }
-        c.pkts += 1;
+        c.sides[si].put(S_LAST_WAS_SYN, syn && !ack && !rst);
+        if c.sides[si].has(S_RST) {
+            c.ext_mut().side[si].last_ns = seg.ts_ns;
+        }
+        c.count_pkt(si);
         c.last_ns = c.last_ns.max(seg.ts_ns);
 
         // Data (or a SYN) from a side after its own RST: the RST was not the real endpoint's.
-        let data_after = !rst && (seg.payload_len > 0 || syn) && c.sides[si].rsts > 0;
+        let data_after = !rst && (seg.payload_len > 0 || syn) && c.sides[si].has(S_RST);
         let d = c.deadline();
-        if d < c.heap_deadline {
-            c.heap_deadline = d;
-            self.heap.push(Reverse((d, slot, c.gen)));
+        if d < c.timer {
+            c.timer = d;
+            self.timers.push(d, slot);
         }
         if data_after {
-            let sender_lo = sender_is_lo;
-            let pend: SmallVec<[u32; 2]> = c.pending.clone();
-            for idx in pend {
-                if let Some(p) = self.pending[idx as usize].as_mut() {
-                    if p.sender_is_lo == sender_lo
-                        && p.ev.ts_ns <= seg.ts_ns
-                        && (syn || !seq_lt(seg.seq, p.ev.seq))
-                    {
-                        p.evidence.add(Evidence::DATA_AFTER_RST);
-                    }
+            let mut idx = c.pending;
+            while idx != NIL {
+                let p = self.pending[idx as usize].as_mut().expect("pending row");
+                if p.sender_is_lo == sender_is_lo
+                    && p.ev.ts_ns <= seg.ts_ns
+                    && (syn || !seq_lt(seg.seq, p.ev.seq))
+                {
+                    p.evidence.add(Evidence::DATA_AFTER_RST);
                 }
+                idx = p.next;
             }
         }
-        if let Some(p) = new_pending {
+        if let Some(mut p) = new_pending {
+            p.next = c.pending;
             let idx = match self.pending_free.pop() {
                 Some(i) => {
                     self.pending[i as usize] = Some(p);
@@ -822,73 +1360,73 @@ impl Tracker {
                     (self.pending.len() - 1) as u32
                 }
             };
-            let c = self.conns[slot as usize].as_mut().expect("live slot");
-            c.pending.push(idx);
+            self.conns[slot as usize].pending = idx;
             self.mark_groups(slot, sender_is_lo, seg.ts_ns);
         }
     }
 
     /// Evidence that spans several RSTs of one sender: burst, ttl_varies, storm. Marks the
     /// newest RST and, retroactively, the earlier ones of the same group.
+    #[inline(never)]
     fn mark_groups(&mut self, slot: u32, sender_is_lo: bool, now: i64) {
         let cfg = self.cfg;
-        let c = self.conns[slot as usize].as_ref().expect("live slot");
-        let is_orig = sender_is_lo == c.orig_is_lo;
-        let side = &c.sides[if is_orig { 0 } else { 1 }];
-        let storm_start = (side.storm_run >= cfg.storm_count).then_some(side.storm_run_start_ns);
+        let c = &self.conns[slot as usize];
+        let is_orig = sender_is_lo == c.orig_is_lo();
+        let rs = &c.ext().side[if is_orig { 0 } else { 1 }];
+        let storm_start = (rs.storm_run >= cfg.storm_count).then_some(rs.storm_run_start_ns);
+        let newest_only = rs.storm_run > cfg.storm_count;
+        let head = c.pending;
         // Walk this sender's pending RSTs, newest first.
         let mut burst: SmallVec<[u32; 8]> = SmallVec::new();
         let mut ttls: SmallVec<[u8; 8]> = SmallVec::new();
-        for &idx in c.pending.iter().rev() {
-            let Some(p) = self.pending[idx as usize].as_ref() else {
-                continue;
-            };
-            if p.sender_is_lo != sender_is_lo {
-                continue;
+        let mut idx = head;
+        while idx != NIL {
+            let p = self.pending[idx as usize].as_ref().expect("pending row");
+            let next = p.next;
+            if p.sender_is_lo == sender_is_lo {
+                if now - p.ev.ts_ns > cfg.burst_window_ns {
+                    break;
+                }
+                burst.push(idx);
+                ttls.push(p.ev.ttl);
+                if burst.len() > 64 {
+                    break;
+                }
             }
-            if now - p.ev.ts_ns > cfg.burst_window_ns {
-                break;
-            }
-            burst.push(idx);
-            ttls.push(p.ev.ttl);
-            if burst.len() > 64 {
-                break;
-            }
+            idx = next;
         }
         let is_burst = burst.len() as u32 >= cfg.burst_count;
         let varies = is_burst && ttls.iter().any(|&t| t != ttls[0]);
         if is_burst {
-            for idx in &burst {
-                if let Some(p) = self.pending[*idx as usize].as_mut() {
-                    p.evidence.add(Evidence::BURST);
-                    if varies {
-                        p.evidence.add(Evidence::TTL_VARIES);
-                    }
+            for &idx in &burst {
+                let p = self.pending[idx as usize].as_mut().expect("pending row");
+                p.evidence.add(Evidence::BURST);
+                if varies {
+                    p.evidence.add(Evidence::TTL_VARIES);
                 }
             }
         }
         if let Some(start) = storm_start {
-            let c = self.conns[slot as usize].as_ref().expect("live slot");
-            let newest_only = c.sides[if is_orig { 0 } else { 1 }].storm_run > cfg.storm_count;
-            for &idx in c.pending.iter().rev() {
-                let Some(p) = self.pending[idx as usize].as_mut() else {
-                    continue;
-                };
-                if p.sender_is_lo != sender_is_lo {
-                    continue;
+            let mut idx = head;
+            while idx != NIL {
+                let p = self.pending[idx as usize].as_mut().expect("pending row");
+                let next = p.next;
+                if p.sender_is_lo == sender_is_lo {
+                    if p.ev.ts_ns < start {
+                        break;
+                    }
+                    p.evidence.add(Evidence::STORM);
+                    if newest_only {
+                        break;
+                    }
                 }
-                if p.ev.ts_ns < start {
-                    break;
-                }
-                p.evidence.add(Evidence::STORM);
-                if newest_only {
-                    break;
-                }
+                idx = next;
             }
         }
     }
 
     /// The row of a RST from side `si`, with its cause and the evidence one packet shows.
+    #[inline(never)]
     fn rst_event(
         cfg: &FlowConfig,
         c: &mut Conn,
@@ -898,41 +1436,57 @@ impl Tracker {
         sender_is_lo: bool,
         source: &str,
     ) -> Pending {
-        let mut ev = ResetEvent::from_segment(seg, source, &cfg.events);
         let (s, p) = (&c.sides[si], &c.sides[pi]);
+        let rs = &c.ext().side[si];
         let syn = seg.flags & tf::SYN != 0;
         let fin = seg.flags & tf::FIN != 0;
         let ack = seg.flags & tf::ACK != 0;
+        let no_pkts = c.no_pkts(0) && c.no_pkts(1);
+        let handshake_done = c.flags & C_HANDSHAKE_DONE != 0;
 
         let cause = if syn || fin {
             Cause::Invalid
-        } else if c.pkts == 0 {
+        } else if no_pkts {
             Cause::Orphan
-        } else if c.fin_seen {
+        } else if c.flags & C_FIN_SEEN != 0 {
             Cause::AfterClose
-        } else if p.sent_syn && !s.sent_syn && !s.sent_synack && !s.sent_data && !c.handshake_done {
+        } else if p.has(S_SENT_SYN)
+            && !s.has(S_SENT_SYN)
+            && !s.has(S_SENT_SYNACK)
+            && !s.has(S_SENT_DATA)
+            && !handshake_done
+        {
             Cause::Refused
-        } else if (c.sides[0].sent_syn || c.sides[0].sent_synack || c.sides[1].sent_synack)
-            && !c.handshake_done
-            && !c.data_seen
+        } else if (c.sides[0].has(S_SENT_SYN)
+            || c.sides[0].has(S_SENT_SYNACK)
+            || c.sides[1].has(S_SENT_SYNACK))
+            && !handshake_done
+            && c.sizes_zero()
         {
             Cause::HandshakeAbort
-        } else if s.pkts == 0
-            && !p.sent_syn
-            && !p.sent_synack
-            && ((!ack && p.ack_init && seg.seq == p.last_ack)
-                || (ack && seg.seq == 0 && seg.ack == p.last_seq_end))
+        } else if c.no_pkts(si)
+            && !p.has(S_SENT_SYN)
+            && !p.has(S_SENT_SYNACK)
+            // The sender sent nothing: the connection's latest ACK and segment are the
+            // receiver's.
+            && ((!ack && p.has(S_ACK_INIT) && seg.seq == c.last_ack)
+                || (ack && seg.seq == 0 && seg.ack == c.last_seq_end))
         {
             Cause::Unsolicited
         } else {
             Cause::Abort
         };
 
+        // What `ResetEvent::from_segment` fills, without the uid and Community ID it would
+        // compute from the packet: `finalize` sets both from the connection.
+        let reason = decode_rst_reason(seg.payload_len, seg.payload);
+        let captured = &seg.payload[..seg.payload.len().min(cfg.events.max_payload)];
+
         let mut e = Evidence::default();
         if seg.seq == 0 {
             e.add(Evidence::SEQ_ZERO);
         }
-        if ack && p.last_was_syn && seg.ack == p.syn_seq.wrapping_add(1) {
+        if ack && p.has(S_LAST_WAS_SYN) && seg.ack == p.syn_seq.wrapping_add(1) {
             e.add(Evidence::ACK_SYN);
         }
         if seg.window != 0 {
@@ -941,10 +1495,10 @@ impl Tracker {
         if seg.payload_len > 0 {
             e.add(Evidence::PAYLOAD);
         }
-        if ev.reason.is_some() {
+        if reason.is_some() {
             e.add(Evidence::DIAG_PAYLOAD);
         }
-        let sender_ttl = s.median_ttl();
+        let sender_ttl = c.median_ttl(si);
         let mut ttl_pending = false;
         match sender_ttl {
             Some(m) => {
@@ -957,7 +1511,7 @@ impl Tracker {
             None => ttl_pending = true,
         }
         if let Some(id) = seg.ip_id {
-            if id != 0 && s.ipid_n >= 2 && s.ipid_sequential {
+            if id != 0 && s.has(S_IPID_TWO) && s.has(S_IPID_SEQ) {
                 let step = id.wrapping_sub(s.ipid_last);
                 if step == 0 || step > cfg.ipid_window {
                     e.add(Evidence::IPID_MISMATCH);
@@ -966,11 +1520,11 @@ impl Tracker {
         }
         // RFC 5961 view from the receiver: the next sequence number it expects (its latest
         // acknowledgment, or what the sender is seen to have sent) and its window.
-        if p.ack_init {
+        if p.has(S_ACK_INIT) {
             let rcv_nxt = p.max_ack;
-            let exact = seg.seq == rcv_nxt || (s.has_next && seg.seq == s.next_seq);
-            let scale = if s.wscale != 0xff && p.wscale != 0xff {
-                p.wscale
+            let exact = seg.seq == rcv_nxt || (s.has(S_HAS_NEXT) && seg.seq == s.next_seq);
+            let scale = if s.wscale() != 0xff && p.wscale() != 0xff {
+                p.wscale()
             } else {
                 0
             };
@@ -985,104 +1539,144 @@ impl Tracker {
             }
         }
         // Weaver's races, against the sender's previous RST (back to back) and its data.
-        if s.last_was_rst && seg.ts_ns - s.last_rst_ns <= cfg.change_window_ns {
-            let past_sent = !s.has_next || seq_gt(seg.seq, s.next_seq);
-            let past_acked = !p.ack_init || seq_gt(seg.seq, p.max_ack.wrapping_add(2));
-            if seq_gt(seg.seq, s.last_rst_seq.wrapping_add(2)) && past_sent && past_acked {
+        if rs.last_was_rst && seg.ts_ns - rs.last_rst_ns <= cfg.change_window_ns {
+            let past_sent = !s.has(S_HAS_NEXT) || seq_gt(seg.seq, s.next_seq);
+            let past_acked = !p.has(S_ACK_INIT) || seq_gt(seg.seq, p.max_ack.wrapping_add(2));
+            if seq_gt(seg.seq, rs.last_rst_seq.wrapping_add(2)) && past_sent && past_acked {
                 e.add(Evidence::SEQ_CHANGE);
             }
-            if ack && s.last_rst_had_ack && seg.ack != s.last_rst_ack && !s.peer_data_since_rst {
+            if ack && rs.last_rst_had_ack && seg.ack != rs.last_rst_ack && !rs.peer_data_since_rst {
                 e.add(Evidence::ACK_CHANGE);
             }
         }
-        if s.sent_data && seq_lt(seg.seq, s.data_end) {
+        if s.has(S_SENT_DATA) && seq_lt(seg.seq, s.data_end) {
             e.add(Evidence::SEQ_BEHIND);
         }
 
         // Counters, and the storm run (each RST < gap after the sender's previous packet).
-        let sender_pkts = s.pkts;
-        let receiver_pkts = p.pkts;
+        let sender_pkts = c.pkts(si);
+        let receiver_pkts = c.pkts(pi);
         let duration = seg.ts_ns - c.start_ns;
-        let idle = (c.pkts > 0).then(|| (seg.ts_ns - c.last_ns).max(0));
-        let s = &mut c.sides[si];
-        s.rsts += 1;
-        if s.pkts > 0 && seg.ts_ns - s.last_ns < cfg.storm_gap_ns && s.storm_run > 0 {
-            s.storm_run += 1;
+        let idle = (!no_pkts).then(|| (seg.ts_ns - c.last_ns).max(0));
+        let sent_before = !c.no_pkts(si);
+        let history = c.with_history(|h| String::from_utf8_lossy(h).into_owned());
+        let rs = &mut c.ext_mut().side[si];
+        rs.rsts += 1;
+        if rs.storm_run > 0 && sent_before && seg.ts_ns - rs.last_ns < cfg.storm_gap_ns {
+            rs.storm_run += 1;
         } else {
-            s.storm_run = 1;
-            s.storm_run_start_ns = seg.ts_ns;
+            rs.storm_run = 1;
+            rs.storm_run_start_ns = seg.ts_ns;
         }
 
-        ev.cause = Some(cause.name().to_string());
-        ev.sender_ttl = sender_ttl;
-        ev.rst_count = Some(s.rsts);
-        ev.history = Some(String::from_utf8_lossy(&c.history).into_owned());
-        ev.duration_ns = Some(duration.max(0));
-        ev.idle_ns = idle;
+        let ev = ResetEvent {
+            ts_ns: seg.ts_ns,
+            uid: String::new(),
+            community_id: String::new(),
+            orig_h: seg.dst,
+            orig_p: seg.dport,
+            resp_h: seg.src,
+            resp_p: seg.sport,
+            is_orig: false,
+            cause: Some(cause.name().to_string()),
+            injected: None,
+            evidence: None,
+            flags: seg.flags,
+            seq: seg.seq,
+            ack: seg.ack,
+            win: seg.window,
+            ttl: seg.ttl,
+            ip_id: seg.ip_id,
+            df: seg.df,
+            payload_len: seg.payload_len,
+            payload: (!captured.is_empty()).then(|| captured.to_vec()),
+            reason,
+            sender_ttl,
+            initial_ttl: initial_ttl(seg.ttl),
+            rst_count: Some(rs.rsts),
+            history: Some(history),
+            conn_state: None,
+            duration_ns: Some(duration.max(0)),
+            idle_ns: idle,
+            orig_pkts: None,
+            resp_pkts: None,
+            source: source.to_string(),
+            frame: seg.frame,
+            sensor: None,
+        };
         Pending {
             ev,
             evidence: e,
             sender_is_lo,
+            ttl_pending,
+            next: NIL,
             sender_pkts,
             receiver_pkts,
-            ttl_pending,
         }
     }
 
     /// The connection ended: complete its rows and free it.
     fn finalize(&mut self, slot: u32) {
-        let Some(c) = self.conns[slot as usize].take() else {
+        let c = &self.conns[slot as usize];
+        if !c.live() {
             return;
-        };
-        self.map.remove(&c.key);
-        self.free.push(slot);
+        }
+        let key = c.key(&self.v6);
+        let hash = key.hash(&self.hasher);
+        if let Ok(entry) = self.table.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
         self.live -= 1;
-        let state = conn_state(
-            c.sides[0].state,
-            c.sides[1].state,
-            c.sizes_zero(),
-            &c.history,
-        );
-        let (orig, resp) = if c.orig_is_lo {
-            (c.key.lo, c.key.hi)
+        let state = c.with_history(|h| {
+            conn_state(c.sides[0].state(), c.sides[1].state(), c.sizes_zero(), h)
+        });
+        let (lo, hi) = key.endpoints();
+        let (orig, resp) = if c.orig_is_lo() { (lo, hi) } else { (hi, lo) };
+        // Rows oldest first.
+        let mut rows: SmallVec<[u32; 8]> = SmallVec::new();
+        let mut idx = c.pending;
+        while idx != NIL {
+            rows.push(idx);
+            idx = self.pending[idx as usize]
+                .as_ref()
+                .expect("pending row")
+                .next;
+        }
+        // Computed once per connection, moved into its last row.
+        let (uid, cid) = if rows.is_empty() {
+            (String::new(), String::new())
         } else {
-            (c.key.hi, c.key.lo)
+            (
+                connection_uid(orig, resp, c.start_ns.div_euclid(1000)),
+                community_id_v1(
+                    &CommunityIdKey {
+                        proto: 6,
+                        src: orig.0,
+                        dst: resp.0,
+                        sport: orig.1,
+                        dport: resp.1,
+                    },
+                    self.cfg.events.community_id_seed,
+                ),
+            )
         };
-        let mut uid = None;
-        let mut cid = None;
-        for idx in c.pending.iter() {
-            let Some(mut p) = self.pending[*idx as usize].take() else {
-                continue;
+        let (mut uid, mut cid) = (Some(uid), Some(cid));
+        for (n, &idx) in rows.iter().rev().enumerate() {
+            let mut p = self.pending[idx as usize].take().expect("pending row");
+            self.pending_free.push(idx);
+            let last = n + 1 == rows.len();
+            let take = |s: &mut Option<String>| {
+                if last {
+                    s.take().unwrap_or_default()
+                } else {
+                    s.clone().unwrap_or_default()
+                }
             };
-            self.pending_free.push(*idx);
-            let uid = uid
-                .get_or_insert_with(|| {
-                    connection_uid(
-                        (orig.addr, orig.port),
-                        (resp.addr, resp.port),
-                        c.start_ns.div_euclid(1000),
-                    )
-                })
-                .clone();
-            let cid = cid
-                .get_or_insert_with(|| {
-                    community_id_v1(
-                        &CommunityIdKey {
-                            proto: 6,
-                            src: orig.addr,
-                            dst: resp.addr,
-                            sport: orig.port,
-                            dport: resp.port,
-                        },
-                        self.cfg.events.community_id_seed,
-                    )
-                })
-                .clone();
-            let is_orig = p.sender_is_lo == c.orig_is_lo;
-            let sender = &c.sides[if is_orig { 0 } else { 1 }];
+            let (uid, cid) = (take(&mut uid), take(&mut cid));
+            let is_orig = p.sender_is_lo == c.orig_is_lo();
             if p.ttl_pending {
                 // No packet of the sender before the RST: compare with its later packets.
-                if let Some(m) = sender.median_ttl() {
+                if let Some(m) = c.median_ttl(if is_orig { 0 } else { 1 }) {
                     p.ev.sender_ttl = Some(m);
                     if ttl_differs(p.ev.ttl, m, self.cfg.ttl_threshold) {
                         p.evidence.add(Evidence::TTL_MISMATCH);
@@ -1092,10 +1686,8 @@ impl Tracker {
             let ev = &mut p.ev;
             ev.uid = uid;
             ev.community_id = cid;
-            ev.orig_h = orig.addr;
-            ev.orig_p = orig.port;
-            ev.resp_h = resp.addr;
-            ev.resp_p = resp.port;
+            (ev.orig_h, ev.orig_p) = orig;
+            (ev.resp_h, ev.resp_p) = resp;
             ev.is_orig = is_orig;
             let (op, rp) = if is_orig {
                 (p.sender_pkts, p.receiver_pkts)
@@ -1109,9 +1701,36 @@ impl Tracker {
             ev.evidence = Some(p.evidence.names());
             self.done.push(p.ev);
         }
+        // Free the slot (it heads the free list) and what it owns.
+        if key.fam != FAM_V4 {
+            self.v6_free.push(c.k_addrs as u32);
+        }
+        let c = &mut self.conns[slot as usize];
+        c.flags = 0;
+        c.ext = None;
+        c.pending = self.free;
+        self.free = slot;
     }
 }
 
 fn ttl_differs(a: u8, b: u8, threshold: u8) -> bool {
     a.abs_diff(b) > threshold
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn report_sizes() {
+        eprintln!(
+            "Conn {} Side {} Key {} Ext {} Pending {} ResetEvent {}",
+            std::mem::size_of::<Conn>(),
+            std::mem::size_of::<Side>(),
+            std::mem::size_of::<Key>(),
+            std::mem::size_of::<Ext>(),
+            std::mem::size_of::<Pending>(),
+            std::mem::size_of::<ResetEvent>()
+        );
+    }
 }

@@ -1,0 +1,238 @@
+//! Timing and memory checks that are too slow for every test run (`cargo test --release -p
+//! rstscope-flow -- --ignored --nocapture`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+/// CPU time of this thread (the machine may be shared: wall time would count waiting).
+fn cpu_time() -> Duration {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = s
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+use rstscope_decode::{tcp_flags::*, Segment, TcpOptions};
+
+use crate::{reference, FlowConfig, Tracker};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Pkt {
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u16,
+    len: u32,
+    ttl: u8,
+}
+
+/// The flows of `rstscope-gen bench` (crates/gen): handshakes, 1–12 request/response rounds,
+/// one in three ending in a RST, 5 % IPv6.
+fn flow(rng: &mut Rng, n: u64) -> Vec<Pkt> {
+    let v6 = rng.below(100) < 5;
+    let c = (n % 250) as u8 + 1;
+    let s = ((n / 250) % 250) as u8 + 1;
+    let (ca, sa): (IpAddr, IpAddr) = if v6 {
+        (
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, c as u16).into(),
+            Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, s as u16).into(),
+        )
+    } else {
+        (
+            Ipv4Addr::new(10, ((n >> 16) & 0x3f) as u8, c, s).into(),
+            Ipv4Addr::new(192, 0, s, c).into(),
+        )
+    };
+    let cport = 1024 + (n % 60000) as u16;
+    let sport = [80u16, 443, 22, 25, 8080][rng.below(5) as usize];
+    let cli = |seq, ack, flags, len| Pkt {
+        src: ca,
+        dst: sa,
+        sport: cport,
+        dport: sport,
+        seq,
+        ack,
+        flags,
+        len,
+        ttl: 64,
+    };
+    let srv = |seq, ack, flags, len| Pkt {
+        src: sa,
+        dst: ca,
+        sport,
+        dport: cport,
+        seq,
+        ack,
+        flags,
+        len,
+        ttl: 57,
+    };
+    let isn_c = rng.next() as u32;
+    let isn_s = rng.next() as u32;
+    let mut p = vec![cli(isn_c, 0, SYN, 0)];
+    let kind = rng.below(9);
+    if kind == 0 {
+        p.push(srv(0, isn_c.wrapping_add(1), RST | ACK, 0));
+        return p;
+    }
+    p.push(srv(isn_s, isn_c.wrapping_add(1), SYN | ACK, 0));
+    p.push(cli(isn_c.wrapping_add(1), isn_s.wrapping_add(1), ACK, 0));
+    let (mut cs, mut ss) = (isn_c.wrapping_add(1), isn_s.wrapping_add(1));
+    for _ in 0..1 + rng.below(12) {
+        let req = 50 + rng.below(400) as u32;
+        p.push(cli(cs, ss, PSH | ACK, req));
+        cs = cs.wrapping_add(req);
+        let resp = 200 + rng.below(1200) as u32;
+        p.push(srv(ss, cs, PSH | ACK, resp));
+        ss = ss.wrapping_add(resp);
+    }
+    match kind {
+        1 | 2 => p.push(cli(cs, ss, RST | ACK, 0)),
+        3 => {
+            p.push(srv(ss, cs, FIN | ACK, 0));
+            p.push(cli(cs, 0, RST, 0));
+        }
+        _ => {
+            p.push(cli(cs, ss, FIN | ACK, 0));
+            p.push(srv(ss, cs.wrapping_add(1), FIN | ACK, 0));
+            p.push(cli(cs.wrapping_add(1), ss.wrapping_add(1), ACK, 0));
+        }
+    }
+    p
+}
+
+/// (timestamp, packet) in capture order, 200 flows interleaved, 1–21 µs apart.
+fn bench_stream(packets: usize) -> Vec<(i64, Pkt)> {
+    let mut rng = Rng(1);
+    let mut flows: Vec<std::collections::VecDeque<Pkt>> = Vec::new();
+    let mut next = 0;
+    let mut now = 1_700_000_000_000_000_000i64;
+    let mut out = Vec::with_capacity(packets);
+    while out.len() < packets {
+        while flows.len() < 200 {
+            flows.push(flow(&mut rng, next).into());
+            next += 1;
+        }
+        let i = rng.below(flows.len() as u64) as usize;
+        let pk = flows[i].pop_front().unwrap();
+        if flows[i].is_empty() {
+            flows.swap_remove(i);
+        }
+        now += 1_000 + rng.below(20_000) as i64;
+        out.push((now, pk));
+    }
+    out
+}
+
+static ZEROS: [u8; 2048] = [0; 2048];
+
+fn seg(i: usize, ts: i64, p: &Pkt) -> Segment<'static> {
+    let v4 = p.src.is_ipv4();
+    Segment {
+        ts_ns: ts,
+        file: 0,
+        frame: i as u64 + 1,
+        src: p.src,
+        dst: p.dst,
+        ttl: p.ttl,
+        ip_id: v4.then_some(i as u16),
+        df: v4.then_some(true),
+        sport: p.sport,
+        dport: p.dport,
+        seq: p.seq,
+        ack: p.ack,
+        flags: p.flags,
+        window: 65535,
+        options: TcpOptions::default(),
+        payload_len: p.len,
+        payload: if p.flags & RST != 0 {
+            &[]
+        } else {
+            &ZEROS[..p.len as usize]
+        },
+        tunnel_depth: 0,
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Connection tracking alone over a stream shaped like the benchmark capture's (about as many
+/// packets as its 1 GiB): the current tracker against the one it replaced, alternating, in CPU
+/// time. `FLOW_BENCH_PACKETS`, `FLOW_BENCH_ROUNDS`, and `FLOW_BENCH_ONLY=new|reference` (for
+/// profilers and cachegrind) adjust it.
+#[test]
+#[ignore]
+fn bench_mix_against_reference() {
+    let stream = bench_stream(env_usize("FLOW_BENCH_PACKETS", 2_450_000));
+    let only = std::env::var("FLOW_BENCH_ONLY").unwrap_or_default();
+    let per = |d: Duration| d.as_nanos() as f64 / stream.len() as f64;
+    let mut ratios = Vec::new();
+    for round in 0..env_usize("FLOW_BENCH_ROUNDS", 5) {
+        let mut t_new = Duration::ZERO;
+        let mut t_old = Duration::ZERO;
+        if only != "reference" && only != "none" {
+            let t = cpu_time();
+            let mut new = Tracker::new(FlowConfig::default());
+            for (i, (ts, p)) in stream.iter().enumerate() {
+                new.process(&seg(i, *ts, p), "bench.pcap");
+            }
+            let (ev, st) = new.finish();
+            t_new = cpu_time() - t;
+            eprintln!(
+                "round {round}: {} segments, {} connections (peak {}), {} rows",
+                st.segments,
+                st.connections,
+                st.peak_connections,
+                ev.len()
+            );
+        }
+        if only != "new" && only != "none" {
+            let t = cpu_time();
+            let mut old = reference::Tracker::new(FlowConfig::default());
+            for (i, (ts, p)) in stream.iter().enumerate() {
+                old.process(&seg(i, *ts, p), "bench.pcap");
+            }
+            drop(old.finish());
+            t_old = cpu_time() - t;
+        }
+        if only.is_empty() {
+            ratios.push(t_new.as_secs_f64() / t_old.as_secs_f64());
+        }
+        eprintln!(
+            "round {round}: new {:.1} ns/segment, reference {:.1} ns/segment (CPU time)",
+            per(t_new),
+            per(t_old)
+        );
+    }
+    if !ratios.is_empty() {
+        ratios.sort_by(f64::total_cmp);
+        eprintln!("median ratio new/reference {:.3}", ratios[ratios.len() / 2]);
+    }
+}
