@@ -199,7 +199,10 @@ pub fn join(events: &mut [ResetEvent], logs: &[PathBuf]) -> JoinReport {
             if by_cid.is_none() && by_key.is_none() {
                 return;
             }
-            let Some(uid) = row.get("uid") else { return };
+            // A row without a uid (unset, or an empty cell) cannot give an RST its uid.
+            let Some(uid) = row.get("uid").filter(|u| !u.is_empty()) else {
+                return;
+            };
             let idx = cands.len() as u32;
             cands.push(Candidate {
                 uid: uid.into_owned(),
