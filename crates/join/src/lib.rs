@@ -85,7 +85,8 @@ pub fn parse_time(s: &str) -> Option<i64> {
         let v: f64 = format!("{}{}", if neg { "-" } else { "" }, s)
             .parse()
             .ok()?;
-        return Some(((v * 1e6).round() as i64) * 1000);
+        // (`as` saturates, so an out-of-range value is caught by the checked multiply)
+        return ((v * 1e6).round() as i64).checked_mul(1000);
     }
     let secs: i64 = int.parse().ok()?;
     let mut digits = frac.as_bytes().to_vec();
@@ -260,8 +261,12 @@ pub fn join(events: &mut [ResetEvent], logs: &[PathBuf]) -> JoinReport {
             for &ci in list {
                 let c = &cands[ci as usize];
                 let Some(start) = c.ts else { continue };
-                let end = start + c.duration.unwrap_or(0).max(0) + CLOSE_DELAY_NS;
-                if start <= ts + TS_SLACK_NS && ts <= end + TS_SLACK_NS {
+                // Saturating: ts and duration come from the log and may be anything.
+                let end = start
+                    .saturating_add(c.duration.unwrap_or(0).max(0))
+                    .saturating_add(CLOSE_DELAY_NS);
+                if start <= ts.saturating_add(TS_SLACK_NS) && ts <= end.saturating_add(TS_SLACK_NS)
+                {
                     let better = match best {
                         None => true,
                         Some(b) => {
