@@ -20,7 +20,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
-use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified};
 
 pub use peek::first_packet_ts;
 pub use source::{ByteSource, MmapSource, SliceSource, StreamSource};
@@ -457,13 +456,9 @@ fn read_pcap<S: ByteSource, F: FnMut(&Packet<'_>)>(
     let linktype = (header.network.0 as u32 & 0xffff) as u16;
     let max_caplen = DEFAULT_MAX_CAPLEN.max(header.snaplen.min(HARD_MAX_RECORD));
     let rec_hdr = if modified { 24 } else { 16 };
-    let frame_fn = if modified {
-        parse_pcap_frame_modified
-    } else if big_endian {
-        parse_pcap_frame_be
-    } else {
-        parse_pcap_frame
-    };
+    // Record header fields are in the file's byte order, except in the "modified" format,
+    // which pcap-parser (and so this reader) always reads little-endian.
+    let rec_be = big_endian && !modified;
     let mut frame = 0u64;
     loop {
         let here = src.offset();
@@ -474,7 +469,7 @@ fn read_pcap<S: ByteSource, F: FnMut(&Packet<'_>)>(
         if w.len() < rec_hdr {
             return Err(truncated(here, "pcap record header", rec_hdr, w.len()));
         }
-        let caplen = u32_at(w, 8, big_endian && !modified);
+        let caplen = u32_at(w, 8, rec_be);
         if caplen > max_caplen {
             return Err(corrupt(
                 here,
@@ -489,23 +484,26 @@ fn read_pcap<S: ByteSource, F: FnMut(&Packet<'_>)>(
             return Err(truncated(here, "pcap record", need, w.len()));
         }
         let offset = here.offset;
-        let block = match frame_fn(&w[..need]) {
-            Ok((_, b)) => b,
-            Err(_) => return Err(corrupt(here, "pcap record", "unparsable record".into())),
-        };
+        // The whole record is in the window: read its header fields in place (what
+        // pcap-parser's parse_pcap_frame* do, without a per-record call).
+        let (ts_sec, ts_frac, orig_len) = (
+            u32_at(w, 0, rec_be),
+            u32_at(w, 4, rec_be),
+            u32_at(w, 12, rec_be),
+        );
         frame += 1;
         let frac = if nanos {
-            block.ts_usec as i64
+            ts_frac as i64
         } else {
-            block.ts_usec as i64 * 1000
+            ts_frac as i64 * 1000
         };
         let pkt = Packet {
             frame,
             offset,
-            ts_ns: block.ts_sec as i64 * 1_000_000_000 + frac,
+            ts_ns: ts_sec as i64 * 1_000_000_000 + frac,
             linktype,
-            orig_len: block.origlen,
-            data: block.data,
+            orig_len,
+            data: &w[rec_hdr..need],
         };
         visit(&pkt);
         report.packets += 1;

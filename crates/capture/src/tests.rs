@@ -292,6 +292,64 @@ fn read_path_maps_plain_files_and_streams_compressed_ones() {
     ));
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+    /// Record headers read in place give what pcap-parser's per-record parsers give, in every
+    /// byte order and in the "modified" format (24-byte record headers, always little-endian).
+    #[test]
+    fn records_match_pcap_parser(
+        kind in 0usize..4,
+        recs in proptest::collection::vec(
+            (proptest::num::u32::ANY, proptest::num::u32::ANY, proptest::num::u32::ANY,
+             proptest::collection::vec(proptest::num::u8::ANY, 0..80)),
+            0..12,
+        ),
+    ) {
+        // (magic as written, big-endian fields, modified)
+        let (magic, be, modified): ([u8; 4], bool, bool) = match kind {
+            0 => ([0xd4, 0xc3, 0xb2, 0xa1], false, false),
+            1 => ([0xa1, 0xb2, 0xc3, 0xd4], true, false),
+            2 => ([0x4d, 0x3c, 0xb2, 0xa1], false, false),
+            _ => ([0x34, 0xcd, 0xb2, 0xa1], false, true),
+        };
+        let u16b = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let u32b = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut bytes = magic.to_vec();
+        bytes.extend(u16b(2));
+        bytes.extend(u16b(4));
+        bytes.extend(u32b(0));
+        bytes.extend(u32b(0));
+        bytes.extend(u32b(65535));
+        bytes.extend(u32b(1));
+        let mut want = Vec::new();
+        for (ts_sec, ts_frac, orig, data) in &recs {
+            let at = bytes.len();
+            bytes.extend(u32b(*ts_sec));
+            bytes.extend(u32b(*ts_frac));
+            bytes.extend(u32b(data.len() as u32));
+            bytes.extend(u32b(*orig));
+            if modified {
+                bytes.extend([0u8; 8]);
+            }
+            bytes.extend(data);
+            let parsed = if modified {
+                pcap_parser::parse_pcap_frame_modified(&bytes[at..])
+            } else if be {
+                pcap_parser::parse_pcap_frame_be(&bytes[at..])
+            } else {
+                pcap_parser::parse_pcap_frame(&bytes[at..])
+            };
+            let (_, b) = parsed.unwrap();
+            let frac = if kind == 2 { b.ts_usec as i64 } else { b.ts_usec as i64 * 1000 };
+            want.push((at as u64, b.ts_sec as i64 * 1_000_000_000 + frac, b.origlen, b.data.to_vec()));
+        }
+        let (got, report) = read(&bytes);
+        proptest::prop_assert!(report.error.is_none(), "{:?}", report.error);
+        let got: Vec<_> = got.into_iter().map(|g| (g.1, g.2, g.4, g.5)).collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+}
+
 /// A plain file larger than several release steps of the memory-mapped reader (pages read are
 /// released behind it) reads exactly as through a buffer and from memory: every packet, and the
 /// same error at the same offset for a truncated tail.
