@@ -58,14 +58,12 @@ pub fn community_id_v1(key: &CommunityIdKey, seed: u16) -> String {
         input[n + 2..n + 4].copy_from_slice(&pb.to_be_bytes());
         n += 4;
     }
-    let digest = sha1_smol::Sha1::from(&input[..n]).digest().bytes();
+    let digest = crate::sha1::sha1_digest(&input[..n]);
     // "1:" + 28 base64 characters (20 bytes, padded)
-    let mut out = [0u8; 30];
-    out[..2].copy_from_slice(b"1:");
-    let written = base64::engine::general_purpose::STANDARD
-        .encode_slice(digest, &mut out[2..])
-        .unwrap_or(0);
-    String::from_utf8_lossy(&out[..2 + written]).into_owned()
+    let mut out = String::with_capacity(30);
+    out.push_str("1:");
+    base64::engine::general_purpose::STANDARD.encode_string(digest, &mut out);
+    out
 }
 
 /// ICMP mapping of the spec: given (type, code) return (one_way, port_a, port_b).

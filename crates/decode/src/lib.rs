@@ -9,6 +9,7 @@
 mod community_id;
 mod flags;
 mod reason;
+mod sha1;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -17,6 +18,9 @@ use etherparse::{IpNumber, LaxIpSlice, LenSource};
 pub use community_id::{community_id_v1, CommunityIdKey};
 pub use flags::{flags_tcpdump, tcp_flags};
 pub use reason::{decode_rst_reason, RstReason};
+/// SHA-1 digest (hardware-accelerated where the CPU allows), for the uid of rstscope-reset.
+#[doc(hidden)]
+pub use sha1::sha1_digest;
 
 /// TCP options the classifier uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -102,6 +106,11 @@ pub fn decode(linktype: u16, data: &[u8], info: FrameInfo) -> Decoded<'_> {
 #[inline]
 fn decode_with(linktype: u16, data: &[u8], info: FrameInfo, fast: bool) -> Decoded<'_> {
     let d = Decoder { info, fast };
+    if fast && linktype == 1 {
+        if let Some(decoded) = d.ethernet_ip_tcp_fast(data) {
+            return decoded;
+        }
+    }
     match linktype {
         1 => d.ethernet(data, 0),
         0 | 108 => d.null_loop(data),
@@ -124,12 +133,16 @@ pub fn link_type_supported(linktype: u16) -> bool {
     )
 }
 
+#[inline(always)]
 fn be16(d: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([d[at], d[at + 1]])
+    let b: [u8; 2] = d[at..at + 2].try_into().expect("2-byte slice");
+    u16::from_be_bytes(b)
 }
 
+#[inline(always)]
 fn be32(d: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])
+    let b: [u8; 4] = d[at..at + 4].try_into().expect("4-byte slice");
+    u32::from_be_bytes(b)
 }
 
 struct Decoder {
@@ -140,6 +153,26 @@ struct Decoder {
 }
 
 impl Decoder {
+    /// The most common frame in one straight line: Ethernet, at most one VLAN tag, then IP
+    /// carrying TCP as [`Decoder::ip_tcp_fast`] reads it. None for anything else, which the
+    /// general path (from the link layer on) then decodes. The segment is built in place
+    /// instead of being passed up through the recursive link-layer functions.
+    #[inline(always)]
+    fn ethernet_ip_tcp_fast<'a>(&self, d: &'a [u8]) -> Option<Decoded<'a>> {
+        if d.len() < 14 {
+            return None;
+        }
+        let ip = match be16(d, 12) {
+            0x0800 | 0x86dd => &d[14..],
+            // One tag (802.1Q, 802.1ad or 0x9100): the same as the general path's recursion.
+            0x8100 | 0x88a8 | 0x9100 if d.len() >= 18 && matches!(be16(d, 16), 0x0800 | 0x86dd) => {
+                &d[18..]
+            }
+            _ => return None,
+        };
+        self.ip_tcp_fast(ip, 0)
+    }
+
     fn ethernet<'a>(&self, d: &'a [u8], depth: u8) -> Decoded<'a> {
         if d.len() < 14 {
             return Decoded::Malformed("Ethernet header");
@@ -303,7 +336,7 @@ impl Decoder {
     /// exactly what [`Decoder::ip_general`] gives for such packets, lengths included (snap-length
     /// cuts, Ethernet padding, total/payload length 0); None for anything else, which the
     /// general path then decodes.
-    #[inline]
+    #[inline(always)]
     fn ip_tcp_fast<'a>(&self, d: &'a [u8], depth: u8) -> Option<Decoded<'a>> {
         let first = *d.first()?;
         match first >> 4 {
@@ -545,6 +578,7 @@ impl Decoder {
         }
     }
 
+    #[inline(always)]
     fn tcp<'a>(&self, p: &'a [u8], declared: usize, ip: IpInfo) -> Decoded<'a> {
         if p.len() < 20 {
             return Decoded::Malformed("TCP header");
@@ -626,6 +660,7 @@ struct IpInfo {
 }
 
 /// Parse TCP options, stopping quietly at the end-of-list option or at a malformed length.
+#[inline]
 pub fn parse_options(mut o: &[u8]) -> TcpOptions {
     let mut out = TcpOptions::default();
     while let Some(&kind) = o.first() {

@@ -160,7 +160,7 @@ pub fn connection_uid(a: (IpAddr, u16), b: (IpAddr, u16), discriminator: i64) ->
         put(&port.to_be_bytes());
     }
     put(&discriminator.to_be_bytes());
-    let d = sha1_smol::Sha1::from(&input[..n]).digest().bytes();
+    let d = rstscope_decode::sha1_digest(&input[..n]);
     let w1 = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
     let w2 = u32::from_be_bytes([d[8], d[9], d[10], d[11]]) as u64;
     // "C" + at most 11 + 6 digits
