@@ -11,25 +11,36 @@ fn push_hex(out: &mut Vec<u8>, b: u8) {
     out.extend_from_slice(&[b'\\', b'x', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
 }
 
-/// Does this ASCII byte pass through unescaped? (`extra` is escaped too.)
-#[inline]
-fn plain_ascii(b: u8, extra: Option<u8>) -> bool {
-    // Control bytes (the tab separator among them) and DEL are escaped, and so is `#`: not
-    // Zeek's rule, but readers built on pandas (zat's DataFrame reader) treat it as the start
-    // of a comment anywhere in a line and would cut the row short. A backslash is doubled.
-    (0x20..0x7f).contains(&b) && b != b'\\' && b != b'#' && Some(b) != extra
+/// Which bytes pass through unescaped, with `extra` escaped too (0: none).
+///
+/// Control bytes (the tab separator among them) and DEL are escaped, and so is `#`: not Zeek's
+/// rule, but readers built on pandas (zat's DataFrame reader) treat it as the start of a
+/// comment anywhere in a line and would cut the row short. A backslash is doubled. Bytes from
+/// 0x80 on are looked at as UTF-8 sequences.
+const fn plain_bytes(extra: u8) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = b as u8 != b'\\' && b as u8 != b'#' && b as u8 != extra;
+        b += 1;
+    }
+    t
 }
 
-/// Append `bytes` escaped for a TSV cell to `out`. `extra` is one more byte to escape (the set
-/// separator inside set elements).
-fn escape_into(bytes: &[u8], extra: Option<u8>, out: &mut Vec<u8>) {
+/// Plain bytes of a string field.
+static PLAIN_FIELD: [bool; 256] = plain_bytes(0);
+/// Plain bytes of a set element: the set separator `,` is escaped too.
+static PLAIN_SET_ELEMENT: [bool; 256] = plain_bytes(b',');
+
+/// Append `bytes` escaped for a TSV cell to `out`; `plain` says which bytes pass through.
+fn escape_into(bytes: &[u8], plain: &[bool; 256], out: &mut Vec<u8>) {
     out.reserve(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         // A run of bytes that pass through as they are.
         let run = bytes[i..]
             .iter()
-            .position(|&b| !plain_ascii(b, extra))
+            .position(|&b| !plain[b as usize])
             .unwrap_or(bytes.len() - i);
         out.extend_from_slice(&bytes[i..i + run]);
         i += run;
@@ -85,14 +96,14 @@ fn guard_reserved(out: &mut Vec<u8>, start: usize) {
 /// Append a string field, as the Zeek ASCII writer renders it, to `out`.
 pub fn escape_field_into(bytes: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
-    escape_into(bytes, None, out);
+    escape_into(bytes, &PLAIN_FIELD, out);
     guard_reserved(out, start);
 }
 
 /// Append one element of a set field (the set separator `,` escaped too) to `out`.
 pub fn escape_set_element_into(bytes: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
-    escape_into(bytes, Some(b','), out);
+    escape_into(bytes, &PLAIN_SET_ELEMENT, out);
     guard_reserved(out, start);
 }
 
