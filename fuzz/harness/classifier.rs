@@ -64,7 +64,12 @@ pub fn run(data: &[u8]) -> Vec<ResetEvent> {
     let mut tracker = Tracker::new(cfg);
     let mut events: Vec<ResetEvent> = Vec::new();
     let mut rst_frames: Vec<u64> = Vec::new();
-    let mut ts: i64 = 1_700_000_000_000_000_000;
+    // Time starts in 2023, or (a crafted pcapng can say so) at the ends of the i64 range.
+    let mut ts: i64 = match (cfg_bytes[0] & 0x80 != 0, cfg_bytes[1] & 1 != 0) {
+        (false, _) => 1_700_000_000_000_000_000,
+        (true, false) => i64::MAX - 200_000_000_000,
+        (true, true) => i64::MIN + 1,
+    };
     // Last seq+len sent and last ack sent by each address of the pool.
     let mut next_seq = [0u32; 8];
     let mut last_ack = [0u32; 8];
@@ -100,10 +105,18 @@ pub fn run(data: &[u8]) -> Vec<ResetEvent> {
         // Time: top 2 bits of the delta choose the scale.
         let step = i64::from(dt & 0x3fff);
         ts = match dt >> 14 {
-            0 => ts + step * 1_000,              // up to 16 ms, in µs
-            1 => ts + step * 10_000_000,         // up to 164 s
-            2 => ts + step * 1_000_000_000,      // up to 4.5 h
-            _ => ts - (step & 0xff) * 1_000_000, // backwards, up to 255 ms
+            0 => ts.saturating_add(step * 1_000),      // up to 16 ms, in µs
+            1 => ts.saturating_add(step * 10_000_000), // up to 164 s
+            2 => ts.saturating_add(step * 1_000_000_000), // up to 4.5 h
+            // A crafted pcapng can jump between the ends of the i64 range.
+            _ if step >> 8 == 0x3f => {
+                if ts >= 0 {
+                    i64::MIN + 1 + (step & 0xff) * 1_000_000_000
+                } else {
+                    i64::MAX - (step & 0xff) * 1_000_000_000
+                }
+            }
+            _ => ts.saturating_sub((step & 0xff) * 1_000_000), // backwards, up to 255 ms
         };
         let v4 = matches!(addr(si), IpAddr::V4(_));
         let options = TcpOptions {

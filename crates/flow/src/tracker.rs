@@ -1384,7 +1384,7 @@ impl Tracker {
             let p = self.pending[idx as usize].as_ref().expect("pending row");
             let next = p.next;
             if p.sender_is_lo == sender_is_lo {
-                if now - p.ev.ts_ns > cfg.burst_window_ns {
+                if now.saturating_sub(p.ev.ts_ns) > cfg.burst_window_ns {
                     break;
                 }
                 burst.push(idx);
@@ -1539,7 +1539,7 @@ impl Tracker {
             }
         }
         // Weaver's races, against the sender's previous RST (back to back) and its data.
-        if rs.last_was_rst && seg.ts_ns - rs.last_rst_ns <= cfg.change_window_ns {
+        if rs.last_was_rst && seg.ts_ns.saturating_sub(rs.last_rst_ns) <= cfg.change_window_ns {
             let past_sent = !s.has(S_HAS_NEXT) || seq_gt(seg.seq, s.next_seq);
             let past_acked = !p.has(S_ACK_INIT) || seq_gt(seg.seq, p.max_ack.wrapping_add(2));
             if seq_gt(seg.seq, rs.last_rst_seq.wrapping_add(2)) && past_sent && past_acked {
@@ -1556,13 +1556,17 @@ impl Tracker {
         // Counters, and the storm run (each RST < gap after the sender's previous packet).
         let sender_pkts = c.pkts(si);
         let receiver_pkts = c.pkts(pi);
-        let duration = seg.ts_ns - c.start_ns;
-        let idle = (!no_pkts).then(|| (seg.ts_ns - c.last_ns).max(0));
+        // Saturating: a crafted pcapng can put packets at both ends of the i64 range.
+        let duration = seg.ts_ns.saturating_sub(c.start_ns);
+        let idle = (!no_pkts).then(|| seg.ts_ns.saturating_sub(c.last_ns).max(0));
         let sent_before = !c.no_pkts(si);
         let history = c.with_history(|h| String::from_utf8_lossy(h).into_owned());
         let rs = &mut c.ext_mut().side[si];
         rs.rsts += 1;
-        if rs.storm_run > 0 && sent_before && seg.ts_ns - rs.last_ns < cfg.storm_gap_ns {
+        if rs.storm_run > 0
+            && sent_before
+            && seg.ts_ns.saturating_sub(rs.last_ns) < cfg.storm_gap_ns
+        {
             rs.storm_run += 1;
         } else {
             rs.storm_run = 1;
