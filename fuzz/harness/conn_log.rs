@@ -46,7 +46,7 @@ fn event(
         resp_p: resp.1,
         is_orig: false,
         cause: Some("refused".to_string()),
-        injected: Some(frame % 2 == 0),
+        injected: Some(frame.is_multiple_of(2)),
         evidence: Some(vec!["seq_zero", "win_nonzero"]),
         flags: 0x014,
         seq: 0,
