@@ -236,3 +236,125 @@ fn bench_mix_against_reference() {
         eprintln!("median ratio new/reference {:.3}", ratios[ratios.len() / 2]);
     }
 }
+
+/// A field of /proc/self/status, in KiB.
+fn status_kib(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Peak RSS in KiB of one run of `cmd` (GNU time).
+fn peak_rss_kib(cmd: &[&str]) -> Option<u64> {
+    let out = std::process::Command::new("/usr/bin/time")
+        .arg("-v")
+        .args(cmd)
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.parse().ok())
+}
+
+/// Memory per tracked connection, measured on a SYN flood of 1 M distinct connections (all
+/// within the attempt timeout, so all tracked at once; no rows): (1) in this process, the
+/// tracker's resident memory after the flood; (2) if the release binaries are built
+/// (`cargo build --release -p rstscope -p rstscope-gen`), `rstscope -q -j 1 --no-mmap` over
+/// `rstscope-gen synflood` captures of 1 M and of 1 connection under `/usr/bin/time -v`:
+/// (peak RSS − peak RSS of the 1-connection run) / 1 M.
+#[test]
+#[ignore]
+fn syn_flood_memory_per_connection() {
+    const N: u64 = 1_000_000;
+    let before = status_kib("VmRSS:");
+    let mut t = Tracker::new(FlowConfig::default());
+    for i in 0..N {
+        let src = Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8);
+        let p = Pkt {
+            src: src.into(),
+            dst: Ipv4Addr::new(192, 0, 2, 1).into(),
+            sport: 1024 + ((i >> 24) % 60000) as u16,
+            dport: 80,
+            seq: i as u32,
+            ack: 0,
+            flags: SYN,
+            len: 0,
+            ttl: 64,
+        };
+        t.process(
+            &seg(i as usize, 1_700_000_000_000_000_000 + i as i64 * 1000, &p),
+            "flood.pcap",
+        );
+    }
+    assert_eq!(t.live_connections(), N);
+    let after = status_kib("VmRSS:");
+    let in_process = (after - before) as f64 * 1024.0 / N as f64;
+    eprintln!(
+        "in process: VmRSS {before} KiB -> {after} KiB with {N} connections tracked: \
+         {in_process:.1} bytes per connection"
+    );
+    drop(t);
+    assert!(in_process <= crate::tracker::BYTES_PER_CONNECTION_MAX);
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let (bin, gen) = (
+        target.join("release/rstscope"),
+        target.join("release/rstscope-gen"),
+    );
+    if !bin.exists() || !gen.exists() {
+        eprintln!(
+            "end to end: skipped ({} or {} not built)",
+            bin.display(),
+            gen.display()
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join("rstscope-flow-synflood");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut peaks = Vec::new();
+    for n in [N, 1] {
+        let cap = dir.join(format!("synflood-{n}.pcap"));
+        if !cap.exists() {
+            let st = std::process::Command::new(&gen)
+                .args(["synflood".as_ref(), cap.as_os_str(), n.to_string().as_ref()])
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let out = dir.join("out");
+        let cmd = [
+            bin.to_str().unwrap(),
+            "-q",
+            "-j",
+            "1",
+            "--no-mmap",
+            "-o",
+            out.to_str().unwrap(),
+            cap.to_str().unwrap(),
+        ];
+        let peak = peak_rss_kib(&cmd).expect("/usr/bin/time -v");
+        eprintln!("end to end: {} -> peak RSS {peak} KiB", cmd.join(" "));
+        peaks.push(peak);
+    }
+    eprintln!(
+        "end to end: ({} - {}) KiB / {N} connections = {:.1} bytes per connection",
+        peaks[0],
+        peaks[1],
+        (peaks[0] - peaks[1]) as f64 * 1024.0 / N as f64
+    );
+}

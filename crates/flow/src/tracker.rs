@@ -250,11 +250,14 @@ const WSCALE_NONE: u16 = 15;
 struct Side {
     /// Sequence number of its latest SYN (`ack_syn`, a new ISN).
     syn_seq: u32,
-    /// Highest sequence number sent plus one (SYN/FIN count), over non-RST packets.
+    /// Highest sequence number sent plus one (SYN/FIN count), over non-RST packets
+    /// (S_HAS_NEXT). While the endpoint has sent nothing, the end of the peer's latest
+    /// segment instead (`unsolicited` asks it then, and only then).
     next_seq: u32,
     /// Highest end of payload sent (non-RST packets).
     data_end: u32,
-    /// Highest acknowledgment sent.
+    /// Highest acknowledgment sent (S_ACK_INIT). While the endpoint has sent nothing, the
+    /// acknowledgment of the peer's latest non-RST packet with ACK instead (for `unsolicited`).
     max_ack: u32,
     /// Sequence numbers of its latest SYN and end of its latest FIN, for the history's
     /// repeat rule (absolute: Zeek compares relative ones, which is the same test).
@@ -410,11 +413,24 @@ struct ExtSide {
     ttl_cnts: [u32; 3],
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct Ext {
     side: [ExtSide; 2],
+    /// Newest pending row (rows link to older ones), NIL when none. Only connections with a
+    /// RST have rows, and they all have an extension.
+    pending: u32,
     /// The whole history once it is longer than HIST_INLINE letters.
     history: Vec<u8>,
+}
+
+impl Default for Ext {
+    fn default() -> Ext {
+        Ext {
+            side: Default::default(),
+            pending: NIL,
+            history: Vec::new(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,15 +470,8 @@ struct Conn {
     ext: Option<Box<Ext>>,
     /// IPv4 key: lo address << 32 | hi address; otherwise the index of the IPv6 addresses.
     k_addrs: u64,
-    /// lo port << 16 | hi port.
+    /// lo port << 16 | hi port; the next free slot while the slot is dead.
     k_ports: u32,
-    /// Newest pending row (rows link to older ones), NIL when none; the next free slot while
-    /// the slot is dead.
-    pending: u32,
-    /// Acknowledgment of the connection's latest non-RST packet with ACK, and the end of its
-    /// latest packet: for `unsolicited`, which asks them only when one side sent everything.
-    last_ack: u32,
-    last_seq_end: u32,
     /// Zeek's history bits (H_*), originator low byte.
     hist_seen: u16,
     flags: u16,
@@ -478,10 +487,7 @@ impl Conn {
         history: 0,
         ext: None,
         k_addrs: 0,
-        k_ports: 0,
-        pending: NIL,
-        last_ack: 0,
-        last_seq_end: 0,
+        k_ports: NIL,
         hist_seen: 0,
         flags: 0,
         sides: [Side::NEW; 2],
@@ -529,6 +535,11 @@ impl Conn {
 
     fn ext_mut(&mut self) -> &mut Ext {
         self.ext.get_or_insert_with(Default::default)
+    }
+
+    /// Newest pending row, or NIL.
+    fn rows(&self) -> u32 {
+        self.ext.as_deref().map_or(NIL, |e| e.pending)
     }
 
     // -- history
@@ -1018,7 +1029,7 @@ impl Tracker {
         let orig_is_lo = sender_is_lo != flip;
         let slot = if self.free != NIL {
             let s = self.free;
-            self.free = self.conns[s as usize].pending;
+            self.free = self.conns[s as usize].k_ports;
             s
         } else {
             self.conns.push(Conn::DEAD);
@@ -1275,7 +1286,14 @@ impl Tracker {
             .wrapping_add(len)
             .wrapping_add(syn as u32)
             .wrapping_add(fin as u32);
-        c.last_seq_end = end;
+        if c.no_pkts(pi) {
+            // The peer has been silent: remember this packet for `unsolicited` (see Side).
+            let q = &mut c.sides[pi];
+            q.next_seq = end;
+            if !rst && ack {
+                q.max_ack = seg.ack;
+            }
+        }
         if !rst {
             let s = &mut c.sides[si];
             if !s.has(S_HAS_NEXT) || seq_gt(end, s.next_seq) {
@@ -1305,9 +1323,6 @@ impl Tracker {
                 s.ipid_last = id;
                 s.bits |= S_IPID_ONE;
             }
-            if ack {
-                c.last_ack = seg.ack;
-            }
             c.note_ttl(si, seg.ttl);
             if c.sides[si].has(S_RST) {
                 c.ext_mut().side[si].last_was_rst = false;
@@ -1336,7 +1351,7 @@ impl Tracker {
             self.timers.push(d, slot);
         }
         if data_after {
-            let mut idx = c.pending;
+            let mut idx = c.rows();
             while idx != NIL {
                 let p = self.pending[idx as usize].as_mut().expect("pending row");
                 if p.sender_is_lo == sender_is_lo
@@ -1349,7 +1364,7 @@ impl Tracker {
             }
         }
         if let Some(mut p) = new_pending {
-            p.next = c.pending;
+            p.next = c.rows();
             let idx = match self.pending_free.pop() {
                 Some(i) => {
                     self.pending[i as usize] = Some(p);
@@ -1360,7 +1375,7 @@ impl Tracker {
                     (self.pending.len() - 1) as u32
                 }
             };
-            self.conns[slot as usize].pending = idx;
+            self.conns[slot as usize].ext_mut().pending = idx;
             self.mark_groups(slot, sender_is_lo, seg.ts_ns);
         }
     }
@@ -1375,7 +1390,7 @@ impl Tracker {
         let rs = &c.ext().side[if is_orig { 0 } else { 1 }];
         let storm_start = (rs.storm_run >= cfg.storm_count).then_some(rs.storm_run_start_ns);
         let newest_only = rs.storm_run > cfg.storm_count;
-        let head = c.pending;
+        let head = c.rows();
         // Walk this sender's pending RSTs, newest first.
         let mut burst: SmallVec<[u32; 8]> = SmallVec::new();
         let mut ttls: SmallVec<[u8; 8]> = SmallVec::new();
@@ -1467,10 +1482,9 @@ impl Tracker {
         } else if c.no_pkts(si)
             && !p.has(S_SENT_SYN)
             && !p.has(S_SENT_SYNACK)
-            // The sender sent nothing: the connection's latest ACK and segment are the
-            // receiver's.
-            && ((!ack && p.has(S_ACK_INIT) && seg.seq == c.last_ack)
-                || (ack && seg.seq == 0 && seg.ack == c.last_seq_end))
+            // The sender sent nothing: its Side holds the receiver's latest ACK and segment end.
+            && ((!ack && p.has(S_ACK_INIT) && seg.seq == s.max_ack)
+                || (ack && seg.seq == 0 && seg.ack == s.next_seq))
         {
             Cause::Unsolicited
         } else {
@@ -1638,7 +1652,7 @@ impl Tracker {
         let (orig, resp) = if c.orig_is_lo() { (lo, hi) } else { (hi, lo) };
         // Rows oldest first.
         let mut rows: SmallVec<[u32; 8]> = SmallVec::new();
-        let mut idx = c.pending;
+        let mut idx = c.rows();
         while idx != NIL {
             rows.push(idx);
             idx = self.pending[idx as usize]
@@ -1712,7 +1726,7 @@ impl Tracker {
         let c = &mut self.conns[slot as usize];
         c.flags = 0;
         c.ext = None;
-        c.pending = self.free;
+        c.k_ports = self.free;
         self.free = slot;
     }
 }
@@ -1722,19 +1736,36 @@ fn ttl_differs(a: u8, b: u8, threshold: u8) -> bool {
 }
 
 #[cfg(test)]
+pub(crate) use size_tests::BYTES_PER_CONNECTION_MAX;
+
+#[cfg(test)]
 mod size_tests {
     use super::*;
 
+    /// What one tracked connection costs, at most: its slot, its hash table entry (a u32 slot
+    /// number and a control byte per bucket; hashbrown keeps at most 7/8 of the buckets full
+    /// and doubles, so just after growing 7/16 are: 5 × 16/7 bytes), and its timer ring entry
+    /// (a u32, twice that just after its bucket's vector grew). Rows of connections that reset,
+    /// the extension of connections that need one and IPv6 addresses (32 bytes) come on top.
+    const TABLE_ENTRY_MAX: f64 = 5.0 * 16.0 / 7.0;
+    const TIMER_ENTRY_MAX: f64 = 8.0;
+    pub(crate) const BYTES_PER_CONNECTION_MAX: f64 = 200.0;
+
     #[test]
-    fn report_sizes() {
-        eprintln!(
-            "Conn {} Side {} Key {} Ext {} Pending {} ResetEvent {}",
-            std::mem::size_of::<Conn>(),
-            std::mem::size_of::<Side>(),
-            std::mem::size_of::<Key>(),
-            std::mem::size_of::<Ext>(),
-            std::mem::size_of::<Pending>(),
-            std::mem::size_of::<ResetEvent>()
+    fn connection_table_costs_at_most_200_bytes_per_connection() {
+        let conn = std::mem::size_of::<Conn>();
+        assert_eq!(std::mem::size_of::<Side>(), 48);
+        assert_eq!(
+            conn, 160,
+            "the per-connection figures quoted for the table depend on it"
         );
+        let total = conn as f64 + TABLE_ENTRY_MAX + TIMER_ENTRY_MAX;
+        eprintln!(
+            "Conn {conn} B + table entry <= {TABLE_ENTRY_MAX:.1} B + timer entry <= \
+             {TIMER_ENTRY_MAX:.0} B = {total:.1} B (Ext {} B, Pending {} B when needed)",
+            std::mem::size_of::<Ext>(),
+            std::mem::size_of::<Pending>()
+        );
+        assert!(total <= BYTES_PER_CONNECTION_MAX, "{total}");
     }
 }
