@@ -75,9 +75,9 @@ const LINKTYPES: [u16; 16] = [
 ];
 
 /// Target `capture_framed`: a valid pcap or pcapng header (chosen by the first bytes) followed
-/// by the fuzz data, so the fuzzer spends its time in the record loops. Every third input is
-/// also read gzip- and zstd-compressed, and the streamed read must deliver exactly what the
-/// in-memory read delivered.
+/// by the fuzz data, so the fuzzer spends its time in the record loops. Inputs whose first byte
+/// has its top bit set are also read gzip- (1 to 4 members) and zstd-compressed, and the
+/// streamed read must deliver exactly what the in-memory read delivered.
 pub fn fuzz_capture_framed(data: &[u8]) {
     if data.len() < 3 {
         return;
@@ -132,7 +132,12 @@ pub fn fuzz_capture_framed(data: &[u8]) {
     file.extend_from_slice(rest);
     let (plain, plain_report) = read_checked(&file);
     if sel & 0x80 != 0 && rest.len() <= 1 << 16 {
-        for packed in [rstscope_pcapgen::gzip(&file), rstscope_pcapgen::zstd(&file)] {
+        // gzip in 1 to 4 members (pigz, `cat a.gz b.gz`), and zstd.
+        let members = 1 + usize::from(lt >> 6);
+        for packed in [
+            rstscope_pcapgen::gzip_members(&file, members),
+            rstscope_pcapgen::zstd(&file),
+        ] {
             let (streamed, report) = read_checked(&packed);
             assert_eq!(report.format, plain_report.format, "format differs");
             assert_eq!(

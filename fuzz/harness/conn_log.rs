@@ -180,6 +180,11 @@ fn check_output(out: &[u8], format: OutFormat, rows: u64) {
                 .find(|l| l.starts_with("#fields\t"))
                 .expect("a #fields line");
             let columns = fields.split('\t').count() - 1;
+            let types = lines
+                .iter()
+                .find(|l| l.starts_with("#types\t"))
+                .expect("a #types line");
+            assert_eq!(types.split('\t').count() - 1, columns, "#types vs #fields");
             let data: Vec<&&str> = lines.iter().filter(|l| !l.starts_with('#')).collect();
             assert_eq!(data.len() as u64, rows, "data lines vs rows written");
             for l in data {
@@ -217,6 +222,12 @@ fn check_output(out: &[u8], format: OutFormat, rows: u64) {
             let width = records[0].len();
             for rec in &records {
                 assert_eq!(rec.len(), width, "a CSV row has the wrong number of cells");
+                for cell in rec {
+                    assert!(
+                        !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                        "CSV cell {cell:?} is not neutralised"
+                    );
+                }
             }
         }
     }

@@ -365,6 +365,13 @@ pub fn write_conn_rst<W: Write>(
         names.push(n);
         types.push(ty);
     }
+    // Column names and types come from the conn.log (a JSON key can hold anything): escaped,
+    // none can split the #fields/#types line or forge a line (TSV), or be a formula (CSV).
+    let esc =
+        |v: &[&str]| -> Vec<String> { v.iter().map(|s| escape_field(s.as_bytes())).collect() };
+    let (names_esc, types_esc) = (esc(&names), esc(&types));
+    let tsv_names: Vec<&str> = names_esc.iter().map(String::as_str).collect();
+    let tsv_types: Vec<&str> = types_esc.iter().map(String::as_str).collect();
     let rows = t.rows.iter().zip(&t.uids).map(|(r, uid)| {
         let mut cells = r.clone();
         cells.extend(appended_cells(&joined[uid]));
@@ -378,7 +385,8 @@ pub fn write_conn_rst<W: Write>(
                 .quote_style(csv::QuoteStyle::Never)
                 .flexible(true)
                 .from_writer(&mut out);
-            for line in rstscope_zeeklog::header_lines("conn_rst", &names, &types, open_ns) {
+            for line in rstscope_zeeklog::header_lines("conn_rst", &tsv_names, &tsv_types, open_ns)
+            {
                 w.write_record(&line).map_err(io)?;
             }
             for row in rows {
@@ -408,7 +416,8 @@ pub fn write_conn_rst<W: Write>(
             let mut w = csv::WriterBuilder::new()
                 .terminator(csv::Terminator::CRLF)
                 .from_writer(&mut out);
-            w.write_record(&names).map_err(io)?;
+            w.write_record(names_esc.iter().map(|n| csv_neutralise(n.clone())))
+                .map_err(io)?;
             for row in rows {
                 w.write_record(row.iter().map(csv_cell)).map_err(io)?;
             }
