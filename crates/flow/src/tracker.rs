@@ -774,10 +774,13 @@ struct Pending {
 // ---------------------------------------------------------------------------------------------
 // Timers
 
-/// log2 of a ring bucket's width in nanoseconds (~1.07 s).
-const BUCKET_SHIFT: u32 = 30;
+/// log2 of a ring bucket's width in nanoseconds (~67 ms).
+const BUCKET_SHIFT: u32 = 26;
 /// Ring buckets (~550 s): more than any deadline lies ahead of the newest packet (300 s).
-const RING: usize = 512;
+const RING: usize = 8192;
+/// Emptied bucket vectors kept for reuse (at most this many, of at most SPARE_CAP entries).
+const SPARES: usize = 64;
+const SPARE_CAP: usize = 4096;
 
 /// A priority queue of (timer, slot) with lazy deletion: an entry is current when its slot is
 /// live with that timer. Entries due within the drained buckets (and any beyond the ring's
@@ -785,20 +788,25 @@ const RING: usize = 512;
 /// timer, and move to `near` when the packet clock (or an eviction) reaches that bucket.
 struct Timers {
     ring: Vec<Vec<u32>>,
+    /// Which ring buckets hold entries.
+    occupied: Vec<u64>,
     /// Entries in the ring (current or not).
     ring_len: usize,
     /// Every bucket up to this one has been moved to `near`.
     drained: i64,
     near: BinaryHeap<Reverse<(i64, u32)>>,
+    spare: Vec<Vec<u32>>,
 }
 
 impl Timers {
     fn new() -> Timers {
         Timers {
             ring: (0..RING).map(|_| Vec::new()).collect(),
+            occupied: vec![0; RING / 64],
             ring_len: 0,
             drained: i64::MIN >> BUCKET_SHIFT,
             near: BinaryHeap::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -806,10 +814,18 @@ impl Timers {
         let b = timer >> BUCKET_SHIFT;
         if b <= self.drained || b - self.drained >= RING as i64 {
             self.near.push(Reverse((timer, slot)));
-        } else {
-            self.ring[b as usize % RING].push(slot);
-            self.ring_len += 1;
+            return;
         }
+        let i = b as usize % RING;
+        let v = &mut self.ring[i];
+        if v.capacity() == 0 {
+            if let Some(spare) = self.spare.pop() {
+                *v = spare;
+            }
+        }
+        v.push(slot);
+        self.occupied[i / 64] |= 1 << (i % 64);
+        self.ring_len += 1;
     }
 
     /// Move every bucket up to `target` to `near`.
@@ -822,13 +838,10 @@ impl Timers {
 
     #[inline(never)]
     fn drain_slow(&mut self, target: i64, conns: &[Conn]) {
-        if self.ring_len > 0 {
-            let last = target.min(self.drained + RING as i64);
-            for b in self.drained + 1..=last {
-                self.drain_bucket(b, conns);
-                if self.ring_len == 0 {
-                    break;
-                }
+        while self.ring_len > 0 {
+            match self.first_ring_bucket() {
+                Some(b) if b <= target => self.drain_bucket(b, conns),
+                _ => break,
             }
         }
         self.drained = target;
@@ -836,10 +849,8 @@ impl Timers {
 
     fn drain_bucket(&mut self, b: i64, conns: &[Conn]) {
         let i = b as usize % RING;
-        if self.ring[i].is_empty() {
-            return;
-        }
         let mut v = std::mem::take(&mut self.ring[i]);
+        self.occupied[i / 64] &= !(1 << (i % 64));
         self.ring_len -= v.len();
         for &slot in &v {
             let c = &conns[slot as usize];
@@ -847,20 +858,36 @@ impl Timers {
                 self.near.push(Reverse((c.timer, slot)));
             }
         }
-        // Keep small buffers for the bucket's next turn; give big ones back.
-        if v.capacity() <= 1024 {
+        // Keep a few small buffers for the next buckets; give the others back.
+        if v.capacity() <= SPARE_CAP && self.spare.len() < SPARES {
             v.clear();
-            self.ring[i] = v;
+            self.spare.push(v);
         }
     }
 
-    /// The first ring bucket that holds entries.
+    /// The first ring bucket that holds entries (after `drained`).
     fn first_ring_bucket(&self) -> Option<i64> {
         if self.ring_len == 0 {
             return None;
         }
-        (self.drained + 1..self.drained + RING as i64)
-            .find(|&b| !self.ring[b as usize % RING].is_empty())
+        // Ring positions after `drained`'s, in order, wrapping once around the ring.
+        let start = (self.drained + 1) as usize % RING;
+        let words = RING / 64;
+        for k in 0..=words {
+            let w = (start / 64 + k) % words;
+            let mut bits = self.occupied[w];
+            if k == 0 {
+                bits &= !0u64 << (start % 64);
+            } else if k == words {
+                bits &= !(!0u64 << (start % 64));
+            }
+            if bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                let ahead = (i + RING - start) % RING;
+                return Some(self.drained + 1 + ahead as i64);
+            }
+        }
+        None
     }
 
     /// Drop entries at the top of `near` that are not current.
