@@ -505,6 +505,7 @@ fn read_pcap<S: ByteSource, F: FnMut(&Packet<'_>)>(
             orig_len,
             data: &w[rec_hdr..need],
         };
+        source::prefetch_record(w, need);
         visit(&pkt);
         report.packets += 1;
         src.advance(need);
@@ -617,6 +618,7 @@ fn read_pcapng<S: ByteSource, F: FnMut(&Packet<'_>)>(
         }
         let offset = here.offset;
         let block_bytes = &w[..len];
+        source::prefetch_record(w, len);
         if u32_at(block_bytes, len - 4, big_endian) as usize != len {
             return Err(corrupt(
                 here,

@@ -59,6 +59,20 @@ fn prefetch_ahead(bytes: &[u8], pos: usize, done: &mut usize) {
     }
 }
 
+/// Prefetch the start of the next record, `at` bytes into `window` (when it is there): its
+/// header and the packet headers after it, two cache lines. Issued before the current record is
+/// handed to the visitor, so the lines arrive while the visitor works; on top of the stream of
+/// [`prefetch_ahead`], this measured a few percent faster.
+#[inline(always)]
+pub(crate) fn prefetch_record(window: &[u8], at: usize) {
+    if let Some(rest) = window.get(at..) {
+        prefetch_line(rest.as_ptr());
+        if rest.len() > CACHE_LINE {
+            prefetch_line(rest[CACHE_LINE..].as_ptr());
+        }
+    }
+}
+
 /// Bytes already in memory: every window is a sub-slice, no copies.
 pub struct SliceSource<'a> {
     bytes: &'a [u8],
