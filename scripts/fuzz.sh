@@ -15,8 +15,10 @@
 # the ordinary `cargo test`) run it from then on.
 #
 # Targets: capture capture_framed decode conn_log classifier zeeklog_tsv
-# Environment: FUZZ_JOBS is not supported on purpose (one fuzzing process at a time);
-# FUZZ_ARGS adds libFuzzer options (e.g. FUZZ_ARGS=-max_len=4096).
+# The targets run one at a time, each as a single libFuzzer process (no -jobs/-fork).
+# FUZZ_ARGS adds libFuzzer options (e.g. FUZZ_ARGS=-max_len=4096). libFuzzer's final stats
+# (stat::number_of_executed_units, ...) are printed per target; its full output is in
+# fuzz/corpus/<target>.log.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
