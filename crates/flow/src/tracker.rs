@@ -5,13 +5,16 @@
 //! - a connection is one slot of a slab (`Vec<Conn>`, dead slots chained into a free list);
 //!   the hash table stores only the slot number, hashing and comparing through the slot's key;
 //!   IPv6 addresses live in a side slab, so an IPv4 key takes 12 bytes;
-//! - state that most connections never need — RST bookkeeping (from a side's first RST on),
-//!   retransmission and zero-window counters, counters past their inline width, a history
-//!   longer than 12 letters — is in a per-connection [`Ext`] allocated on first use;
-//! - expiry: a ring of ~1 s buckets of slot numbers feeds a binary heap that only holds the
-//!   connections due in the current second. Together they pop in exactly the order of one
-//!   global heap keyed by (deadline, slot), so which connection ends when — and which one
-//!   is evicted when the table is full — is the same as with that heap.
+//! - state that most connections never need — RST bookkeeping and pending rows (from a
+//!   side's first RST on), retransmission and zero-window counters, counters past their inline
+//!   width, a history longer than 12 letters — is in a per-connection [`Ext`] allocated on
+//!   first use;
+//! - expiry: a ring of ~67 ms buckets of slot numbers feeds a binary heap that only holds the
+//!   connections due in the buckets reached. Together they pop in exactly the order of one
+//!   global heap keyed by (timer, slot), so which connection ends when — and which one is
+//!   evicted when the table is full — is the same as with that heap.
+//!
+//! Nothing depends on the hash seed (the table is never iterated), so output bytes do not.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
