@@ -176,6 +176,23 @@ impl State {
         }
     }
 
+    /// Write the state file atomically.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "state.json".into());
+        crate::output::write_atomic(dir, &name, false, |out| {
+            serde_json::to_writer_pretty(&mut *out, &self.to_json())?;
+            out.write_all(b"\n")
+        })?;
+        Ok(())
+    }
+
     pub fn to_json(&self) -> Value {
         let files: serde_json::Map<String, Value> = self
             .files

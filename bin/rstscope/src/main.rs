@@ -271,18 +271,7 @@ fn run_merge(m: &MergeCli) -> u8 {
                     Err(e) => return Err(std::io::Error::other(e)),
                 }
             }
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "state.json".into());
-            rstscope::output::write_atomic(dir, &name, false, |out| {
-                serde_json::to_writer_pretty(&mut *out, &st.to_json())?;
-                out.write_all(b"\n")
-            })?;
+            st.save(p)?;
         }
         Ok(())
     })();
@@ -548,18 +537,7 @@ fn run(cli: &Cli) -> u8 {
             for f in result.files.iter().filter(|f| f.error().is_none()) {
                 st.record(&f.input.path);
             }
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "state.json".into());
-            rstscope::output::write_atomic(dir, &name, false, |out| {
-                serde_json::to_writer_pretty(&mut *out, &st.to_json())?;
-                out.write_all(b"\n")
-            })?;
+            st.save(p)?;
         }
         Ok(path)
     })();
