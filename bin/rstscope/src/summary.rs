@@ -1,6 +1,6 @@
 //! The run summary: `reset_summary.json`, and the short table printed on stderr.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rstscope_flow::Cause;
 use rstscope_zeeklog::escape_field;
@@ -49,12 +49,14 @@ pub fn from_parts(events: &[rstscope_reset::ResetEvent], inputs: RunInputs) -> S
     let mut by_cause: BTreeMap<&'static str, u64> =
         Cause::ALL.iter().map(|c| (c.name(), 0)).collect();
     let mut injected = 0u64;
+    // Counted by borrowed or plain keys, one entry per distinct value; rendered as text (and
+    // merged where two values render the same) only once per distinct value below.
     let mut seqs: HashMap<u32, u64> = HashMap::new();
-    let mut payloads: HashMap<String, u64> = HashMap::new();
-    let mut reasons: HashMap<String, u64> = HashMap::new();
-    let mut targets: HashMap<String, u64> = HashMap::new();
+    let mut payload_bytes: HashMap<&[u8], u64> = HashMap::new();
+    let mut reason_strs: HashMap<&str, u64> = HashMap::new();
+    let mut target_addrs: HashMap<(std::net::IpAddr, u16), u64> = HashMap::new();
     // Sources of refused or half-open attempts, counted once per connection.
-    let mut scanner_conns: HashMap<String, BTreeSet<&str>> = HashMap::new();
+    let mut scanner_conns: HashSet<(std::net::IpAddr, &str)> = HashSet::new();
     for e in events {
         if let Some(c) = &e.cause {
             if let Some(n) = Cause::ALL
@@ -70,33 +72,41 @@ pub fn from_parts(events: &[rstscope_reset::ResetEvent], inputs: RunInputs) -> S
         }
         *seqs.entry(e.seq).or_default() += 1;
         if let Some(p) = &e.payload {
-            *payloads.entry(escape_field(p)).or_default() += 1;
+            *payload_bytes.entry(p.as_slice()).or_default() += 1;
         }
         if let Some(r) = &e.reason {
-            *reasons.entry(r.clone()).or_default() += 1;
+            *reason_strs.entry(r.as_str()).or_default() += 1;
         }
         match e.cause.as_deref() {
             Some("refused") => {
-                *targets
-                    .entry(endpoint(&e.resp_h.to_string(), e.resp_p))
-                    .or_default() += 1;
-                scanner_conns
-                    .entry(e.orig_h.to_string())
-                    .or_default()
-                    .insert(&e.uid);
+                *target_addrs.entry((e.resp_h, e.resp_p)).or_default() += 1;
+                scanner_conns.insert((e.orig_h, &e.uid));
             }
             Some("handshake_abort") if e.is_orig => {
-                scanner_conns
-                    .entry(e.orig_h.to_string())
-                    .or_default()
-                    .insert(&e.uid);
+                scanner_conns.insert((e.orig_h, &e.uid));
             }
             _ => {}
         }
     }
-    let scanners: HashMap<String, u64> = scanner_conns
+    let mut payloads: HashMap<String, u64> = HashMap::new();
+    for (p, n) in payload_bytes {
+        *payloads.entry(escape_field(p)).or_default() += n;
+    }
+    let reasons: HashMap<String, u64> = reason_strs
         .into_iter()
-        .map(|(k, v)| (k, v.len() as u64))
+        .map(|(r, n)| (r.to_string(), n))
+        .collect();
+    let targets: HashMap<String, u64> = target_addrs
+        .into_iter()
+        .map(|((h, p), n)| (endpoint(&h.to_string(), p), n))
+        .collect();
+    let mut scanner_counts: HashMap<std::net::IpAddr, u64> = HashMap::new();
+    for (h, _) in scanner_conns {
+        *scanner_counts.entry(h).or_default() += 1;
+    }
+    let scanners: HashMap<String, u64> = scanner_counts
+        .into_iter()
+        .map(|(h, n)| (h.to_string(), n))
         .collect();
     let top_seq = top(&seqs, TOP_N);
     let top_targets = top(&targets, TOP_N);

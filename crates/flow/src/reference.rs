@@ -963,7 +963,7 @@ impl Tracker {
             s.storm_run_start_ns = seg.ts_ns;
         }
 
-        ev.cause = Some(cause.name().to_string());
+        ev.cause = Some(cause.name().into());
         ev.sender_ttl = sender_ttl;
         ev.rst_count = Some(s.rsts);
         ev.history = Some(String::from_utf8_lossy(&c.history).into_owned());
@@ -1054,7 +1054,7 @@ impl Tracker {
             };
             ev.orig_pkts = Some(op);
             ev.resp_pkts = Some(rp);
-            ev.conn_state = Some(state.to_string());
+            ev.conn_state = Some(state.into());
             ev.injected = Some(injected_rule(p.evidence));
             ev.evidence = Some(p.evidence.names());
             self.done.push(p.ev);

@@ -1626,7 +1626,7 @@ impl Tracker {
             resp_h: seg.src,
             resp_p: seg.sport,
             is_orig: false,
-            cause: Some(cause.name().to_string()),
+            cause: Some(std::borrow::Cow::Borrowed(cause.name())),
             injected: None,
             evidence: None,
             flags: seg.flags,
@@ -1675,6 +1675,25 @@ impl Tracker {
             entry.remove();
         }
         self.live -= 1;
+        let (has_rows, k_addrs) = (c.rows() != NIL, c.k_addrs);
+        // Most connections end without a RST: nothing to complete.
+        if has_rows {
+            self.emit_rows(slot, &key);
+        }
+        // Free the slot (it heads the free list) and what it owns.
+        if key.fam != FAM_V4 {
+            self.v6_free.push(k_addrs as u32);
+        }
+        let c = &mut self.conns[slot as usize];
+        c.flags = 0;
+        c.ext = None;
+        c.k_ports = self.free;
+        self.free = slot;
+    }
+
+    /// Complete the held rows of a connection that ended and move them to the output.
+    fn emit_rows(&mut self, slot: u32, key: &Key) {
+        let c = &self.conns[slot as usize];
         let state = c.with_history(|h| {
             conn_state(c.sides[0].state(), c.sides[1].state(), c.sizes_zero(), h)
         });
@@ -1744,20 +1763,11 @@ impl Tracker {
             };
             ev.orig_pkts = Some(op);
             ev.resp_pkts = Some(rp);
-            ev.conn_state = Some(state.to_string());
+            ev.conn_state = Some(std::borrow::Cow::Borrowed(state));
             ev.injected = Some(injected_rule(p.evidence));
             ev.evidence = Some(p.evidence.names());
             self.done.push(p.ev);
         }
-        // Free the slot (it heads the free list) and what it owns.
-        if key.fam != FAM_V4 {
-            self.v6_free.push(c.k_addrs as u32);
-        }
-        let c = &mut self.conns[slot as usize];
-        c.flags = 0;
-        c.ext = None;
-        c.k_ports = self.free;
-        self.free = slot;
     }
 }
 

@@ -338,7 +338,7 @@ pub fn join(events: &mut [ResetEvent], logs: &[PathBuf]) -> JoinReport {
                 }
                 agg.count += 1;
                 if let Some(cause) = &e.cause {
-                    agg.causes.insert(cause.clone());
+                    agg.causes.insert(cause.to_string());
                 }
                 agg.injected |= e.injected == Some(true);
                 if let Some(ev) = &e.evidence {

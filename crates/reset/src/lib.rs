@@ -2,6 +2,7 @@
 //! (`../shared/spec/reset-log.md`). Fields that only connection tracking can know are `None`
 //! until a classifier fills them.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use rstscope_decode::{community_id_v1, decode_rst_reason, flags_tcpdump, CommunityIdKey, Segment};
@@ -61,7 +62,8 @@ pub struct ResetEvent {
     pub resp_h: IpAddr,
     pub resp_p: u16,
     pub is_orig: bool,
-    pub cause: Option<String>,
+    /// One of the contract's causes; borrowed from a static name when the tracker made it.
+    pub cause: Option<Cow<'static, str>>,
     pub injected: Option<bool>,
     /// Evidence names, sorted; `Some(vec![])` is the empty set.
     pub evidence: Option<Vec<&'static str>>,
@@ -81,7 +83,7 @@ pub struct ResetEvent {
     pub initial_ttl: u8,
     pub rst_count: Option<u32>,
     pub history: Option<String>,
-    pub conn_state: Option<String>,
+    pub conn_state: Option<Cow<'static, str>>,
     pub duration_ns: Option<i64>,
     pub idle_ns: Option<i64>,
     pub orig_pkts: Option<u64>,
