@@ -684,3 +684,36 @@ fn html_report_is_self_contained_and_escapes_capture_data() {
         assert_eq!(mode & 0o777, 0o644);
     }
 }
+
+/// A write that fails part-way (here: the file-size limit, `ulimit -f`, with SIGXFSZ ignored so
+/// the write returns EFBIG, as a full disk returns ENOSPC) leaves no file under a final name and
+/// no temporary file behind, exits 74, and the next run in the same directory succeeds.
+/// (`scripts/disk-full.sh` does the same on a real full filesystem and a read-only mount.)
+#[test]
+fn failed_write_leaves_nothing_and_exits_74() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let bin = env!("CARGO_BIN_EXE_rstscope");
+    let limited = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 1 && exec \"$0\" \"$@\"")
+        .args([bin, "-q", "-o", out.to_str().unwrap(), &td("sample.pcap")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&limited.stderr);
+    assert_eq!(limited.status.code(), Some(74), "{stderr}");
+    assert!(stderr.contains("cannot write the logs in"), "{stderr}");
+    let left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".rstscope.lock")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let again = rstscope(&["-q", &td("sample.pcap")], &out);
+    assert_eq!(again.status.code(), Some(0));
+    let (_d, expected) = run_ok(&["-q", &td("sample.pcap")]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("reset.log")).unwrap(),
+        expected
+    );
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Output on a full disk and on a read-only filesystem, for real (needs root to mount tmpfs; the
+# test suite has a root-free variant with a file-size limit: failed_write_leaves_nothing_and_exits_74).
+#
+#   bash scripts/disk-full.sh [BIN]      (BIN defaults to target/debug/rstscope, built if missing)
+#
+# For each case it checks: exit status 74, an error naming the output directory, no file under a
+# final name that was not complete before the run, no temporary file left behind; and that a
+# later run with room succeeds. Prints "disk-full: N passed, M failed"; exits 1 on a failure,
+# 0 when all passed, 0 with "skipped" when it cannot mount (not root, no tmpfs).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=${1:-${CARGO_TARGET_DIR:-target}/debug/rstscope}
+GEN=${CARGO_TARGET_DIR:-target}/debug/rstscope-gen
+[ -x "$BIN" ] || cargo build -q -p rstscope
+[ -x "$GEN" ] || cargo build -q -p rstscope-gen
+
+WORK=$(mktemp -d)
+MNT=$WORK/mnt
+mkdir -p "$MNT"
+cleanup() {
+    umount "$MNT" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+if ! mount -t tmpfs -o size=64k tmpfs "$MNT" 2>/dev/null; then
+    echo "disk-full: skipped (cannot mount a tmpfs here: not root?)"
+    exit 0
+fi
+
+# A capture whose reset.log (~2 MB) cannot fit in 64 KiB.
+"$GEN" bench "$WORK/cap" --bytes 20000000 --seed 3 >/dev/null
+CAP=$(ls "$WORK"/cap/*.pcap | head -1)
+
+passed=0
+failed=0
+check() { # name, condition-result
+    if [ "$2" = ok ]; then
+        passed=$((passed + 1))
+        echo "ok   $1"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $1: $2"
+    fi
+}
+
+leftovers() { # dir: temporary files left by a writer
+    find "$1" -name '.*.tmp-*' | wc -l
+}
+
+# 1. Full disk while writing reset.log.
+"$BIN" -q -o "$MNT/out" "$CAP" 2>"$WORK/err"
+st=$?
+[ $st -eq 74 ] && check "full disk: exit 74" ok || check "full disk: exit 74" "status $st: $(cat "$WORK/err")"
+grep -q "cannot write the logs in $MNT/out" "$WORK/err" && check "full disk: message names the directory" ok \
+    || check "full disk: message names the directory" "$(cat "$WORK/err")"
+[ ! -e "$MNT/out/reset.log" ] && check "full disk: no reset.log under its final name" ok \
+    || check "full disk: no reset.log under its final name" "$(ls -la "$MNT/out")"
+[ "$(leftovers "$MNT/out")" -eq 0 ] && check "full disk: no temporary file left" ok \
+    || check "full disk: no temporary file left" "$(ls -la "$MNT/out")"
+
+# 2. The same directory, filled to the brim by someone else, then freed: the next run succeeds
+#    and writes the same bytes as a run elsewhere.
+"$BIN" -q -o "$WORK/ref" "$CAP" 2>/dev/null
+umount "$MNT"
+mount -t tmpfs -o size=64m tmpfs "$MNT"
+mkdir -p "$MNT/out"
+"$BIN" -q -o "$MNT/out" "$CAP" 2>"$WORK/err"
+st=$?
+if [ $st -eq 0 ] && cmp -s "$MNT/out/reset.log" "$WORK/ref/reset.log"; then
+    check "room again: same bytes as a run elsewhere" ok
+else
+    check "room again: same bytes as a run elsewhere" "status $st $(cat "$WORK/err")"
+fi
+
+# 3. Read-only filesystem: nothing can be created (not even the lock).
+mount -o remount,ro "$MNT"
+before=$(ls -la --time-style=+%s "$MNT/out" | md5sum)
+"$BIN" -q -o "$MNT/out" "$CAP" 2>"$WORK/err"
+st=$?
+[ $st -eq 74 ] && check "read-only: exit 74" ok || check "read-only: exit 74" "status $st: $(cat "$WORK/err")"
+grep -q "$MNT/out" "$WORK/err" && check "read-only: message names the directory" ok \
+    || check "read-only: message names the directory" "$(cat "$WORK/err")"
+after=$(ls -la --time-style=+%s "$MNT/out" | md5sum)
+[ "$before" = "$after" ] && check "read-only: earlier outputs untouched" ok \
+    || check "read-only: earlier outputs untouched" "directory changed"
+cmp -s "$MNT/out/reset.log" "$WORK/ref/reset.log" && check "read-only: earlier reset.log intact" ok \
+    || check "read-only: earlier reset.log intact" "differs"
+
+echo "disk-full: $passed passed, $failed failed"
+[ $failed -eq 0 ]
