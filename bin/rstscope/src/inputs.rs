@@ -147,9 +147,16 @@ pub fn discover(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
             });
             continue;
         }
+        // Hidden files and directories are not inputs: writers' temporary files (ours
+        // included: `.reset.log.tmp-*`, `.rstscope.lock`), marker files and files a capture
+        // tool writes under a dot name before renaming them.
         let walk = walkdir::WalkDir::new(input)
             .follow_links(false)
-            .sort_by_file_name();
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                e.depth() == 0 || !e.file_name().as_encoded_bytes().starts_with(b".")
+            });
         for entry in walk {
             let entry = match entry {
                 Ok(e) => e,
@@ -205,6 +212,15 @@ mod tests {
         std::fs::write(root.join("s1/a.bin"), [0x0a, 0x0d, 0x0d, 0x0a]).unwrap();
         std::fs::write(root.join("README"), b"hello").unwrap();
         std::fs::write(root.join("z.gz"), [0x1f, 0x8b, 8, 0]).unwrap();
+        // hidden: skipped without a notice, whatever they hold
+        std::fs::write(root.join(".x.pcap.part"), [0xd4, 0xc3, 0xb2, 0xa1, 0, 0]).unwrap();
+        std::fs::write(root.join(".complete"), b"").unwrap();
+        std::fs::create_dir_all(root.join(".snapshot")).unwrap();
+        std::fs::write(
+            root.join(".snapshot/c.pcap"),
+            [0xd4, 0xc3, 0xb2, 0xa1, 0, 0],
+        )
+        .unwrap();
         let (files, problems) = discover(&[root.to_path_buf()]);
         let sources: Vec<_> = files.iter().map(|f| f.source.as_str()).collect();
         assert_eq!(sources, ["s1/a.bin", "s1/b.pcap", "z.gz"]);

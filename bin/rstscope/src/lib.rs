@@ -66,9 +66,10 @@ impl FileResult {
     }
 }
 
-/// Called as files are read: (index of the file, capture bytes read so far in it).
+/// Called as files are read: (index of the file, capture bytes read so far in it, whether the
+/// file is done). Every file that is started gets exactly one call with `done` true, last.
 #[derive(Clone)]
-pub struct Progress(pub std::sync::Arc<dyn Fn(usize, u64) + Send + Sync>);
+pub struct Progress(pub std::sync::Arc<dyn Fn(usize, u64, bool) + Send + Sync>);
 
 impl std::fmt::Debug for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,7 +123,7 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
         stats.packets += 1;
         if stats.packets % 8192 == 0 {
             if let Some(p) = &progress {
-                (p.0)(file_index as usize, pkt.offset);
+                (p.0)(file_index as usize, pkt.offset, false);
             }
         }
         first_ts = Some(first_ts.map_or(pkt.ts_ns, |t| t.min(pkt.ts_ns)));
@@ -147,7 +148,7 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
         }
     });
     if let Some(p) = &progress {
-        (p.0)(file_index as usize, read.capture_bytes);
+        (p.0)(file_index as usize, read.capture_bytes, true);
     }
     let mut read = read;
     let size_after = std::fs::metadata(&input.path).map(|m| m.len()).ok();
@@ -220,8 +221,17 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
         .collect();
     let run_group = |indices: &[usize], threads: usize| {
         let ordered: Vec<InputFile> = indices.iter().map(|&i| files[i].clone()).collect();
+        // A stream numbers its files from 0; progress reports name them by their index in
+        // `files`.
+        let mut opts = opts.clone();
+        if let Some(p) = opts.progress.take() {
+            let global: Vec<usize> = indices.to_vec();
+            opts.progress = Some(Progress(std::sync::Arc::new(move |i, bytes, done| {
+                (p.0)(global.get(i).copied().unwrap_or(i), bytes, done)
+            })));
+        }
         let t0 = std::time::Instant::now();
-        let (results, events, flow) = run_stream(&ordered, opts, threads);
+        let (results, events, flow) = run_stream(&ordered, &opts, threads);
         (results, events, flow, t0.elapsed())
     };
     // Sensors are independent streams: with several, each gets a thread of its own.

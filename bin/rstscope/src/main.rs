@@ -297,8 +297,8 @@ fn run_merge(m: &MergeCli) -> u8 {
 }
 
 fn run(cli: &Cli) -> u8 {
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
+    // Not locked for the run: progress bars are drawn on stderr from the reading threads.
+    let mut err = std::io::stderr();
     // Overlapping runs (a slow night, a manual re-run) must not clobber each other's logs.
     let _lock = match rstscope::batch::lock_output_dir(&cli.out) {
         Ok(l) => l,
@@ -429,7 +429,7 @@ fn run(cli: &Cli) -> u8 {
     };
     let result = process_all(&files, &opts);
     if let Some((b, _)) = &bar {
-        b.finish_and_clear();
+        let _ = b.clear();
     }
     let mut any_read = false;
     for f in &result.files {
@@ -585,41 +585,65 @@ fn run(cli: &Cli) -> u8 {
     }
 }
 
-/// An overall bar over the capture bytes of all files, with rate and ETA, naming the file
-/// being read. Fed from the reader thread through `RunOptions::progress`.
-fn progress_bar(files: &[rstscope::InputFile]) -> (indicatif::ProgressBar, rstscope::Progress) {
+/// Progress bars, fed from the reader threads through `RunOptions::progress`: an overall bar over
+/// the capture bytes of all files, with rate and ETA, and below it one bar per file being read
+/// (several at once when sensors are read in parallel), removed when the file is done.
+fn progress_bar(files: &[rstscope::InputFile]) -> (indicatif::MultiProgress, rstscope::Progress) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
     let sizes: Vec<u64> = files
         .iter()
         .map(|f| std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0))
         .collect();
     let total: u64 = sizes.iter().sum();
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    bar.set_style(
+    let multi = indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr());
+    let overall = multi.add(indicatif::ProgressBar::new(total));
+    overall.set_style(
         indicatif::ProgressStyle::with_template(
-            "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+            "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} ({msg})",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let starts: Vec<u64> = sizes
-        .iter()
-        .scan(0u64, |acc, s| {
-            let start = *acc;
-            *acc += s;
-            Some(start)
-        })
-        .collect();
+    overall.set_message(format!("0/{} files", files.len()));
+    let file_style =
+        indicatif::ProgressStyle::with_template("  {bar:28} {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     let names: Vec<String> = files.iter().map(|f| f.source.clone()).collect();
-    let b = bar.clone();
-    let cb = move |i: usize, done: u64| {
-        // Compressed files report decompressed bytes: cap at the file's size on disk.
+    let file_count = files.len();
+    // Bytes counted so far per file (what the overall bar sums), bars of files being read,
+    // and how many files are done.
+    let state: Mutex<(Vec<u64>, HashMap<usize, indicatif::ProgressBar>, usize)> =
+        Mutex::new((vec![0; files.len()], HashMap::new(), 0));
+    let m = multi.clone();
+    let cb = move |i: usize, done: u64, finished: bool| {
+        let Ok(mut st) = state.lock() else { return };
+        let (counted, bars, files_done) = &mut *st;
         let size = sizes.get(i).copied().unwrap_or(0);
-        b.set_position(starts.get(i).copied().unwrap_or(0) + done.min(size));
-        if let Some(n) = names.get(i) {
-            b.set_message(n.clone());
+        // Compressed files report decompressed bytes: cap at the file's size on disk; a file
+        // that is done counts whole.
+        let now = if finished { size } else { done.min(size) };
+        if let Some(c) = counted.get_mut(i) {
+            if now > *c {
+                overall.inc(now - *c);
+                *c = now;
+            }
+        }
+        if finished {
+            if let Some(b) = bars.remove(&i) {
+                b.finish_and_clear();
+                m.remove(&b);
+            }
+            *files_done += 1;
+            overall.set_message(format!("{files_done}/{file_count} files"));
+        } else {
+            let b = bars.entry(i).or_insert_with(|| {
+                let b = m.add(indicatif::ProgressBar::new(size));
+                b.set_style(file_style.clone());
+                b.set_message(names.get(i).cloned().unwrap_or_default());
+                b
+            });
+            b.set_position(now);
         }
     };
-    (bar, rstscope::Progress(std::sync::Arc::new(cb)))
+    (multi, rstscope::Progress(std::sync::Arc::new(cb)))
 }
