@@ -203,6 +203,8 @@ def check_zat(path, ref, label):
 def csv_text(cell):
     if cell in ("-", "(empty)"):
         return ""
+    if cell[:1] == "'":
+        return "\\x27" + cell[1:]
     return "'" + cell if cell[:1] in ("=", "+", "-", "@") else cell
 
 

@@ -263,6 +263,10 @@ fn run_merge(m: &MergeCli) -> u8 {
     let written = (|| -> std::io::Result<()> {
         write_reset_log(&m.out, &spec, &events, open, close)?;
         write_summary(&m.out, &spec.summary_name(), &summary.json)?;
+        let page = rstscope::report::render(&events, &summary);
+        rstscope::output::write_atomic(&m.out, &spec.report_name(), false, |out| {
+            out.write_all(page.as_bytes())
+        })?;
         if let Some(p) = &m.state {
             let mut st = rstscope::batch::State::default();
             for f in &m.from_state {
@@ -528,7 +532,7 @@ fn run(cli: &Cli) -> u8 {
             summary::add_join(&mut summary, j, conn_rst_rows);
         }
         write_summary(&cli.out, &spec.summary_name(), &summary.json)?;
-        let page = rstscope::report::render(&result, &summary);
+        let page = rstscope::report::render(&result.events, &summary);
         rstscope::output::write_atomic(&cli.out, &spec.report_name(), false, |out| {
             out.write_all(page.as_bytes())
         })?;

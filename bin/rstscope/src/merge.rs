@@ -167,14 +167,20 @@ pub fn read_shard(dir: &Path) -> Result<Shard, String> {
         .iter()
         .find(|(n, _)| dir.join(n).exists())
         .ok_or_else(|| format!("{}: no reset.log in this directory", dir.display()))?;
-    if name.contains(".csv") {
-        return Err(format!(
-            "{}: merging CSV output is not supported; run the shards with --format tsv or json",
-            dir.display()
-        ));
-    }
     let path = dir.join(name);
     let reader = open_log(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if name.contains(".csv") {
+        let events = read_csv(reader, &path)?;
+        return Ok(Shard {
+            dir: dir.to_path_buf(),
+            format: Format::Csv,
+            gzip: *gzip,
+            events,
+            open: None,
+            close: None,
+            summary: read_summary(dir),
+        });
+    }
     let mut events = Vec::new();
     let mut fields: Vec<String> = Vec::new();
     let (mut open, mut close) = (None, None);
@@ -216,11 +222,6 @@ pub fn read_shard(dir: &Path) -> Result<Shard, String> {
             events.push(event_from(&get, true).map_err(bad)?);
         }
     }
-    let summary_path = dir.join("reset_summary.json");
-    let summary = std::fs::read_to_string(&summary_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
     Ok(Shard {
         dir: dir.to_path_buf(),
         format,
@@ -228,8 +229,49 @@ pub fn read_shard(dir: &Path) -> Result<Shard, String> {
         events,
         open,
         close,
-        summary,
+        summary: read_summary(dir),
     })
+}
+
+fn read_summary(dir: &Path) -> Value {
+    std::fs::read_to_string(dir.join("reset_summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// reset.csv rows back to events. Cells hold the TSV rendering, with an empty cell for unset
+/// and empty values (which render the same) and the `'` of formula neutralisation in front of
+/// a cell starting with `=`, `+`, `-` or `@` (a cell that itself starts with `'` is written
+/// `\x27…`, so the prefix is never ambiguous).
+fn read_csv(reader: Box<dyn BufRead>, path: &Path) -> Result<Vec<ResetEvent>, String> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(reader);
+    let fields: Vec<String> = csv
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut events = Vec::new();
+    for (i, record) in csv.records().enumerate() {
+        let bad = |e: String| format!("{}: row {}: {e}", path.display(), i + 2);
+        let record = record.map_err(|e| bad(e.to_string()))?;
+        let get = |n: &str| -> Option<String> {
+            let c = record.get(fields.iter().position(|f| f == n)?)?;
+            if c.is_empty() {
+                return None;
+            }
+            let c = match c.strip_prefix('\'') {
+                Some(rest) if rest.starts_with(['=', '+', '-', '@']) => rest,
+                _ => c,
+            };
+            Some(c.to_string())
+        };
+        events.push(event_from(&get, true).map_err(bad)?);
+    }
+    Ok(events)
 }
 
 /// The inputs' figures of all shards together.

@@ -279,6 +279,8 @@ mod tests {
         );
         assert_eq!(csv_cell(&Value::Str(b"-")), "\\x2d");
         assert_eq!(csv_cell(&Value::Unset), "");
+        // a leading quote of the value itself is escaped: a leading `'` always means neutralised
+        assert_eq!(csv_cell(&Value::Str(b"'=x")), "\\x27=x");
         assert_eq!(csv_cell(&Value::Str(b"a\"b,c")), "a\"b,c");
     }
 }

@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use rstscope_flow::Cause;
 use rstscope_zeeklog::{escape_field, format_rotation_time};
 
+use rstscope_reset::ResetEvent;
+
 use crate::summary::Summary;
-use crate::RunResult;
 
 /// HTML-escape text (the page's only way for data to reach it).
 pub fn html(s: &str) -> String {
@@ -48,10 +49,10 @@ fn bucket_seconds(span: i64) -> i64 {
     86400 * (span / 86400 / 60 + 1)
 }
 
-fn timeline(result: &RunResult) -> String {
+fn timeline(events: &[ResetEvent]) -> String {
     let (Some(first), Some(last)) = (
-        result.events.first().map(|e| e.ts_ns),
-        result.events.last().map(|e| e.ts_ns),
+        events.first().map(|e| e.ts_ns),
+        events.last().map(|e| e.ts_ns),
     ) else {
         return "<p>No RSTs.</p>".to_string();
     };
@@ -60,7 +61,7 @@ fn timeline(result: &RunResult) -> String {
     let width = bucket_seconds(span);
     let n = (span / width + 1) as usize;
     let mut counts = vec![[0u64; 7]; n];
-    for e in &result.events {
+    for e in events {
         let b = ((e.ts_ns.div_euclid(1_000_000_000) - t0) / width) as usize;
         if let Some(ci) = e.cause.as_deref().and_then(cause_index) {
             counts[b.min(n - 1)][ci] += 1;
@@ -157,7 +158,32 @@ fn top_strings(v: &serde_json::Value, key: &str) -> Vec<(String, u64)> {
 }
 
 /// The whole page.
-pub fn render(result: &RunResult, s: &Summary) -> String {
+/// Seconds as the summary writes them ("1234.567890") to nanoseconds.
+fn summary_ts(v: &serde_json::Value) -> Option<i64> {
+    let text = v.as_str()?;
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let negative = secs.starts_with('-');
+    let secs: i64 = secs.parse().ok()?;
+    let mut digits: String = frac.chars().take(9).collect();
+    while digits.len() < 9 {
+        digits.push('0');
+    }
+    let frac: i64 = digits.parse().ok()?;
+    let frac = if negative { -frac } else { frac };
+    secs.checked_mul(1_000_000_000)?.checked_add(frac)
+}
+
+/// The page for a run's events (in log order) and its summary. Everything else it shows comes
+/// from the summary's JSON, so `rstscope merge` writes the same page as one run over everything.
+pub fn render(events: &[ResetEvent], s: &Summary) -> String {
+    let j = &s.json;
+    let files: &[serde_json::Value] = j["files"].as_array().map_or(&[], Vec::as_slice);
+    let first_ts = files
+        .iter()
+        .filter_map(|f| summary_ts(&f["first_ts"]))
+        .min();
+    let last_ts = files.iter().filter_map(|f| summary_ts(&f["last_ts"])).max();
+    let count = |k: &str| j[k].as_u64().unwrap_or(0);
     let mut page = String::from(
         r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>rstscope report</title><style>
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}
@@ -169,18 +195,17 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;text-align:l
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:24px}.err{color:#b00}.none{color:#888}
 </style></head><body>"#,
     );
-    let packets: u64 = result.files.iter().map(|f| f.decode.packets).sum();
     let _ = write!(
         page,
         "<h1>rstscope: {} RSTs, {} injected</h1><p>{} files, {} packets, {} connections, {} evicted by the cap; packet time {} to {} UTC.</p>",
         s.rsts,
         s.injected,
-        result.files.len(),
-        packets,
-        result.flow.connections,
-        result.flow.evicted,
-        html(&result.first_ts.map(format_rotation_time).unwrap_or_default()),
-        html(&result.last_ts.map(format_rotation_time).unwrap_or_default()),
+        files.len(),
+        count("packets"),
+        count("connections"),
+        count("connections_evicted"),
+        html(&first_ts.map(format_rotation_time).unwrap_or_default()),
+        html(&last_ts.map(format_rotation_time).unwrap_or_default()),
     );
     page.push_str("<h2>RSTs over time by cause</h2><div class=\"legend\">");
     for (k, c) in Cause::ALL.iter().enumerate() {
@@ -192,7 +217,7 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;text-align:l
         );
     }
     page.push_str("</div>");
-    page.push_str(&timeline(result));
+    page.push_str(&timeline(events));
 
     let causes: Vec<(String, u64)> = s
         .by_cause
@@ -229,24 +254,22 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;text-align:l
     );
 
     page.push_str("<h2>Input health</h2><table><tr><th>file</th><th>sensor</th><th>packets</th><th>RSTs</th><th>unknown link types</th><th>status</th></tr>");
-    for f in &result.files {
-        let lts: Vec<String> = f
-            .decode
-            .unknown_linktypes
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect();
-        let status = match f.error() {
-            Some(e) => format!("<span class=\"err\">{}</span>", html(&e.to_string())),
+    for f in files {
+        let lts: Vec<String> = f["unknown_linktypes"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k}: {v}")).collect())
+            .unwrap_or_default();
+        let status = match f["error"].as_str() {
+            Some(e) => format!("<span class=\"err\">{}</span>", html(e)),
             None => "ok".to_string(),
         };
         let _ = write!(
             page,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html(&escape_field(f.input.source.as_bytes())),
-            html(f.input.sensor.as_deref().unwrap_or("-")),
-            f.decode.packets,
-            f.decode.rst,
+            html(&escape_field(f["source"].as_str().unwrap_or("").as_bytes())),
+            html(f["sensor"].as_str().unwrap_or("-")),
+            f["packets"].as_u64().unwrap_or(0),
+            f["rsts"].as_u64().unwrap_or(0),
             html(&lts.join(", ")),
             status
         );
@@ -265,6 +288,15 @@ mod tests {
             html("<script>alert('x')</script>&\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
         );
+    }
+
+    #[test]
+    fn summary_times() {
+        let t = |s: &str| summary_ts(&serde_json::json!(s));
+        assert_eq!(t("1234.567890"), Some(1_234_567_890_000));
+        assert_eq!(t("-1.500000"), Some(-1_500_000_000));
+        assert_eq!(t("7"), Some(7_000_000_000));
+        assert_eq!(t("x"), None);
     }
 
     #[test]

@@ -151,7 +151,14 @@ fn sensors_are_tracked_separately_and_named() {
 
 #[test]
 fn shards_merged_equal_one_run() {
-    // Three sensors; run once over everything, then as 2 and 3 shards merged.
+    for format in ["tsv", "json", "csv"] {
+        shards_merged_equal_one_run_in(format);
+    }
+}
+
+/// Three sensors; run once over everything, then as 2 and 3 shards merged: the same log bytes,
+/// the same report page, the same summary figures.
+fn shards_merged_equal_one_run_in(format: &str) {
     let recs = records();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
@@ -163,16 +170,22 @@ fn shards_merged_equal_one_run() {
             std::fs::write(d.join(format!("{i}.pcap")), PcapWriter::new(1).write(chunk)).unwrap();
         }
     }
+    let log = if format == "csv" {
+        "reset.csv"
+    } else {
+        "reset.log"
+    };
     let bin = env!("CARGO_BIN_EXE_rstscope");
     let one = dir.path().join("one");
     let st = Command::new(bin)
-        .args(["-q", "-o"])
+        .args(["-q", "--format", format, "-o"])
         .arg(&one)
         .arg(&input)
         .status()
         .unwrap();
     assert_eq!(st.code(), Some(0));
-    let whole = std::fs::read(one.join("reset.log")).unwrap();
+    let whole = std::fs::read(one.join(log)).unwrap();
+    let whole_report = std::fs::read_to_string(one.join("reset_report.html")).unwrap();
     let whole_summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(one.join("reset_summary.json")).unwrap())
             .unwrap();
@@ -181,28 +194,45 @@ fn shards_merged_equal_one_run() {
         for i in 0..n {
             let d = dir.path().join(format!("shard-{n}-{i}"));
             let st = Command::new(bin)
-                .args(["-q", "--shard", &format!("{i}/{n}"), "-o"])
+                .args([
+                    "-q",
+                    "--format",
+                    format,
+                    "--shard",
+                    &format!("{i}/{n}"),
+                    "-o",
+                ])
                 .arg(&d)
                 .arg(&input)
                 .status()
                 .unwrap();
             assert_eq!(st.code(), Some(0));
-            if d.join("reset.log").exists() {
+            if d.join(log).exists() {
                 dirs.push(d);
             }
         }
         let merged = dir.path().join(format!("merged-{n}"));
-        let st = Command::new(bin)
+        let out = Command::new(bin)
             .arg("merge")
             .arg("-o")
             .arg(&merged)
             .args(&dirs)
-            .status()
+            .output()
             .unwrap();
-        assert_eq!(st.code(), Some(0));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(
-            std::fs::read(merged.join("reset.log")).unwrap() == whole,
-            "{n} shards"
+            std::fs::read(merged.join(log)).unwrap() == whole,
+            "{format}, {n} shards"
+        );
+        assert_eq!(
+            std::fs::read_to_string(merged.join("reset_report.html")).unwrap(),
+            whole_report,
+            "{format}, {n} shards: report"
         );
         let s: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(merged.join("reset_summary.json")).unwrap(),
@@ -214,13 +244,14 @@ fn shards_merged_equal_one_run() {
             "injected",
             "top_seq",
             "top_payloads",
+            "top_reasons",
             "top_refused_targets",
             "top_scanners",
             "connections",
             "packets",
             "bytes",
         ] {
-            assert_eq!(s[k], whole_summary[k], "{n} shards: {k}");
+            assert_eq!(s[k], whole_summary[k], "{format}, {n} shards: {k}");
         }
         assert_eq!(
             s["files"].as_array().unwrap().len(),

@@ -89,6 +89,9 @@ pub fn iso8601(ns: i64) -> String {
 pub fn csv_neutralise(s: String) -> String {
     match s.as_bytes().first() {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{s}"),
+        // A cell of ours that starts with `'` is always a neutralised one: a value that itself
+        // starts with `'` gets it escaped, as the TSV rendering would escape any byte.
+        Some(b'\'') => format!("\\x27{}", &s[1..]),
         _ => s,
     }
 }

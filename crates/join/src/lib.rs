@@ -77,10 +77,11 @@ pub fn parse_time(s: &str) -> Option<i64> {
         None => (false, s),
     };
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+    let exponent = s.contains(['e', 'E']);
+    if !exponent && (int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit())) {
         return None;
     }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if exponent || !frac.bytes().all(|b| b.is_ascii_digit()) {
         // exponent forms from a JSON writer: go through f64, rounded to the microsecond
         let v: f64 = format!("{}{}", if neg { "-" } else { "" }, s)
             .parse()

@@ -491,6 +491,12 @@ fn times_parse_exactly() {
         Some(1_071_580_904_891_921_000)
     );
     assert_eq!(parse_time("0.000001"), Some(1000));
+    // JSON writers print small and large numbers with an exponent, with or without a point
+    assert_eq!(parse_time("1e-6"), Some(1000));
+    assert_eq!(parse_time("2.5e-5"), Some(25_000));
+    assert_eq!(parse_time("1E3"), Some(1_000_000_000_000));
+    assert_eq!(parse_time("e5"), None);
+    assert_eq!(parse_time("Infinity"), None);
     assert_eq!(parse_time("-315619200.0"), Some(-315_619_200_000_000_000));
     assert_eq!(parse_time("XXXXXXXXXX.XXXXXX"), None);
     assert_eq!(
