@@ -263,7 +263,11 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
             e.sensor = sensor.clone();
         }
         let rsts = evs.len() as u64;
-        events.extend(evs);
+        if events.is_empty() {
+            events = evs; // one sensor: no copy
+        } else {
+            events.extend(evs);
+        }
         flow.segments += st.segments;
         flow.connections += st.connections;
         flow.evicted += st.evicted;
@@ -284,7 +288,8 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
         });
     }
     let results: Vec<FileResult> = by_index.into_iter().flatten().collect();
-    events.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    // A total order: an unstable sort (in place, no buffer) gives the one order.
+    events.sort_unstable_by(|a, b| a.log_order(b));
     let first_ts = results.iter().filter_map(|r| r.first_ts).min();
     let last_ts = results.iter().filter_map(|r| r.last_ts).max();
     RunResult {

@@ -248,7 +248,7 @@ fn run_merge(m: &MergeCli) -> u8 {
         .iter_mut()
         .flat_map(|s| std::mem::take(&mut s.events))
         .collect();
-    events.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    events.sort_unstable_by(|a, b| a.log_order(b));
     let sec = 1_000_000_000i64;
     let open = shards.iter().filter_map(|s| s.open).min().map(|t| t * sec);
     let close = shards.iter().filter_map(|s| s.close).max().map(|t| t * sec);

@@ -48,13 +48,26 @@ fn prefetch_line(p: *const u8) {
     let _ = p;
 }
 
+/// Like [`prefetch_line`], for bytes read once: non-temporal, so the stream of packets does not
+/// push the connection table out of the outer caches.
+#[inline(always)]
+fn prefetch_line_once(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as for `prefetch_line`.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_NTA }>(p as *const i8)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Software prefetch of the bytes of `bytes` up to `pos + PREFETCH_AHEAD`; `done` is how far
 /// earlier calls got (whole cache lines from the start of `bytes`).
 #[inline(always)]
 fn prefetch_ahead(bytes: &[u8], pos: usize, done: &mut usize) {
     let target = (pos + PREFETCH_AHEAD).min(bytes.len());
     while *done < target {
-        prefetch_line(bytes[*done..].as_ptr());
+        prefetch_line_once(bytes[*done..].as_ptr());
         *done += CACHE_LINE;
     }
 }

@@ -56,6 +56,9 @@ pub struct Segment<'a> {
     /// The 12-bit flags field (reserved bits included).
     pub flags: u16,
     pub window: u16,
+    /// Options of SYN segments (the handshake is where they are negotiated, and the only place
+    /// the classifier reads them); left empty on other segments, to keep the per-packet cost
+    /// down — `parse_options` reads any segment's options on demand.
     pub options: TcpOptions,
     /// Payload length according to the IP and TCP headers.
     pub payload_len: u32,
@@ -609,7 +612,11 @@ impl Decoder {
             ack: be32(p, 8),
             flags: be16(p, 12) & 0x0fff,
             window: be16(p, 14),
-            options: parse_options(&p[20..options_end]),
+            options: if p[13] & 0x02 != 0 {
+                parse_options(&p[20..options_end])
+            } else {
+                TcpOptions::default()
+            },
             payload_len: payload_len.min(u32::MAX as usize) as u32,
             payload,
             tunnel_depth: ip.depth,

@@ -280,6 +280,38 @@ impl ResetEvent {
     pub fn sort_key(&self) -> (i64, &str, u64) {
         (self.ts_ns, self.source.as_str(), self.frame)
     }
+
+    /// A total order that agrees with [`sort_key`](Self::sort_key). Its key names one packet,
+    /// except when two inputs share a file name and packet times (the same file under two
+    /// directories): those rows are then ordered by what they say, so the order never depends
+    /// on the order they were produced in (threads, shards).
+    pub fn log_order(&self, other: &Self) -> std::cmp::Ordering {
+        self.sort_key()
+            .cmp(&other.sort_key())
+            .then_with(|| {
+                (self.sensor.as_deref(), self.uid.as_str(), self.is_orig).cmp(&(
+                    other.sensor.as_deref(),
+                    other.uid.as_str(),
+                    other.is_orig,
+                ))
+            })
+            .then_with(|| {
+                (
+                    self.seq,
+                    self.ack,
+                    self.flags,
+                    self.cause.as_deref(),
+                    self.rst_count,
+                )
+                    .cmp(&(
+                        other.seq,
+                        other.ack,
+                        other.flags,
+                        other.cause.as_deref(),
+                        other.rst_count,
+                    ))
+            })
+    }
 }
 
 /// tcpdump flag strings are few (9 bits); intern them so rows can borrow them.
