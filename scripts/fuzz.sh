@@ -16,7 +16,9 @@
 #
 # Targets: capture capture_framed decode conn_log classifier zeeklog_tsv
 # The targets run one at a time, each as a single libFuzzer process (no -jobs/-fork).
-# FUZZ_ARGS adds libFuzzer options (e.g. FUZZ_ARGS=-max_len=4096). libFuzzer's final stats
+# FUZZ_ARGS adds libFuzzer options (e.g. FUZZ_ARGS=-max_len=4096); FUZZ_CORPUS puts the corpora
+# somewhere else (CI uses a fresh one with FUZZ_ARGS=-seed=1, so its brief run replays the start
+# of the run checked before committing). libFuzzer's final stats
 # (stat::number_of_executed_units, ...) are printed per target; its full output is in
 # fuzz/corpus/<target>.log.
 set -euo pipefail
@@ -39,7 +41,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
 fi
 
-CORPUS=$ROOT/fuzz/corpus
+CORPUS=${FUZZ_CORPUS:-$ROOT/fuzz/corpus}
 mkdir -p "$CORPUS"
 
 # Seeds: copied once per target (an existing corpus is kept and grows).

@@ -29,61 +29,40 @@ pub trait ByteSource {
 /// The record loop touches only a few cache lines of each record (its header and the packet
 /// headers), at varying strides, so the hardware prefetchers do not keep up and every record
 /// would otherwise start with a cache miss. A couple of KiB (a handful of records) hides that
-/// latency; much further ahead the lines are evicted or (in a memory map) land on pages that are
-/// not mapped yet, where a prefetch is dropped.
+/// latency; much further ahead the lines are evicted before they are used.
 const PREFETCH_AHEAD: usize = 2048;
 const CACHE_LINE: usize = 64;
 
-/// Ask the CPU to start loading the cache line at `p`. A hint only: never faults, no effect on
-/// the values read.
+/// Load the byte at `at` (when it is there) for its cache line's sake: the value is dropped, so
+/// the load only starts the line on its way and the out-of-order core goes on meanwhile. A plain
+/// in-bounds read rather than a prefetch instruction, which Rust only offers as `unsafe`; in a
+/// memory map it maps the page a little early, which the reader would do anyway.
 #[inline(always)]
-fn prefetch_line(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` is a hint that never faults, whatever the address; SSE is part of
-    // the x86_64 baseline.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+fn touch(bytes: &[u8], at: usize) {
+    if let Some(b) = bytes.get(at) {
+        std::hint::black_box(*b);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
-/// Like [`prefetch_line`], for bytes read once: non-temporal, so the stream of packets does not
-/// push the connection table out of the outer caches.
-#[inline(always)]
-fn prefetch_line_once(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: as for `prefetch_line`.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_NTA }>(p as *const i8)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// Software prefetch of the bytes of `bytes` up to `pos + PREFETCH_AHEAD`; `done` is how far
-/// earlier calls got (whole cache lines from the start of `bytes`).
+/// Touch the cache lines of `bytes` up to `pos + PREFETCH_AHEAD`; `done` is how far earlier
+/// calls got (whole cache lines from the start of `bytes`).
 #[inline(always)]
 fn prefetch_ahead(bytes: &[u8], pos: usize, done: &mut usize) {
     let target = (pos + PREFETCH_AHEAD).min(bytes.len());
     while *done < target {
-        prefetch_line_once(bytes[*done..].as_ptr());
+        touch(bytes, *done);
         *done += CACHE_LINE;
     }
 }
 
-/// Prefetch the start of the next record, `at` bytes into `window` (when it is there): its
-/// header and the packet headers after it, two cache lines. Issued before the current record is
-/// handed to the visitor, so the lines arrive while the visitor works; on top of the stream of
+/// Touch the start of the next record, `at` bytes into `window` (when it is there): its header
+/// and the packet headers after it, two cache lines. Done before the current record is handed
+/// to the visitor, so the lines arrive while the visitor works; on top of the stream of
 /// [`prefetch_ahead`], this measured a few percent faster.
 #[inline(always)]
 pub(crate) fn prefetch_record(window: &[u8], at: usize) {
-    if let Some(rest) = window.get(at..) {
-        prefetch_line(rest.as_ptr());
-        if rest.len() > CACHE_LINE {
-            prefetch_line(rest[CACHE_LINE..].as_ptr());
-        }
-    }
+    touch(window, at);
+    touch(window, at + CACHE_LINE);
 }
 
 /// Bytes already in memory: every window is a sub-slice, no copies.
