@@ -3,6 +3,7 @@
 //!   rstscope-gen testdata DIR
 //!   rstscope-gen bench DIR --bytes N [--files K] [--seed S]
 //!   rstscope-gen synflood FILE CONNECTIONS
+//!   rstscope-gen rsts FILE N
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use rstscope_gen::{testdata, write_bench, BenchSpec, T0};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: rstscope-gen testdata DIR\n       rstscope-gen bench DIR --bytes N [--files K] [--seed S]\n       rstscope-gen synflood FILE CONNECTIONS"
+        "usage: rstscope-gen testdata DIR\n       rstscope-gen bench DIR --bytes N [--files K] [--seed S]\n       rstscope-gen synflood FILE CONNECTIONS\n       rstscope-gen rsts FILE N"
     );
     std::process::exit(2)
 }
@@ -81,6 +82,42 @@ fn main() -> Result<()> {
                     rstscope_pcapgen::Link::Ethernet.frame(&t.to_ip()),
                 );
                 std::io::Write::write_all(&mut out, &w.record(&rec))?;
+            }
+            std::io::Write::flush(&mut out)?;
+            Ok(())
+        }
+        Some("rsts") if args.len() == 3 => {
+            // N RSTs: every one the answer to a SYN to a closed port (seq 0, ACK, ack = ISN + 1,
+            // window 0), from N distinct scanned hosts and ports, a 256-byte payload on every
+            // tenth (the most a row keeps).
+            let n: u64 = parse_size(&args[2])?;
+            let w = rstscope_pcapgen::PcapWriter::new(1);
+            let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&args[1])?);
+            std::io::Write::write_all(&mut out, &w.header())?;
+            let payload = [b'x'; 256];
+            for i in 0..n {
+                let dst = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+                let dport = 1 + (i % 1024) as u16;
+                let sport = 1024 + ((i >> 24) % 60000) as u16;
+                let isn = (i as u32).wrapping_mul(2_654_435_761);
+                let syn = rstscope_pcapgen::Tcp::new("192.0.2.7", sport, &dst, dport)
+                    .seq(isn)
+                    .flags(rstscope_pcapgen::flags::SYN);
+                let mut rst = rstscope_pcapgen::Tcp::new(&dst, dport, "192.0.2.7", sport)
+                    .seq(0)
+                    .ack(isn.wrapping_add(1))
+                    .window(0)
+                    .flags(rstscope_pcapgen::flags::RST | rstscope_pcapgen::flags::ACK);
+                if i % 10 == 0 {
+                    rst = rst.payload(&payload);
+                }
+                for (k, t) in [syn, rst].iter().enumerate() {
+                    let rec = rstscope_pcapgen::Record::new(
+                        T0 + i as i64 * 2000 + k as i64 * 500,
+                        rstscope_pcapgen::Link::Ethernet.frame(&t.to_ip()),
+                    );
+                    std::io::Write::write_all(&mut out, &w.record(&rec))?;
+                }
             }
             std::io::Write::flush(&mut out)?;
             Ok(())
