@@ -109,7 +109,7 @@ fn main() -> Result<()> {
                     .window(0)
                     .flags(rstscope_pcapgen::flags::RST | rstscope_pcapgen::flags::ACK);
                 if i % 10 == 0 {
-                    rst = rst.payload(&payload);
+                    rst = rst.payload(payload);
                 }
                 for (k, t) in [syn, rst].iter().enumerate() {
                     let rec = rstscope_pcapgen::Record::new(
