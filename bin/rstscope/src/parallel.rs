@@ -161,15 +161,24 @@ pub(crate) fn run(
             }
         }
         drop(senders);
-        let mut events = Vec::new();
         let mut stats = FlowStats::default();
+        let mut parts = Vec::with_capacity(handles.len());
         for h in handles {
             let (ev, st) = h.join().expect("connection tracking worker panicked");
-            events.extend(ev);
+            parts.push(ev);
             stats.segments += st.segments;
             stats.connections += st.connections;
             stats.evicted += st.evicted;
             stats.peak_connections += st.peak_connections;
+        }
+        // The largest part is kept and the others moved into it: rows are the bulk of a run's
+        // memory, and a copy of them all would double its peak.
+        parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        let mut parts = parts.into_iter();
+        let mut events = parts.next().unwrap_or_default();
+        events.reserve_exact(parts.as_slice().iter().map(Vec::len).sum());
+        for p in parts {
+            events.extend(p);
         }
         (results, events, stats)
     })
