@@ -520,10 +520,29 @@ fn run(cli: &Cli) -> u8 {
         join = Some(report);
     }
 
-    let mut summary = summary::build(&result);
+    // reset.log is written while the summary is counted, when more than one thread may run.
+    let parallel_end = match opts.threads {
+        0 => std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+        n => n > 1,
+    };
+    let (log_written, mut summary) = if parallel_end {
+        std::thread::scope(|scope| {
+            let log = scope.spawn(|| write_reset_log(&cli.out, &spec, &result.events, open, close));
+            let summary = summary::build(&result);
+            let log = log
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the log writer panicked")));
+            (log, summary)
+        })
+    } else {
+        (
+            write_reset_log(&cli.out, &spec, &result.events, open, close),
+            summary::build(&result),
+        )
+    };
     let mut conn_rst_rows = None;
     let written = (|| -> std::io::Result<std::path::PathBuf> {
-        let path = write_reset_log(&cli.out, &spec, &result.events, open, close)?;
+        let path = log_written?;
         if let (true, Some(j)) = (cli.enrich_conn, &join) {
             let (_, rows) = write_conn_rst(&cli.out, &spec, &conn_logs, &j.joined, open, close)?;
             conn_rst_rows = Some(rows);
