@@ -550,6 +550,9 @@ fn run(cli: &Cli) -> u8 {
         if let Some(j) = &join {
             summary::add_join(&mut summary, j, conn_rst_rows);
         }
+        if let Some(bytes) = peak_rss_bytes() {
+            summary.json["peak_rss_bytes"] = bytes.into();
+        }
         write_summary(&cli.out, &spec.summary_name(), &summary.json)?;
         let page = rstscope::report::render(&result.events, &summary);
         rstscope::output::write_atomic(&cli.out, &spec.report_name(), false, |out| {
@@ -606,6 +609,15 @@ fn run(cli: &Cli) -> u8 {
     } else {
         EXIT_OK
     }
+}
+
+/// This process's peak resident memory so far (Linux: VmHWM), for the summary: nightly runs
+/// are watched for it, and the hostile-capture tests bound it.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Progress bars, fed from the reader threads through `RunOptions::progress`: an overall bar over

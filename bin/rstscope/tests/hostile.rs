@@ -28,6 +28,14 @@ fn run(dir: &Path, args: &[&str]) -> (i32, String, serde_json::Value, Duration) 
     (out.status.code().unwrap_or(-1), log, summary, took)
 }
 
+/// The run's peak resident memory, as its summary reports it (Linux), must stay under
+/// `mib` MiB. Where the figure is missing (not Linux) nothing is checked.
+fn assert_peak_rss_below(summary: &serde_json::Value, mib: u64) {
+    if let Some(b) = summary["peak_rss_bytes"].as_u64() {
+        assert!(b < mib << 20, "peak RSS {} MiB, bound {mib} MiB", b >> 20);
+    }
+}
+
 fn rows(log: &str) -> usize {
     log.lines().filter(|l| !l.starts_with('#')).count()
 }
@@ -54,6 +62,8 @@ fn many_rsts_in_one_capture() {
     assert_eq!(rows(&log), n as usize);
     assert_eq!(summary["rsts"], n);
     assert!(took < Duration::from_secs(120), "{took:?}");
+    // rows are held to be written in order: about 1.3 KB each at most, here
+    assert_peak_rss_below(&summary, 256);
 }
 
 #[test]
@@ -113,6 +123,7 @@ fn rst_storm_and_maximal_payloads() {
         .find(|l| l.contains("\t65495\t"))
         .expect("the big RST");
     assert!(big_row.contains(&"A".repeat(256)) && !big_row.contains(&"A".repeat(257)));
+    assert_peak_rss_below(&summary, 64);
 }
 
 #[test]
@@ -204,6 +215,8 @@ fn odd_record_and_file_headers() {
         .collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]));
     assert_eq!(ts.len(), 1 + 1 + 1 + 50 + 1000);
+    // a 4 GB record length is refused, not allocated
+    assert_peak_rss_below(&summary, 64);
 }
 
 #[test]
@@ -230,4 +243,6 @@ fn syn_flood_is_bounded_by_the_connection_cap() {
     assert_eq!(summary["connections_evicted"], n as u64 - 10_000);
     assert!(summary["peak_connections"].as_u64().unwrap() <= 10_000);
     assert!(took < Duration::from_secs(120), "{took:?}");
+    // bounded by the cap, not by the 200 000 connections of the flood
+    assert_peak_rss_below(&summary, 64);
 }
