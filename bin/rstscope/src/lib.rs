@@ -88,6 +88,30 @@ pub struct RunOptions {
     pub threads: usize,
 }
 
+impl RunOptions {
+    /// Threads to use: `threads`, or all cores when it is 0.
+    pub fn resolved_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// The rows of several parts (sensors, workers, shards) in one vector, for sorting. The
+/// largest part is kept and the others moved into it: rows are the bulk of a run's memory, and
+/// copying them all would double its peak.
+pub fn concat_rows(mut parts: Vec<Vec<ResetEvent>>) -> Vec<ResetEvent> {
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut parts = parts.into_iter();
+    let mut rows = parts.next().unwrap_or_default();
+    rows.reserve_exact(parts.as_slice().iter().map(Vec::len).sum());
+    for p in parts {
+        rows.extend(p);
+    }
+    rows
+}
+
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
@@ -198,10 +222,7 @@ pub struct RunResult {
 /// hash), so every connection sees its packets in capture order whatever the thread count and
 /// the rows are the same bytes. (Only the connection cap is divided among the workers.)
 pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
-    let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let threads = opts.resolved_threads();
     // One stream per sensor: its files ordered by first packet time (then name).
     let mut groups: BTreeMap<Option<String>, Vec<(Option<i64>, usize)>> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {
@@ -255,7 +276,7 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
             .collect()
     };
     let mut by_index: Vec<Option<FileResult>> = files.iter().map(|_| None).collect();
-    let mut events = Vec::new();
+    let mut parts = Vec::with_capacity(groups.len());
     let mut flow = FlowStats::default();
     let mut sensors = Vec::new();
     for ((sensor, idx), (results, mut evs, st, took)) in groups.iter().zip(outputs) {
@@ -263,11 +284,7 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
             e.sensor = sensor.clone();
         }
         let rsts = evs.len() as u64;
-        if events.is_empty() {
-            events = evs; // one sensor: no copy
-        } else {
-            events.extend(evs);
-        }
+        parts.push(evs);
         flow.segments += st.segments;
         flow.connections += st.connections;
         flow.evicted += st.evicted;
@@ -288,6 +305,7 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
         });
     }
     let results: Vec<FileResult> = by_index.into_iter().flatten().collect();
+    let mut events = concat_rows(parts);
     // A total order: an unstable sort (in place, no buffer) gives the one order.
     events.sort_unstable_by(|a, b| a.log_order(b));
     let first_ts = results.iter().filter_map(|r| r.first_ts).min();

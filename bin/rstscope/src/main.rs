@@ -244,10 +244,12 @@ fn run_merge(m: &MergeCli) -> u8 {
         return EXIT_FAILED;
     }
     let inputs = rstscope::merge::merged_inputs(&shards);
-    let mut events: Vec<rstscope_reset::ResetEvent> = shards
-        .iter_mut()
-        .flat_map(|s| std::mem::take(&mut s.events))
-        .collect();
+    let mut events = rstscope::concat_rows(
+        shards
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.events))
+            .collect(),
+    );
     events.sort_unstable_by(|a, b| a.log_order(b));
     let sec = 1_000_000_000i64;
     let open = shards.iter().filter_map(|s| s.open).min().map(|t| t * sec);
@@ -521,11 +523,7 @@ fn run(cli: &Cli) -> u8 {
     }
 
     // reset.log is written while the summary is counted, when more than one thread may run.
-    let parallel_end = match opts.threads {
-        0 => std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
-        n => n > 1,
-    };
-    let (log_written, mut summary) = if parallel_end {
+    let (log_written, mut summary) = if opts.resolved_threads() > 1 {
         std::thread::scope(|scope| {
             let log = scope.spawn(|| write_reset_log(&cli.out, &spec, &result.events, open, close));
             let summary = summary::build(&result);

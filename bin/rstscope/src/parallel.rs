@@ -171,15 +171,7 @@ pub(crate) fn run(
             stats.evicted += st.evicted;
             stats.peak_connections += st.peak_connections;
         }
-        // The largest part is kept and the others moved into it: rows are the bulk of a run's
-        // memory, and a copy of them all would double its peak.
-        parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        let mut parts = parts.into_iter();
-        let mut events = parts.next().unwrap_or_default();
-        events.reserve_exact(parts.as_slice().iter().map(Vec::len).sum());
-        for p in parts {
-            events.extend(p);
-        }
+        let events = crate::concat_rows(parts);
         (results, events, stats)
     })
 }

@@ -157,20 +157,9 @@ fn top_strings(v: &serde_json::Value, key: &str) -> Vec<(String, u64)> {
         .unwrap_or_default()
 }
 
-/// The whole page.
 /// Seconds as the summary writes them ("1234.567890") to nanoseconds.
 fn summary_ts(v: &serde_json::Value) -> Option<i64> {
-    let text = v.as_str()?;
-    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
-    let negative = secs.starts_with('-');
-    let secs: i64 = secs.parse().ok()?;
-    let mut digits: String = frac.chars().take(9).collect();
-    while digits.len() < 9 {
-        digits.push('0');
-    }
-    let frac: i64 = digits.parse().ok()?;
-    let frac = if negative { -frac } else { frac };
-    secs.checked_mul(1_000_000_000)?.checked_add(frac)
+    rstscope_join::parse_time(v.as_str()?)
 }
 
 /// The page for a run's events (in log order) and its summary. Everything else it shows comes

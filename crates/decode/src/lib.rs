@@ -597,6 +597,7 @@ impl Decoder {
         } else {
             &[][..]
         };
+        let flags = be16(p, 12) & 0x0fff;
         Decoded::Tcp(Segment {
             ts_ns: self.info.ts_ns,
             file: self.info.file,
@@ -610,9 +611,9 @@ impl Decoder {
             dport: be16(p, 2),
             seq: be32(p, 4),
             ack: be32(p, 8),
-            flags: be16(p, 12) & 0x0fff,
+            flags,
             window: be16(p, 14),
-            options: if p[13] & 0x02 != 0 {
+            options: if flags & tcp_flags::SYN != 0 {
                 parse_options(&p[20..options_end])
             } else {
                 TcpOptions::default()
