@@ -112,12 +112,11 @@ pub fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
             k => n += k,
         }
     }
-    let mut h = sha1_smol::Sha1::new();
-    h.update(&head[..n]);
+    let digest = rstscope_decode::sha1_digest(&head[..n]);
     Ok(Fingerprint {
         size: meta.len(),
         mtime_ns,
-        head_sha1: h.digest().to_string(),
+        head_sha1: digest.iter().map(|b| format!("{b:02x}")).collect(),
     })
 }
 

@@ -1,6 +1,9 @@
 //! The run summary: `reset_summary.json`, and the short table printed on stderr.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+/// A hash map with hashbrown's default (foldhash) hasher.
+type FastMap<K, V> = hashbrown::HashMap<K, V>;
 
 use rstscope_flow::Cause;
 use rstscope_zeeklog::escape_field;
@@ -11,12 +14,40 @@ use crate::RunResult;
 /// How many entries each "top" list keeps.
 pub const TOP_N: usize = 10;
 
-/// Counts of `key`, most frequent first, ties by key.
-fn top<K: Ord + Clone>(counts: &HashMap<K, u64>, n: usize) -> Vec<(K, u64)> {
-    let mut v: Vec<(K, u64)> = counts.iter().map(|(k, c)| (k.clone(), *c)).collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+/// Counts of `key`, most frequent first, ties by key: the first `n` of that order, found
+/// without sorting every distinct key.
+fn top<'a, K: Ord + Clone + 'a>(
+    counts: impl IntoIterator<Item = (&'a K, &'a u64)>,
+    n: usize,
+) -> Vec<(K, u64)> {
+    let order = |a: &(&K, u64), b: &(&K, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
+    let mut v: Vec<(&K, u64)> = counts.into_iter().map(|(k, c)| (k, *c)).collect();
+    if v.len() > n && n > 0 {
+        v.select_nth_unstable_by(n - 1, order);
+    }
     v.truncate(n);
-    v
+    v.sort_unstable_by(order);
+    v.into_iter().map(|(k, c)| (k.clone(), c)).collect()
+}
+
+/// The entries of `counts` that can be among the `TOP_N` most frequent once rendered by
+/// `name` (every entry counted at least as often as the `TOP_N`-th largest count), rendered.
+fn rendered_top<K, F: Fn(&K) -> String>(counts: &FastMap<K, u64>, name: F) -> HashMap<String, u64> {
+    let mut by_count: Vec<u64> = counts.values().copied().collect();
+    let floor = if by_count.len() > TOP_N {
+        *by_count
+            .select_nth_unstable_by(TOP_N - 1, |a, b| b.cmp(a))
+            .1
+    } else {
+        0
+    };
+    let mut out: HashMap<String, u64> = HashMap::new();
+    for (k, &n) in counts {
+        if n >= floor {
+            *out.entry(name(k)).or_default() += n;
+        }
+    }
+    out
 }
 
 /// Aggregates of a run, as the JSON summary carries them.
@@ -46,26 +77,25 @@ pub fn build(result: &RunResult) -> Summary {
 
 /// The summary of a set of events and the inputs they came from.
 pub fn from_parts(events: &[rstscope_reset::ResetEvent], inputs: RunInputs) -> Summary {
-    let mut by_cause: BTreeMap<&'static str, u64> =
-        Cause::ALL.iter().map(|c| (c.name(), 0)).collect();
+    let mut cause_counts = [0u64; Cause::ALL.len()];
     let mut injected = 0u64;
-    // Counted by borrowed or plain keys, one entry per distinct value; rendered as text (and
-    // merged where two values render the same) only once per distinct value below.
-    let mut seqs: HashMap<u32, u64> = HashMap::new();
-    let mut payload_bytes: HashMap<&[u8], u64> = HashMap::new();
-    let mut reason_strs: HashMap<&str, u64> = HashMap::new();
-    let mut target_addrs: HashMap<(std::net::IpAddr, u16), u64> = HashMap::new();
+    // Counted by borrowed or plain keys (hashed with foldhash: these are not attacker-chosen
+    // table sizes, and SipHash was a tenth of the run's end), one entry per distinct value;
+    // rendered as text (and merged where two values render the same) only once per distinct
+    // value below.
+    let mut seqs: FastMap<u32, u64> = FastMap::default();
+    let mut payload_bytes: FastMap<&[u8], u64> = FastMap::default();
+    let mut reason_strs: FastMap<&str, u64> = FastMap::default();
+    let mut target_addrs: FastMap<(std::net::IpAddr, u16), u64> = FastMap::default();
     // Sources of refused or half-open attempts, counted once per connection.
-    let mut scanner_conns: HashSet<(std::net::IpAddr, &str)> = HashSet::new();
+    let mut scanner_conns: hashbrown::HashSet<(std::net::IpAddr, &str)> = Default::default();
     for e in events {
-        if let Some(c) = &e.cause {
-            if let Some(n) = Cause::ALL
-                .iter()
-                .find(|k| k.name() == c)
-                .and_then(|k| by_cause.get_mut(k.name()))
-            {
-                *n += 1;
-            }
+        let cause = e
+            .cause
+            .as_deref()
+            .and_then(|c| Cause::ALL.iter().position(|k| k.name() == c));
+        if let Some(i) = cause {
+            cause_counts[i] += 1;
         }
         if e.injected == Some(true) {
             injected += 1;
@@ -77,17 +107,22 @@ pub fn from_parts(events: &[rstscope_reset::ResetEvent], inputs: RunInputs) -> S
         if let Some(r) = &e.reason {
             *reason_strs.entry(r.as_str()).or_default() += 1;
         }
-        match e.cause.as_deref() {
-            Some("refused") => {
+        match cause.map(|i| Cause::ALL[i]) {
+            Some(Cause::Refused) => {
                 *target_addrs.entry((e.resp_h, e.resp_p)).or_default() += 1;
                 scanner_conns.insert((e.orig_h, &e.uid));
             }
-            Some("handshake_abort") if e.is_orig => {
+            Some(Cause::HandshakeAbort) if e.is_orig => {
                 scanner_conns.insert((e.orig_h, &e.uid));
             }
             _ => {}
         }
     }
+    let by_cause: BTreeMap<&'static str, u64> = Cause::ALL
+        .iter()
+        .zip(cause_counts)
+        .map(|(c, n)| (c.name(), n))
+        .collect();
     let mut payloads: HashMap<String, u64> = HashMap::new();
     for (p, n) in payload_bytes {
         *payloads.entry(escape_field(p)).or_default() += n;
@@ -96,18 +131,15 @@ pub fn from_parts(events: &[rstscope_reset::ResetEvent], inputs: RunInputs) -> S
         .into_iter()
         .map(|(r, n)| (r.to_string(), n))
         .collect();
-    let targets: HashMap<String, u64> = target_addrs
-        .into_iter()
-        .map(|((h, p), n)| (endpoint(&h.to_string(), p), n))
-        .collect();
-    let mut scanner_counts: HashMap<std::net::IpAddr, u64> = HashMap::new();
+    // Only the most frequent targets are named; ties need the rendered names, so every
+    // target counted as often as the last one kept is rendered.
+    let targets: HashMap<String, u64> =
+        rendered_top(&target_addrs, |(h, p)| endpoint(&h.to_string(), *p));
+    let mut scanner_counts: FastMap<std::net::IpAddr, u64> = FastMap::default();
     for (h, _) in scanner_conns {
         *scanner_counts.entry(h).or_default() += 1;
     }
-    let scanners: HashMap<String, u64> = scanner_counts
-        .into_iter()
-        .map(|(h, n)| (h.to_string(), n))
-        .collect();
+    let scanners: HashMap<String, u64> = rendered_top(&scanner_counts, |h| h.to_string());
     let top_seq = top(&seqs, TOP_N);
     let top_targets = top(&targets, TOP_N);
     let top_scanners = top(&scanners, TOP_N);

@@ -1,11 +1,12 @@
-//! SHA-1 of short inputs (Community IDs, uids). A thin wrapper over `sha1_smol`: hashing runs
-//! once per connection with a RST, so a hand-written accelerated version is not worth its
-//! `unsafe` (the project keeps `unsafe` to the memory map and madvise).
+//! SHA-1 of short inputs (Community IDs, uids): twice per connection with a RST. A thin wrapper
+//! over RustCrypto's `sha1`, which uses the CPU's SHA instructions where it has them (about a
+//! tenth of the instructions of a portable implementation).
 
 /// SHA-1 digest of `data`.
 #[inline]
 pub fn sha1_digest(data: &[u8]) -> [u8; 20] {
-    sha1_smol::Sha1::from(data).digest().bytes()
+    use sha1::Digest;
+    sha1::Sha1::digest(data).into()
 }
 
 #[cfg(test)]
