@@ -112,6 +112,65 @@ pub fn concat_rows(mut parts: Vec<Vec<ResetEvent>>) -> Vec<ResetEvent> {
     rows
 }
 
+/// Sort rows into log order ([`ResetEvent::log_order`]), on `threads` threads.
+///
+/// Rows are large (a few hundred bytes each), so a comparison sort that moves them would move
+/// each one many times: the sort runs over small keys instead — (ts, rank of the source name,
+/// frame, index), which decides all but rows naming the same packet — and the rows are then
+/// put in place by following the permutation's cycles, each row moved once.
+pub fn sort_rows(rows: &mut [ResetEvent], threads: usize) {
+    // Rows of one file come in runs: the distinct names are collected run by run.
+    let mut sources: Vec<&str> = Vec::new();
+    for r in rows.iter() {
+        if sources.last() != Some(&r.source.as_str()) {
+            sources.push(&r.source);
+        }
+    }
+    sources.sort_unstable();
+    sources.dedup();
+    let mut keys: Vec<(i64, u32, u64, u32)> = Vec::with_capacity(rows.len());
+    let mut last: Option<(&str, u32)> = None;
+    for (i, r) in rows.iter().enumerate() {
+        let rank = match last {
+            Some((l, rank)) if l == r.source => rank,
+            _ => {
+                let rank = sources.binary_search(&r.source.as_str()).unwrap_or(0) as u32;
+                last = Some((&r.source, rank));
+                rank
+            }
+        };
+        keys.push((r.ts_ns, rank, r.frame, i as u32));
+    }
+    let compare = |a: &(i64, u32, u64, u32), b: &(i64, u32, u64, u32)| {
+        (a.0, a.1, a.2)
+            .cmp(&(b.0, b.1, b.2))
+            .then_with(|| rows[a.3 as usize].log_order(&rows[b.3 as usize]))
+            .then(a.3.cmp(&b.3))
+    };
+    if threads > 1 && keys.len() > 1 << 14 {
+        use rayon::prelude::*;
+        match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            Ok(pool) => pool.install(|| keys.par_sort_unstable_by(compare)),
+            Err(_) => keys.sort_unstable_by(compare),
+        }
+    } else {
+        keys.sort_unstable_by(compare);
+    }
+    let mut order: Vec<u32> = keys.into_iter().map(|k| k.3).collect();
+    drop(sources);
+    // rows[j] must become the row now at order[j]; a slot is done once order[j] == j.
+    for start in 0..order.len() {
+        let mut j = start;
+        while order[j] as usize != start {
+            let k = order[j] as usize;
+            rows.swap(j, k);
+            order[j] = j as u32;
+            j = k;
+        }
+        order[j] = j as u32;
+    }
+}
+
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
@@ -306,8 +365,7 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
     }
     let results: Vec<FileResult> = by_index.into_iter().flatten().collect();
     let mut events = concat_rows(parts);
-    // A total order: an unstable sort (in place, no buffer) gives the one order.
-    events.sort_unstable_by(|a, b| a.log_order(b));
+    sort_rows(&mut events, threads);
     let first_ts = results.iter().filter_map(|r| r.first_ts).min();
     let last_ts = results.iter().filter_map(|r| r.last_ts).max();
     RunResult {
@@ -360,4 +418,21 @@ fn run_stream(
 pub struct OutputOptions {
     pub dir: PathBuf,
     pub format: output::Format,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_rows_agrees_with_log_order_on_any_thread_count() {
+        let rows = crate::output::tests::many_rows(40_000);
+        let mut expected = rows.clone();
+        expected.sort_by(|a, b| a.log_order(b));
+        for threads in [1, 2, 3] {
+            let mut sorted = rows.clone();
+            sort_rows(&mut sorted, threads);
+            assert_eq!(sorted, expected, "{threads} threads");
+        }
+    }
 }

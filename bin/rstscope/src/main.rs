@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use rstscope::output::{write_conn_rst, write_reset_log, write_summary, Format, OutputSpec};
+use rstscope::output::{
+    stage, stage_conn_rst, stage_reset_log, stage_summary, write_reset_log, write_summary, Format,
+    OutputSpec,
+};
 use rstscope::{discover, process_all, summary, RunOptions};
 use rstscope_capture::PlainAccess;
 use rstscope_flow::FlowConfig;
@@ -250,7 +253,8 @@ fn run_merge(m: &MergeCli) -> u8 {
             .map(|s| std::mem::take(&mut s.events))
             .collect(),
     );
-    events.sort_unstable_by(|a, b| a.log_order(b));
+    let threads = RunOptions::default().resolved_threads();
+    rstscope::sort_rows(&mut events, threads);
     let sec = 1_000_000_000i64;
     let open = shards.iter().filter_map(|s| s.open).min().map(|t| t * sec);
     let close = shards.iter().filter_map(|s| s.close).max().map(|t| t * sec);
@@ -263,7 +267,7 @@ fn run_merge(m: &MergeCli) -> u8 {
         ..OutputSpec::default()
     };
     let written = (|| -> std::io::Result<()> {
-        write_reset_log(&m.out, &spec, &events, open, close)?;
+        write_reset_log(&m.out, &spec, &events, open, close, threads)?;
         write_summary(&m.out, &spec.summary_name(), &summary.json)?;
         let page = rstscope::report::render(&events, &summary);
         rstscope::output::write_atomic(&m.out, &spec.report_name(), false, |out| {
@@ -522,10 +526,14 @@ fn run(cli: &Cli) -> u8 {
         join = Some(report);
     }
 
-    // reset.log is written while the summary is counted, when more than one thread may run.
-    let (log_written, mut summary) = if opts.resolved_threads() > 1 {
+    // reset.log is rendered (on every thread) while the summary is counted; its bytes go to
+    // the disk while the other outputs are prepared, and every output gets its final name only
+    // once all are written, in the order log, conn_rst.log, summary, report, state.
+    let threads = opts.resolved_threads();
+    let stage_log = || stage_reset_log(&cli.out, &spec, &result.events, open, close, threads);
+    let (log_staged, mut summary) = if threads > 1 {
         std::thread::scope(|scope| {
-            let log = scope.spawn(|| write_reset_log(&cli.out, &spec, &result.events, open, close));
+            let log = scope.spawn(stage_log);
             let summary = summary::build(&result);
             let log = log
                 .join()
@@ -533,16 +541,17 @@ fn run(cli: &Cli) -> u8 {
             (log, summary)
         })
     } else {
-        (
-            write_reset_log(&cli.out, &spec, &result.events, open, close),
-            summary::build(&result),
-        )
+        (stage_log(), summary::build(&result))
     };
     let mut conn_rst_rows = None;
-    let written = (|| -> std::io::Result<std::path::PathBuf> {
-        let path = log_written?;
+    let written = std::thread::scope(|scope| -> std::io::Result<std::path::PathBuf> {
+        let mut log = log_staged?;
+        let log_synced = scope.spawn(move || log.sync().map(|()| log));
+        let mut conn_rst = None;
         if let (true, Some(j)) = (cli.enrich_conn, &join) {
-            let (_, rows) = write_conn_rst(&cli.out, &spec, &conn_logs, &j.joined, open, close)?;
+            let (staged, rows) =
+                stage_conn_rst(&cli.out, &spec, &conn_logs, &j.joined, open, close)?;
+            conn_rst = Some(staged);
             conn_rst_rows = Some(rows);
         }
         if let Some(j) = &join {
@@ -551,11 +560,20 @@ fn run(cli: &Cli) -> u8 {
         if let Some(bytes) = peak_rss_bytes() {
             summary.json["peak_rss_bytes"] = bytes.into();
         }
-        write_summary(&cli.out, &spec.summary_name(), &summary.json)?;
+        let summary_file = stage_summary(&cli.out, &spec.summary_name(), &summary.json)?;
         let page = rstscope::report::render(&result.events, &summary);
-        rstscope::output::write_atomic(&cli.out, &spec.report_name(), false, |out| {
+        let report_file = stage(&cli.out, &spec.report_name(), false, |out| {
             out.write_all(page.as_bytes())
         })?;
+        let log = log_synced
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("syncing the log panicked")))?;
+        let path = log.commit()?;
+        if let Some(c) = conn_rst {
+            c.commit()?;
+        }
+        summary_file.commit()?;
+        report_file.commit()?;
         if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
             // Only inputs read to their end are done; the others are tried again next time.
             for f in result.files.iter().filter(|f| f.error().is_none()) {
@@ -564,7 +582,7 @@ fn run(cli: &Cli) -> u8 {
             st.save(p)?;
         }
         Ok(path)
-    })();
+    });
     match written {
         Ok(path) => {
             if !cli.quiet {

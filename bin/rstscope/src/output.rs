@@ -82,28 +82,109 @@ pub fn write_reset_log(
     events: &[ResetEvent],
     open_ns: i64,
     close_ns: i64,
+    threads: usize,
 ) -> std::io::Result<PathBuf> {
-    write_atomic(dir, &spec.file_name("reset"), spec.gzip, |out| {
+    stage_reset_log(dir, spec, events, open_ns, close_ns, threads)?.commit()
+}
+
+/// [`write_reset_log`] up to the temporary file: written and flushed, not yet synced nor under
+/// its final name. Rows are rendered on `threads` threads, in chunks, and written in order.
+pub fn stage_reset_log(
+    dir: &Path,
+    spec: &OutputSpec,
+    events: &[ResetEvent],
+    open_ns: i64,
+    close_ns: i64,
+    threads: usize,
+) -> std::io::Result<Staged> {
+    let iso8601 = spec.iso8601;
+    stage(dir, &spec.file_name("reset"), spec.gzip, |out| {
         match spec.format {
-            Format::Tsv => write_tsv(out, events, open_ns, close_ns),
-            Format::Json => write_json(out, events, spec.iso8601),
-            Format::Csv => write_csv(out, events),
+            Format::Tsv => {
+                let mut w = TsvWriter::new(out, "reset", &RESET_FIELDS, open_ns)?;
+                for_each_rendered(events, threads, render_tsv, |rows| w.write_rendered(rows))?;
+                w.finish(close_ns)?;
+                Ok(())
+            }
+            Format::Json => for_each_rendered(
+                events,
+                threads,
+                |rows| render_json(rows, iso8601),
+                |rows| out.write_all(rows),
+            ),
+            Format::Csv => {
+                let mut header = csv_writer(Vec::new());
+                header
+                    .write_record(RESET_FIELDS.iter().map(|f| f.name))
+                    .map_err(csv_to_io)?;
+                out.write_all(&header.into_inner().map_err(|e| e.into_error())?)?;
+                for_each_rendered(events, threads, render_csv, |rows| out.write_all(rows))
+            }
         }
     })
 }
 
-/// Write `conn_rst.log`: the joined conn.log rows with their RSTs appended. Returns the path
-/// and the number of rows.
-pub fn write_conn_rst(
+/// Rows rendered per task.
+const RENDER_CHUNK: usize = 2048;
+
+/// Render `rows` chunk by chunk with `render` and hand the bytes to `sink` in row order; with
+/// more than one thread, a batch of chunks is rendered in parallel at a time (so memory stays
+/// a few batches of text, not the whole log).
+fn for_each_rendered<R, S>(
+    rows: &[ResetEvent],
+    threads: usize,
+    render: R,
+    mut sink: S,
+) -> std::io::Result<()>
+where
+    R: Fn(&[ResetEvent]) -> std::io::Result<Vec<u8>> + Sync,
+    S: FnMut(&[u8]) -> std::io::Result<()>,
+{
+    let pool = if threads > 1 && rows.len() > RENDER_CHUNK {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .ok()
+    } else {
+        None
+    };
+    let Some(pool) = pool else {
+        for chunk in rows.chunks(RENDER_CHUNK) {
+            sink(&render(chunk)?)?;
+        }
+        return Ok(());
+    };
+    use rayon::prelude::*;
+    for batch in rows.chunks(RENDER_CHUNK * threads * 4) {
+        let parts: Vec<std::io::Result<Vec<u8>>> =
+            pool.install(|| batch.par_chunks(RENDER_CHUNK).map(&render).collect());
+        for part in parts {
+            sink(&part?)?;
+        }
+    }
+    Ok(())
+}
+
+fn render_tsv(rows: &[ResetEvent]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(rows.len() * 256);
+    for e in rows {
+        rstscope_zeeklog::render_row(&e.values(), &mut out);
+    }
+    Ok(out)
+}
+
+/// Stage `conn_rst.log`: the joined conn.log rows with their RSTs appended, in a temporary
+/// file to [`commit`](Staged::commit). Returns it and the number of rows.
+pub fn stage_conn_rst(
     dir: &Path,
     spec: &OutputSpec,
     logs: &[PathBuf],
     joined: &HashMap<String, rstscope_join::RstAggregate>,
     open_ns: i64,
     close_ns: i64,
-) -> std::io::Result<(PathBuf, u64)> {
+) -> std::io::Result<(Staged, u64)> {
     let mut rows = 0;
-    let path = write_atomic(dir, &spec.file_name("conn_rst"), spec.gzip, |out| {
+    let staged = stage(dir, &spec.file_name("conn_rst"), spec.gzip, |out| {
         rows = rstscope_join::enrich::write_conn_rst(
             out,
             spec.join_format(),
@@ -114,13 +195,52 @@ pub fn write_conn_rst(
         )?;
         Ok(())
     })?;
-    Ok((path, rows))
+    Ok((staged, rows))
 }
 
 /// Write `dir/name` atomically: a hidden temporary file in the same directory, synced, then
 /// renamed over the final name (and the directory synced). With `gzip` the bytes are
 /// compressed on the way.
 pub fn write_atomic<F>(dir: &Path, name: &str, gzip: bool, write: F) -> std::io::Result<PathBuf>
+where
+    F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
+{
+    stage(dir, name, gzip, write)?.commit()
+}
+
+/// A file written to a hidden temporary name beside its final one. Dropped without
+/// [`commit`](Staged::commit), the temporary is removed.
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    final_path: PathBuf,
+    synced: bool,
+}
+
+impl Staged {
+    /// Flush the file's bytes to the disk (may be called on another thread while other outputs
+    /// are prepared).
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        if !self.synced {
+            self.tmp.as_file().sync_all()?;
+            self.synced = true;
+        }
+        Ok(())
+    }
+
+    /// Sync (unless done) and rename the file over its final name, then sync the directory.
+    pub fn commit(mut self) -> std::io::Result<PathBuf> {
+        self.sync()?;
+        let dir = self.final_path.parent().map(Path::to_path_buf);
+        self.tmp.persist(&self.final_path).map_err(|e| e.error)?;
+        if let Some(Ok(d)) = dir.map(std::fs::File::open) {
+            let _ = d.sync_all();
+        }
+        Ok(self.final_path)
+    }
+}
+
+/// The first half of [`write_atomic`]: `dir/name`'s bytes in a temporary file, flushed.
+pub fn stage<F>(dir: &Path, name: &str, gzip: bool, write: F) -> std::io::Result<Staged>
 where
     F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
 {
@@ -147,12 +267,11 @@ where
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
-    tmp.as_file().sync_all()?;
-    tmp.persist(&final_path).map_err(|e| e.error)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(final_path)
+    Ok(Staged {
+        tmp,
+        final_path,
+        synced: false,
+    })
 }
 
 /// Write the run summary as pretty JSON.
@@ -161,24 +280,19 @@ pub fn write_summary(
     name: &str,
     summary: &serde_json::Value,
 ) -> std::io::Result<PathBuf> {
-    write_atomic(dir, name, false, |out| {
+    stage_summary(dir, name, summary)?.commit()
+}
+
+/// [`write_summary`] up to the temporary file.
+pub fn stage_summary(
+    dir: &Path,
+    name: &str,
+    summary: &serde_json::Value,
+) -> std::io::Result<Staged> {
+    stage(dir, name, false, |out| {
         serde_json::to_writer_pretty(&mut *out, summary)?;
         out.write_all(b"\n")
     })
-}
-
-fn write_tsv<W: Write>(
-    out: W,
-    events: &[ResetEvent],
-    open_ns: i64,
-    close_ns: i64,
-) -> std::io::Result<()> {
-    let mut w = TsvWriter::new(out, "reset", &RESET_FIELDS, open_ns)?;
-    for e in events {
-        w.write_row(&e.values())?;
-    }
-    w.finish(close_ns)?;
-    Ok(())
 }
 
 fn json_value(v: &Value<'_>, iso8601: bool) -> Option<serde_json::Value> {
@@ -202,8 +316,9 @@ fn json_value(v: &Value<'_>, iso8601: bool) -> Option<serde_json::Value> {
 }
 
 /// One JSON object per line, flat dotted keys in column order, unset fields omitted.
-fn write_json<W: Write>(mut out: W, events: &[ResetEvent], iso8601: bool) -> std::io::Result<()> {
-    for e in events {
+fn render_json(rows: &[ResetEvent], iso8601: bool) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(rows.len() * 512);
+    for e in rows {
         let mut map = serde_json::Map::new();
         for (field, v) in RESET_FIELDS.iter().zip(e.values()) {
             if let Some(j) = json_value(&v, iso8601) {
@@ -211,9 +326,9 @@ fn write_json<W: Write>(mut out: W, events: &[ResetEvent], iso8601: bool) -> std
             }
         }
         serde_json::to_writer(&mut out, &serde_json::Value::Object(map))?;
-        out.write_all(b"\n")?;
+        out.push(b'\n');
     }
-    Ok(())
+    Ok(out)
 }
 
 /// A CSV cell: Zeek's rendering (strings escaped as in TSV; unset and empty as empty cells),
@@ -235,24 +350,103 @@ fn csv_cell(v: &Value<'_>) -> String {
     csv_neutralise(s)
 }
 
-fn write_csv<W: Write>(out: W, events: &[ResetEvent]) -> std::io::Result<()> {
-    let mut w = csv::WriterBuilder::new()
+fn csv_writer<W: Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
-        .from_writer(out);
-    let io = |e: csv::Error| std::io::Error::other(e.to_string());
-    w.write_record(RESET_FIELDS.iter().map(|f| f.name))
-        .map_err(io)?;
-    for e in events {
+        .from_writer(out)
+}
+
+fn csv_to_io(e: csv::Error) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+fn render_csv(rows: &[ResetEvent]) -> std::io::Result<Vec<u8>> {
+    let mut w = csv_writer(Vec::with_capacity(rows.len() * 256));
+    for e in rows {
         w.write_record(e.values().iter().map(csv_cell))
-            .map_err(io)?;
+            .map_err(csv_to_io)?;
     }
-    w.flush()?;
-    Ok(())
+    w.into_inner().map_err(|e| e.into_error())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Rows enough for several render chunks, with hostile payloads, varied times, sources and
+    /// sensors, in no particular order.
+    pub(crate) fn many_rows(n: u64) -> Vec<ResetEvent> {
+        (0..n)
+            .map(|i| {
+                let payload = format!("x\t{i}\n#fields\u{1b}").into_bytes();
+                let seg = rstscope_decode::Segment {
+                    ts_ns: ((i * 7919) % 5000) as i64 * 1_000_000,
+                    file: 0,
+                    frame: i % 13,
+                    src: std::net::IpAddr::from([10, 0, (i >> 8) as u8, i as u8]),
+                    dst: "1.2.3.4".parse().unwrap(),
+                    ttl: 60,
+                    ip_id: (i % 2 == 0).then_some(i as u16),
+                    df: Some(true),
+                    sport: 1000 + (i % 50) as u16,
+                    dport: 80,
+                    seq: (i * 31) as u32,
+                    ack: 1,
+                    flags: 0x014,
+                    window: 0,
+                    options: Default::default(),
+                    payload_len: payload.len() as u32,
+                    payload: if i % 3 == 0 { &payload } else { &[] },
+                    tunnel_depth: 0,
+                };
+                let source = format!("f{}.pcap", i % 4);
+                let mut e = ResetEvent::from_segment(&seg, &source, &Default::default());
+                e.sensor = (i % 5 == 0).then(|| "s1".to_string());
+                e
+            })
+            .collect()
+    }
+
+    fn staged_bytes(spec: &OutputSpec, rows: &[ResetEvent], threads: usize) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = stage_reset_log(dir.path(), spec, rows, 0, 1, threads)
+            .unwrap()
+            .commit()
+            .unwrap();
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn rows_rendered_on_several_threads_give_the_same_bytes() {
+        let rows = many_rows(3 * RENDER_CHUNK as u64 + 17);
+        for format in [Format::Tsv, Format::Json, Format::Csv] {
+            let spec = OutputSpec {
+                format,
+                ..Default::default()
+            };
+            let one = staged_bytes(&spec, &rows, 1);
+            assert_eq!(one, staged_bytes(&spec, &rows, 3), "{format:?}");
+            // every row is there, once
+            let text = String::from_utf8(one).unwrap();
+            let lines = text.lines().filter(|l| !l.starts_with('#')).count();
+            let header = usize::from(format == Format::Csv);
+            assert_eq!(lines, rows.len() + header, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn staged_file_has_no_final_name_until_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = stage(dir.path(), "x.log", false, |out| out.write_all(b"a\n")).unwrap();
+        assert!(!dir.path().join("x.log").exists());
+        drop(staged);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let path = stage(dir.path(), "x.log", false, |out| out.write_all(b"a\n"))
+            .unwrap()
+            .commit()
+            .unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), b"a\n");
+    }
 
     #[test]
     fn json_strings_follow_zeek_hex_policy() {

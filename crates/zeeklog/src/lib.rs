@@ -7,7 +7,9 @@ mod num;
 mod tsv;
 
 pub use escape::{escape_field, escape_field_into, escape_set_element, escape_set_element_into};
-pub use tsv::{header_lines, render as render_value, render_into as render_value_into, TsvWriter};
+pub use tsv::{
+    header_lines, render as render_value, render_into as render_value_into, render_row, TsvWriter,
+};
 
 use std::net::IpAddr;
 

@@ -46,19 +46,24 @@ impl<W: Write> TsvWriter<W> {
     /// Write one row; `values` must have one value per field.
     pub fn write_row(&mut self, values: &[Value<'_>]) -> std::io::Result<()> {
         debug_assert_eq!(values.len(), self.columns);
-        let line = &mut self.line;
+        let mut line = std::mem::take(&mut self.line);
         line.clear();
-        for (i, v) in values.iter().enumerate() {
-            if i > 0 {
-                line.push(b'\t');
-            }
-            render_into(v, line);
-        }
-        // A data line must never look like a meta line.
-        if line.first() == Some(&b'#') {
-            line.splice(0..1, *b"\\x23");
-        }
-        self.out.write_field(&self.line).map_err(csv_to_io)?;
+        render_row(values, &mut line);
+        let written = self.write_rendered(&line);
+        self.line = line;
+        written
+    }
+
+    /// Write rows rendered by [`render_row`] (each ending in a line break), as many as given:
+    /// the same bytes as [`write_row`](Self::write_row) for each, and rows can be rendered on
+    /// other threads.
+    pub fn write_rendered(&mut self, rows: &[u8]) -> std::io::Result<()> {
+        debug_assert!(rows.is_empty() || rows.ends_with(b"\n"));
+        let Some(body) = rows.strip_suffix(b"\n") else {
+            return Ok(());
+        };
+        // One unquoted field (quoting is off), ended by the writer's own line terminator.
+        self.out.write_field(body).map_err(csv_to_io)?;
         self.out.write_record(None::<&[u8]>).map_err(csv_to_io)
     }
 
@@ -97,6 +102,22 @@ fn csv_to_io(e: csv::Error) -> std::io::Error {
         csv::ErrorKind::Io(io) => io,
         other => std::io::Error::other(format!("{other:?}")),
     }
+}
+
+/// Append one data row to `out`: the values rendered and joined by tabs, and a line break.
+pub fn render_row(values: &[Value<'_>], out: &mut Vec<u8>) {
+    let start = out.len();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        render_into(v, out);
+    }
+    // A data line must never look like a meta line.
+    if out.get(start) == Some(&b'#') {
+        out.splice(start..start + 1, *b"\\x23");
+    }
+    out.push(b'\n');
 }
 
 /// A value as the Zeek ASCII writer renders it.
