@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use rstscope::output::{
     stage, stage_conn_rst, stage_reset_log, stage_summary, write_reset_log, write_summary, Format,
-    OutputSpec,
+    OutputSpec, Staged,
 };
 use rstscope::{discover, process_all, summary, RunOptions};
 use rstscope_capture::PlainAccess;
@@ -526,62 +526,62 @@ fn run(cli: &Cli) -> u8 {
         join = Some(report);
     }
 
-    // reset.log is rendered (on every thread) while the summary is counted; its bytes go to
-    // the disk while the other outputs are prepared, and every output gets its final name only
-    // once all are written, in the order log, conn_rst.log, summary, report, state.
+    // reset.log is rendered (on every thread, when there are several) while the summary is
+    // counted, and synced on a thread of its own while the other outputs are prepared; every
+    // output gets its final name only once all are written, in the order log, conn_rst.log,
+    // summary, report, state.
     let threads = opts.resolved_threads();
-    let stage_log = || stage_reset_log(&cli.out, &spec, &result.events, open, close, threads);
-    let (log_staged, mut summary) = if threads > 1 {
-        std::thread::scope(|scope| {
-            let log = scope.spawn(stage_log);
-            let summary = summary::build(&result);
+    let mut conn_rst_rows = None;
+    let (summary, written) = std::thread::scope(|scope| {
+        let stage_log = || stage_reset_log(&cli.out, &spec, &result.events, open, close, threads);
+        let synced =
+            |staged: std::io::Result<Staged>| staged.and_then(|mut l| l.sync().map(|()| l));
+        let (log, mut summary) = if threads > 1 {
+            let log = scope.spawn(move || synced(stage_log()));
+            (log, summary::build(&result))
+        } else {
+            let staged = stage_log();
+            let log = scope.spawn(move || synced(staged));
+            (log, summary::build(&result))
+        };
+        let written = (|| -> std::io::Result<std::path::PathBuf> {
+            let mut conn_rst = None;
+            if let (true, Some(j)) = (cli.enrich_conn, &join) {
+                let (staged, rows) =
+                    stage_conn_rst(&cli.out, &spec, &conn_logs, &j.joined, open, close)?;
+                conn_rst = Some(staged);
+                conn_rst_rows = Some(rows);
+            }
+            if let Some(j) = &join {
+                summary::add_join(&mut summary, j, conn_rst_rows);
+            }
+            if let Some(bytes) = peak_rss_bytes() {
+                summary.json["peak_rss_bytes"] = bytes.into();
+            }
+            let summary_file = stage_summary(&cli.out, &spec.summary_name(), &summary.json)?;
+            let page = rstscope::report::render(&result.events, &summary);
+            let report_file = stage(&cli.out, &spec.report_name(), false, |out| {
+                out.write_all(page.as_bytes())
+            })?;
             let log = log
                 .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the log writer panicked")));
-            (log, summary)
-        })
-    } else {
-        (stage_log(), summary::build(&result))
-    };
-    let mut conn_rst_rows = None;
-    let written = std::thread::scope(|scope| -> std::io::Result<std::path::PathBuf> {
-        let mut log = log_staged?;
-        let log_synced = scope.spawn(move || log.sync().map(|()| log));
-        let mut conn_rst = None;
-        if let (true, Some(j)) = (cli.enrich_conn, &join) {
-            let (staged, rows) =
-                stage_conn_rst(&cli.out, &spec, &conn_logs, &j.joined, open, close)?;
-            conn_rst = Some(staged);
-            conn_rst_rows = Some(rows);
-        }
-        if let Some(j) = &join {
-            summary::add_join(&mut summary, j, conn_rst_rows);
-        }
-        if let Some(bytes) = peak_rss_bytes() {
-            summary.json["peak_rss_bytes"] = bytes.into();
-        }
-        let summary_file = stage_summary(&cli.out, &spec.summary_name(), &summary.json)?;
-        let page = rstscope::report::render(&result.events, &summary);
-        let report_file = stage(&cli.out, &spec.report_name(), false, |out| {
-            out.write_all(page.as_bytes())
-        })?;
-        let log = log_synced
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("syncing the log panicked")))?;
-        let path = log.commit()?;
-        if let Some(c) = conn_rst {
-            c.commit()?;
-        }
-        summary_file.commit()?;
-        report_file.commit()?;
-        if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
-            // Only inputs read to their end are done; the others are tried again next time.
-            for f in result.files.iter().filter(|f| f.error().is_none()) {
-                st.record(&f.input.path);
+                .unwrap_or_else(|_| Err(std::io::Error::other("the log writer panicked")))?;
+            let path = log.commit()?;
+            if let Some(c) = conn_rst {
+                c.commit()?;
             }
-            st.save(p)?;
-        }
-        Ok(path)
+            summary_file.commit()?;
+            report_file.commit()?;
+            if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
+                // Only inputs read to their end are done; the others are tried again next time.
+                for f in result.files.iter().filter(|f| f.error().is_none()) {
+                    st.record(&f.input.path);
+                }
+                st.save(p)?;
+            }
+            Ok(path)
+        })();
+        (summary, written)
     });
     match written {
         Ok(path) => {
