@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use rstscope::output::{
-    stage, stage_conn_rst, stage_reset_log, stage_summary, write_reset_log, write_summary, Format,
-    OutputSpec, Staged,
+    commit_all, stage, stage_conn_rst, stage_reset_log, stage_summary, write_reset_log,
+    write_summary, Format, OutputSpec, Staged,
 };
 use rstscope::{discover, process_all, summary, RunOptions};
 use rstscope_capture::PlainAccess;
@@ -566,12 +566,10 @@ fn run(cli: &Cli) -> u8 {
             let log = log
                 .join()
                 .unwrap_or_else(|_| Err(std::io::Error::other("the log writer panicked")))?;
-            let path = log.commit()?;
-            if let Some(c) = conn_rst {
-                c.commit()?;
-            }
-            summary_file.commit()?;
-            report_file.commit()?;
+            let mut files = vec![log];
+            files.extend(conn_rst);
+            files.extend([summary_file, report_file]);
+            let path = commit_all(files)?.remove(0);
             if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
                 // Only inputs read to their end are done; the others are tried again next time.
                 for f in result.files.iter().filter(|f| f.error().is_none()) {

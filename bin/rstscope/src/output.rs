@@ -155,14 +155,26 @@ where
         return Ok(());
     };
     use rayon::prelude::*;
-    for batch in rows.chunks(RENDER_CHUNK * threads * 4) {
-        let parts: Vec<std::io::Result<Vec<u8>>> =
-            pool.install(|| batch.par_chunks(RENDER_CHUNK).map(&render).collect());
-        for part in parts {
+    // While one batch is written, the pool renders the next.
+    let render_batch = |batch: &[ResetEvent]| -> Vec<std::io::Result<Vec<u8>>> {
+        pool.install(|| batch.par_chunks(RENDER_CHUNK).map(&render).collect())
+    };
+    let mut batches = rows.chunks(RENDER_CHUNK * threads * 4);
+    let mut ready = batches.next().map(render_batch).unwrap_or_default();
+    std::thread::scope(|scope| loop {
+        let next = batches.next().map(|b| scope.spawn(move || render_batch(b)));
+        for part in ready {
             sink(&part?)?;
         }
-    }
-    Ok(())
+        match next {
+            Some(handle) => {
+                ready = handle
+                    .join()
+                    .map_err(|_| std::io::Error::other("rendering the log panicked"))?;
+            }
+            None => return Ok(()),
+        }
+    })
 }
 
 fn render_tsv(rows: &[ResetEvent]) -> std::io::Result<Vec<u8>> {
@@ -228,15 +240,46 @@ impl Staged {
     }
 
     /// Sync (unless done) and rename the file over its final name, then sync the directory.
-    pub fn commit(mut self) -> std::io::Result<PathBuf> {
-        self.sync()?;
-        let dir = self.final_path.parent().map(Path::to_path_buf);
-        self.tmp.persist(&self.final_path).map_err(|e| e.error)?;
-        if let Some(Ok(d)) = dir.map(std::fs::File::open) {
+    pub fn commit(self) -> std::io::Result<PathBuf> {
+        Ok(commit_all(vec![self])?.remove(0))
+    }
+}
+
+/// Commit several staged files: all synced (at once, each on a thread of its own), then renamed
+/// over their final names in the order given, then each directory synced once. Returns the
+/// final paths.
+pub fn commit_all(files: Vec<Staged>) -> std::io::Result<Vec<PathBuf>> {
+    let files = std::thread::scope(|scope| {
+        let syncing: Vec<_> = files
+            .into_iter()
+            .map(|mut f| {
+                scope.spawn(move || {
+                    f.sync()?;
+                    Ok(f)
+                })
+            })
+            .collect();
+        syncing
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("syncing an output panicked")))
+            })
+            .collect::<std::io::Result<Vec<Staged>>>()
+    })?;
+    let mut paths = Vec::with_capacity(files.len());
+    for f in files {
+        f.tmp.persist(&f.final_path).map_err(|e| e.error)?;
+        paths.push(f.final_path);
+    }
+    let mut dirs: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+    dirs.dedup();
+    for dir in dirs {
+        if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
-        Ok(self.final_path)
     }
+    Ok(paths)
 }
 
 /// The first half of [`write_atomic`]: `dir/name`'s bytes in a temporary file, flushed.
