@@ -292,8 +292,14 @@ where
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}.tmp-"))
         .tempfile_in(dir)?;
-    {
-        let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    std::thread::scope(|scope| -> std::io::Result<()> {
+        let file = EarlyWriteback {
+            file: tmp.as_file(),
+            unsynced: 0,
+            syncing: None,
+            scope,
+        };
+        let mut out = BufWriter::with_capacity(1 << 20, file);
         if gzip {
             let mut gz = flate2::write::GzEncoder::new(&mut out, flate2::Compression::default());
             write(&mut gz)?;
@@ -302,7 +308,8 @@ where
             write(&mut out)?;
         }
         out.flush()?;
-    }
+        out.into_inner().map_err(|e| e.into_error())?.finish()
+    })?;
     // Temporary files are created 0600; logs are read by shippers running as other users.
     #[cfg(unix)]
     {
@@ -315,6 +322,50 @@ where
         final_path,
         synced: false,
     })
+}
+
+/// Bytes written between two background syncs of a large output.
+const WRITEBACK_STEP: usize = 8 << 20;
+
+/// A file being written whose bytes are sent to the disk while more are written: every
+/// [`WRITEBACK_STEP`] bytes, a thread syncs what is there so far (when the previous sync is
+/// done), so the final sync before the rename has little left to wait for.
+struct EarlyWriteback<'scope, 'env> {
+    file: &'env std::fs::File,
+    unsynced: usize,
+    syncing: Option<std::thread::ScopedJoinHandle<'scope, std::io::Result<()>>>,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+}
+
+impl EarlyWriteback<'_, '_> {
+    /// Wait for a sync still running; its error is the write's error.
+    fn finish(&mut self) -> std::io::Result<()> {
+        match self.syncing.take() {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("syncing an output panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Write for EarlyWriteback<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = (&mut &*self.file).write(buf)?;
+        self.unsynced += n;
+        if self.unsynced >= WRITEBACK_STEP && self.syncing.as_ref().is_none_or(|h| h.is_finished())
+        {
+            self.finish()?;
+            self.unsynced = 0;
+            let file = self.file;
+            self.syncing = Some(self.scope.spawn(move || file.sync_data()));
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&mut &*self.file).flush()
+    }
 }
 
 /// Write the run summary as pretty JSON.
