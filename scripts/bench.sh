@@ -281,10 +281,14 @@ echo "RSTs: rstscope reset.log rows $RST_OURS; tcpdump ext filter $RST_TCPDUMP" 
 echo "peak RSS: rstscope $(mib "$RSS_OURS") (mmap, includes mapped capture pages)," \
     "$(mib "$RSS_OURS_NOMMAP") with --no-mmap; tcpdump ext $(mib "$RSS_TCPDUMP")"
 echo
-verdict() { awk -v r="$1" 'BEGIN {print (r <= 1.0) ? "MET" : "NOT MET"}'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r <= t) ? "MET" : "NOT MET"}'; }
+# Judged against the classifier issue's target (full classification within 1.5 x tcpdump) and
+# the earlier foundation issue's (within 1.0 x).
 if ((THREADS == 1)); then
-    echo "target 'ratio <= 1.0 on one thread': $(verdict "$R_PLAIN") vs plain tcpdump" \
-        "($(f3 "$R_PLAIN")), $(verdict "$R_EXT") vs extended-filter tcpdump ($(f3 "$R_EXT"))"
+    for t in 1.5 1.0; do
+        echo "target 'ratio <= $t on one thread': $(verdict "$R_PLAIN" $t) vs plain tcpdump" \
+            "($(f3 "$R_PLAIN")), $(verdict "$R_EXT" $t) vs extended-filter tcpdump ($(f3 "$R_EXT"))"
+    done
 else
-    echo "target 'ratio <= 1.0 on one thread': not judged (ran with -j $THREADS)"
+    echo "targets 'ratio <= 1.5 / 1.0 on one thread': not judged (ran with -j $THREADS)"
 fi
