@@ -2,6 +2,7 @@
 //! file of inputs already processed, and skipping captures still being written.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -112,11 +113,14 @@ pub fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
             k => n += k,
         }
     }
-    let digest = rstscope_decode::sha1_digest(&head[..n]);
+    let mut head_sha1 = String::with_capacity(40);
+    for b in rstscope_decode::sha1_digest(&head[..n]) {
+        let _ = write!(head_sha1, "{b:02x}");
+    }
     Ok(Fingerprint {
         size: meta.len(),
         mtime_ns,
-        head_sha1: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        head_sha1,
     })
 }
 

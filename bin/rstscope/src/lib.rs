@@ -119,6 +119,11 @@ pub fn concat_rows(mut parts: Vec<Vec<ResetEvent>>) -> Vec<ResetEvent> {
 /// frame, index), which decides all but rows naming the same packet — and the rows are then
 /// put in place by following the permutation's cycles, each row moved once.
 pub fn sort_rows(rows: &mut [ResetEvent], threads: usize) {
+    if u32::try_from(rows.len()).is_err() {
+        // Indexes are u32 (over 1.6 TB of rows): sort the rows themselves.
+        rows.sort_unstable_by(|a, b| a.log_order(b));
+        return;
+    }
     // Rows of one file come in runs: the distinct names are collected run by run.
     let mut sources: Vec<&str> = Vec::new();
     for r in rows.iter() {
@@ -441,6 +446,38 @@ mod tests {
             let mut sorted = rows.clone();
             sort_rows(&mut sorted, threads);
             assert_eq!(sorted, expected, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn sort_rows_breaks_key_ties_like_log_order_whatever_the_thread_count() {
+        let mut rows = crate::output::tests::many_rows(30_000);
+        for (i, r) in rows.iter_mut().enumerate() {
+            // Few distinct (ts, source, frame) keys, sources in runs: ties are decided by the
+            // sensor, the uid and what the rows say.
+            r.ts_ns = (i % 7) as i64;
+            r.frame = (i % 3) as u64;
+            r.source = format!("s{}.pcap", i / 5000);
+            r.sensor = Some(format!("sensor-{}", i % 2));
+            r.uid = format!("C{}", (i * 7919) % 1000);
+        }
+        let mut expected = rows.clone();
+        expected.sort_by(|a, b| a.log_order(b));
+        let mut first: Option<Vec<ResetEvent>> = None;
+        for threads in [1, 2, 3] {
+            let mut sorted = rows.clone();
+            sort_rows(&mut sorted, threads);
+            for (a, b) in sorted.iter().zip(&expected) {
+                assert_eq!(
+                    a.log_order(b),
+                    std::cmp::Ordering::Equal,
+                    "{threads} threads"
+                );
+            }
+            match &first {
+                Some(f) => assert_eq!(&sorted, f, "{threads} threads"),
+                None => first = Some(sorted),
+            }
         }
     }
 }

@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use rstscope::output::{
-    commit_all, stage, stage_conn_rst, stage_reset_log, stage_summary, write_reset_log,
-    write_summary, Format, OutputSpec, Staged,
+    commit_all, stage, stage_conn_rst, stage_reset_log, stage_summary, Format, OutputSpec, Staged,
 };
 use rstscope::{discover, process_all, summary, RunOptions};
 use rstscope_capture::PlainAccess;
@@ -267,12 +266,13 @@ fn run_merge(m: &MergeCli) -> u8 {
         ..OutputSpec::default()
     };
     let written = (|| -> std::io::Result<()> {
-        write_reset_log(&m.out, &spec, &events, open, close, threads)?;
-        write_summary(&m.out, &spec.summary_name(), &summary.json)?;
+        let log = stage_reset_log(&m.out, &spec, &events, open, close, threads)?;
+        let summary_file = stage_summary(&m.out, &spec.summary_name(), &summary.json)?;
         let page = rstscope::report::render(&events, &summary);
-        rstscope::output::write_atomic(&m.out, &spec.report_name(), false, |out| {
+        let report_file = stage(&m.out, &spec.report_name(), false, |out| {
             out.write_all(page.as_bytes())
         })?;
+        commit_all(vec![log, summary_file, report_file])?;
         if let Some(p) = &m.state {
             let mut st = rstscope::batch::State::default();
             for f in &m.from_state {
@@ -527,23 +527,26 @@ fn run(cli: &Cli) -> u8 {
     }
 
     // reset.log is rendered (on every thread, when there are several) while the summary is
-    // counted, and synced on a thread of its own while the other outputs are prepared; every
-    // output gets its final name only once all are written, in the order log, conn_rst.log,
-    // summary, report, state.
+    // counted, its bytes going to the disk as they are written; every output gets its final
+    // name only once all are written and synced, in the order log, conn_rst.log, summary,
+    // report, state.
     let threads = opts.resolved_threads();
     let mut conn_rst_rows = None;
     let (summary, written) = std::thread::scope(|scope| {
         let stage_log = || stage_reset_log(&cli.out, &spec, &result.events, open, close, threads);
-        let synced =
-            |staged: std::io::Result<Staged>| staged.and_then(|mut l| l.sync().map(|()| l));
-        let (log, mut summary) = if threads > 1 {
-            let log = scope.spawn(move || synced(stage_log()));
-            (log, summary::build(&result))
+        // The staged log, once it is written (by then on a thread of its own or already).
+        let finish_log: Box<dyn FnOnce() -> std::io::Result<Staged>> = if threads > 1 {
+            let thread = scope.spawn(stage_log);
+            Box::new(move || {
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the log writer panicked")))
+            })
         } else {
             let staged = stage_log();
-            let log = scope.spawn(move || synced(staged));
-            (log, summary::build(&result))
+            Box::new(move || staged)
         };
+        let mut summary = summary::build(&result);
         let written = (|| -> std::io::Result<std::path::PathBuf> {
             let mut conn_rst = None;
             if let (true, Some(j)) = (cli.enrich_conn, &join) {
@@ -555,6 +558,8 @@ fn run(cli: &Cli) -> u8 {
             if let Some(j) = &join {
                 summary::add_join(&mut summary, j, conn_rst_rows);
             }
+            let log = finish_log()?;
+            // Read after the log's buffers were freed at their peak, not before.
             if let Some(bytes) = peak_rss_bytes() {
                 summary.json["peak_rss_bytes"] = bytes.into();
             }
@@ -563,9 +568,6 @@ fn run(cli: &Cli) -> u8 {
             let report_file = stage(&cli.out, &spec.report_name(), false, |out| {
                 out.write_all(page.as_bytes())
             })?;
-            let log = log
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the log writer panicked")))?;
             let mut files = vec![log];
             files.extend(conn_rst);
             files.extend([summary_file, report_file]);

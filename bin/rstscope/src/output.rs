@@ -75,20 +75,9 @@ impl OutputSpec {
     }
 }
 
-/// Write `events` to `dir` as `reset.log` (or `reset.csv`, `.gz`); returns the final path.
-pub fn write_reset_log(
-    dir: &Path,
-    spec: &OutputSpec,
-    events: &[ResetEvent],
-    open_ns: i64,
-    close_ns: i64,
-    threads: usize,
-) -> std::io::Result<PathBuf> {
-    stage_reset_log(dir, spec, events, open_ns, close_ns, threads)?.commit()
-}
-
-/// [`write_reset_log`] up to the temporary file: written and flushed, not yet synced nor under
-/// its final name. Rows are rendered on `threads` threads, in chunks, and written in order.
+/// Write `events` as `reset.log` (or `reset.csv`, `.gz`) in `dir`, up to its temporary file:
+/// written and flushed, to be [`commit`](Staged::commit)ted. Rows are rendered on `threads`
+/// threads, in chunks, and written in order.
 pub fn stage_reset_log(
     dir: &Path,
     spec: &OutputSpec,
@@ -127,9 +116,12 @@ pub fn stage_reset_log(
 /// Rows rendered per task.
 const RENDER_CHUNK: usize = 2048;
 
+/// Most threads rendering a log: bounds the text held in flight whatever `-j` says.
+const MAX_RENDER_THREADS: usize = 8;
+
 /// Render `rows` chunk by chunk with `render` and hand the bytes to `sink` in row order; with
-/// more than one thread, a batch of chunks is rendered in parallel at a time (so memory stays
-/// a few batches of text, not the whole log).
+/// more than one thread, batches of chunks are rendered in parallel, the next one while one is
+/// written (memory: two batches of text, at most [`MAX_RENDER_THREADS`] × 4 chunks each).
 fn for_each_rendered<R, S>(
     rows: &[ResetEvent],
     threads: usize,
@@ -140,6 +132,7 @@ where
     R: Fn(&[ResetEvent]) -> std::io::Result<Vec<u8>> + Sync,
     S: FnMut(&[u8]) -> std::io::Result<()>,
 {
+    let threads = threads.min(MAX_RENDER_THREADS);
     let pool = if threads > 1 && rows.len() > RENDER_CHUNK {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -155,25 +148,32 @@ where
         return Ok(());
     };
     use rayon::prelude::*;
-    // While one batch is written, the pool renders the next.
     let render_batch = |batch: &[ResetEvent]| -> Vec<std::io::Result<Vec<u8>>> {
         pool.install(|| batch.par_chunks(RENDER_CHUNK).map(&render).collect())
     };
+    let rendered = |h: std::thread::ScopedJoinHandle<'_, Vec<std::io::Result<Vec<u8>>>>| {
+        h.join()
+            .map_err(|_| std::io::Error::other("rendering the log panicked"))
+    };
     let mut batches = rows.chunks(RENDER_CHUNK * threads * 4);
-    let mut ready = batches.next().map(render_batch).unwrap_or_default();
-    std::thread::scope(|scope| loop {
-        let next = batches.next().map(|b| scope.spawn(move || render_batch(b)));
-        for part in ready {
-            sink(&part?)?;
-        }
-        match next {
-            Some(handle) => {
-                ready = handle
-                    .join()
-                    .map_err(|_| std::io::Error::other("rendering the log panicked"))?;
+    std::thread::scope(|scope| {
+        let mut next = batches.next().map(|b| scope.spawn(move || render_batch(b)));
+        while let Some(handle) = next.take() {
+            let ready = rendered(handle)?;
+            next = batches.next().map(|b| scope.spawn(move || render_batch(b)));
+            let written = ready
+                .into_iter()
+                .try_for_each(|part| part.and_then(|bytes| sink(&bytes)));
+            if let Err(e) = written {
+                // The batch in flight is waited for here, so a panic in it cannot turn this
+                // error into a panic of the scope.
+                if let Some(h) = next.take() {
+                    let _ = rendered(h);
+                }
+                return Err(e);
             }
-            None => return Ok(()),
         }
+        Ok(())
     })
 }
 
@@ -245,13 +245,14 @@ impl Staged {
     }
 }
 
-/// Commit several staged files: all synced (at once, each on a thread of its own), then renamed
-/// over their final names in the order given, then each directory synced once. Returns the
-/// final paths.
+/// Commit several staged files: all synced at once (the first here, the others on threads of
+/// their own), then renamed over their final names in the order given, then each directory
+/// synced once. Returns the final paths.
 pub fn commit_all(files: Vec<Staged>) -> std::io::Result<Vec<PathBuf>> {
-    let files = std::thread::scope(|scope| {
-        let syncing: Vec<_> = files
-            .into_iter()
+    let files = std::thread::scope(|scope| -> std::io::Result<Vec<Staged>> {
+        let mut files = files.into_iter();
+        let first = files.next();
+        let others: Vec<_> = files
             .map(|mut f| {
                 scope.spawn(move || {
                     f.sync()?;
@@ -259,13 +260,18 @@ pub fn commit_all(files: Vec<Staged>) -> std::io::Result<Vec<PathBuf>> {
                 })
             })
             .collect();
-        syncing
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("syncing an output panicked")))
-            })
-            .collect::<std::io::Result<Vec<Staged>>>()
+        let mut synced = Vec::with_capacity(others.len() + 1);
+        if let Some(mut f) = first {
+            f.sync()?;
+            synced.push(f);
+        }
+        for h in others {
+            synced
+                .push(h.join().unwrap_or_else(|_| {
+                    Err(std::io::Error::other("syncing an output panicked"))
+                })?);
+        }
+        Ok(synced)
     })?;
     let mut paths = Vec::with_capacity(files.len());
     for f in files {
@@ -368,16 +374,7 @@ impl Write for EarlyWriteback<'_, '_> {
     }
 }
 
-/// Write the run summary as pretty JSON.
-pub fn write_summary(
-    dir: &Path,
-    name: &str,
-    summary: &serde_json::Value,
-) -> std::io::Result<PathBuf> {
-    stage_summary(dir, name, summary)?.commit()
-}
-
-/// [`write_summary`] up to the temporary file.
+/// The run summary as pretty JSON, in its temporary file.
 pub fn stage_summary(
     dir: &Path,
     name: &str,
@@ -512,19 +509,49 @@ pub(crate) mod tests {
 
     #[test]
     fn rows_rendered_on_several_threads_give_the_same_bytes() {
-        let rows = many_rows(3 * RENDER_CHUNK as u64 + 17);
+        // More than two batches at 2 and 3 threads (a batch is RENDER_CHUNK × threads × 4
+        // rows), so batches are rendered while others are written.
+        let rows = many_rows(2 * RENDER_CHUNK as u64 * 3 * 4 + 17);
         for format in [Format::Tsv, Format::Json, Format::Csv] {
             let spec = OutputSpec {
                 format,
                 ..Default::default()
             };
             let one = staged_bytes(&spec, &rows, 1);
-            assert_eq!(one, staged_bytes(&spec, &rows, 3), "{format:?}");
+            for threads in [2, 3] {
+                assert_eq!(one, staged_bytes(&spec, &rows, threads), "{format:?}");
+            }
             // every row is there, once
-            let text = String::from_utf8(one).unwrap();
+            let text = String::from_utf8(one.clone()).unwrap();
             let lines = text.lines().filter(|l| !l.starts_with('#')).count();
             let header = usize::from(format == Format::Csv);
             assert_eq!(lines, rows.len() + header, "{format:?}");
+            if format == Format::Tsv {
+                // the same bytes as the Zeek writer row by row
+                let mut w = TsvWriter::new(Vec::new(), "reset", &RESET_FIELDS, 0).unwrap();
+                for e in &rows {
+                    w.write_row(&e.values()).unwrap();
+                }
+                assert_eq!(one, w.finish(1).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_is_an_error_on_any_thread_count() {
+        let rows = many_rows(2 * RENDER_CHUNK as u64 * 2 * 4 + 1);
+        for threads in [1, 2, 3] {
+            let mut calls = 0;
+            let r = for_each_rendered(&rows, threads, render_tsv, |_| {
+                calls += 1;
+                if calls == 2 {
+                    Err(std::io::Error::other("disk full"))
+                } else {
+                    Ok(())
+                }
+            });
+            assert_eq!(r.unwrap_err().to_string(), "disk full", "{threads} threads");
+            assert_eq!(calls, 2);
         }
     }
 

@@ -32,6 +32,8 @@ fn top<'a, K: Ord + Clone + 'a>(
 
 /// The entries of `counts` that can be among the `TOP_N` most frequent once rendered by
 /// `name` (every entry counted at least as often as the `TOP_N`-th largest count), rendered.
+/// `name` must give distinct keys distinct names (addresses, endpoints): counts of keys that
+/// render alike would have to be merged before the cut.
 fn rendered_top<K, F: Fn(&K) -> String>(counts: &FastMap<K, u64>, name: F) -> HashMap<String, u64> {
     let mut by_count: Vec<u64> = counts.values().copied().collect();
     let floor = if by_count.len() > TOP_N {
@@ -42,11 +44,14 @@ fn rendered_top<K, F: Fn(&K) -> String>(counts: &FastMap<K, u64>, name: F) -> Ha
         0
     };
     let mut out: HashMap<String, u64> = HashMap::new();
+    let mut kept = 0;
     for (k, &n) in counts {
         if n >= floor {
             *out.entry(name(k)).or_default() += n;
+            kept += 1;
         }
     }
+    debug_assert_eq!(out.len(), kept, "two keys rendered alike");
     out
 }
 
@@ -79,10 +84,10 @@ pub fn build(result: &RunResult) -> Summary {
 pub fn from_parts(events: &[rstscope_reset::ResetEvent], inputs: RunInputs) -> Summary {
     let mut cause_counts = [0u64; Cause::ALL.len()];
     let mut injected = 0u64;
-    // Counted by borrowed or plain keys (hashed with foldhash: these are not attacker-chosen
-    // table sizes, and SipHash was a tenth of the run's end), one entry per distinct value;
-    // rendered as text (and merged where two values render the same) only once per distinct
-    // value below.
+    // Counted by borrowed or plain keys, one entry per distinct value; rendered as text (and
+    // merged where two values render the same) only once per distinct value below. The keys
+    // come from captures, so from attackers: the maps use foldhash, seeded at random per
+    // process (SipHash was a tenth of the run's end), and hold at most one entry per row.
     let mut seqs: FastMap<u32, u64> = FastMap::default();
     let mut payload_bytes: FastMap<&[u8], u64> = FastMap::default();
     let mut reason_strs: FastMap<&str, u64> = FastMap::default();

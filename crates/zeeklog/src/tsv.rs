@@ -58,9 +58,14 @@ impl<W: Write> TsvWriter<W> {
     /// the same bytes as [`write_row`](Self::write_row) for each, and rows can be rendered on
     /// other threads.
     pub fn write_rendered(&mut self, rows: &[u8]) -> std::io::Result<()> {
-        debug_assert!(rows.is_empty() || rows.ends_with(b"\n"));
-        let Some(body) = rows.strip_suffix(b"\n") else {
+        if rows.is_empty() {
             return Ok(());
+        }
+        let Some(body) = rows.strip_suffix(b"\n") else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "rendered rows must end with a line break",
+            ));
         };
         // One unquoted field (quoting is off), ended by the writer's own line terminator.
         self.out.write_field(body).map_err(csv_to_io)?;
