@@ -162,7 +162,6 @@ pub fn sort_rows(rows: &mut [ResetEvent], threads: usize) {
         keys.sort_unstable_by(compare);
     }
     let mut order: Vec<u32> = keys.into_iter().map(|k| k.3).collect();
-    drop(sources);
     // rows[j] must become the row now at order[j]; a slot is done once order[j] == j.
     for start in 0..order.len() {
         let mut j = start;

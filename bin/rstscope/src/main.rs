@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use rstscope::output::{
-    commit_all, stage, stage_conn_rst, stage_reset_log, stage_summary, Format, OutputSpec, Staged,
+    commit_all, stage, stage_conn_rst, stage_reset_log, stage_summary, Format, OutputSpec,
 };
 use rstscope::{discover, process_all, summary, RunOptions};
 use rstscope_capture::PlainAccess;
@@ -531,58 +531,53 @@ fn run(cli: &Cli) -> u8 {
     // name only once all are written and synced, in the order log, conn_rst.log, summary,
     // report, state.
     let threads = opts.resolved_threads();
+    let stage_log = || stage_reset_log(&cli.out, &spec, &result.events, open, close, threads);
+    let (log, mut summary) = if threads > 1 {
+        std::thread::scope(|scope| {
+            let log = scope.spawn(stage_log);
+            let summary = summary::build(&result);
+            let log = log
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the log writer panicked")));
+            (log, summary)
+        })
+    } else {
+        (stage_log(), summary::build(&result))
+    };
     let mut conn_rst_rows = None;
-    let (summary, written) = std::thread::scope(|scope| {
-        let stage_log = || stage_reset_log(&cli.out, &spec, &result.events, open, close, threads);
-        // The staged log, once it is written (by then on a thread of its own or already).
-        let finish_log: Box<dyn FnOnce() -> std::io::Result<Staged>> = if threads > 1 {
-            let thread = scope.spawn(stage_log);
-            Box::new(move || {
-                thread
-                    .join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("the log writer panicked")))
-            })
-        } else {
-            let staged = stage_log();
-            Box::new(move || staged)
-        };
-        let mut summary = summary::build(&result);
-        let written = (|| -> std::io::Result<std::path::PathBuf> {
-            let mut conn_rst = None;
-            if let (true, Some(j)) = (cli.enrich_conn, &join) {
-                let (staged, rows) =
-                    stage_conn_rst(&cli.out, &spec, &conn_logs, &j.joined, open, close)?;
-                conn_rst = Some(staged);
-                conn_rst_rows = Some(rows);
+    let written = (|| -> std::io::Result<std::path::PathBuf> {
+        let mut files = vec![log?];
+        if let (true, Some(j)) = (cli.enrich_conn, &join) {
+            let (staged, rows) =
+                stage_conn_rst(&cli.out, &spec, &conn_logs, &j.joined, open, close)?;
+            files.push(staged);
+            conn_rst_rows = Some(rows);
+        }
+        if let Some(j) = &join {
+            summary::add_join(&mut summary, j, conn_rst_rows);
+        }
+        if let Some(bytes) = peak_rss_bytes() {
+            summary.json["peak_rss_bytes"] = bytes.into();
+        }
+        files.push(stage_summary(
+            &cli.out,
+            &spec.summary_name(),
+            &summary.json,
+        )?);
+        let page = rstscope::report::render(&result.events, &summary);
+        files.push(stage(&cli.out, &spec.report_name(), false, |out| {
+            out.write_all(page.as_bytes())
+        })?);
+        let path = commit_all(files)?.remove(0);
+        if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
+            // Only inputs read to their end are done; the others are tried again next time.
+            for f in result.files.iter().filter(|f| f.error().is_none()) {
+                st.record(&f.input.path);
             }
-            if let Some(j) = &join {
-                summary::add_join(&mut summary, j, conn_rst_rows);
-            }
-            let log = finish_log()?;
-            // Read after the log's buffers were freed at their peak, not before.
-            if let Some(bytes) = peak_rss_bytes() {
-                summary.json["peak_rss_bytes"] = bytes.into();
-            }
-            let summary_file = stage_summary(&cli.out, &spec.summary_name(), &summary.json)?;
-            let page = rstscope::report::render(&result.events, &summary);
-            let report_file = stage(&cli.out, &spec.report_name(), false, |out| {
-                out.write_all(page.as_bytes())
-            })?;
-            let mut files = vec![log];
-            files.extend(conn_rst);
-            files.extend([summary_file, report_file]);
-            let path = commit_all(files)?.remove(0);
-            if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
-                // Only inputs read to their end are done; the others are tried again next time.
-                for f in result.files.iter().filter(|f| f.error().is_none()) {
-                    st.record(&f.input.path);
-                }
-                st.save(p)?;
-            }
-            Ok(path)
-        })();
-        (summary, written)
-    });
+            st.save(p)?;
+        }
+        Ok(path)
+    })();
     match written {
         Ok(path) => {
             if !cli.quiet {

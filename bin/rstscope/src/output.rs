@@ -225,54 +225,22 @@ where
 pub struct Staged {
     tmp: tempfile::NamedTempFile,
     final_path: PathBuf,
-    synced: bool,
 }
 
 impl Staged {
-    /// Flush the file's bytes to the disk (may be called on another thread while other outputs
-    /// are prepared).
-    pub fn sync(&mut self) -> std::io::Result<()> {
-        if !self.synced {
-            self.tmp.as_file().sync_all()?;
-            self.synced = true;
-        }
-        Ok(())
-    }
-
-    /// Sync (unless done) and rename the file over its final name, then sync the directory.
+    /// Sync the file and rename it over its final name, then sync the directory.
     pub fn commit(self) -> std::io::Result<PathBuf> {
         Ok(commit_all(vec![self])?.remove(0))
     }
 }
 
-/// Commit several staged files: all synced at once (the first here, the others on threads of
-/// their own), then renamed over their final names in the order given, then each directory
-/// synced once. Returns the final paths.
+/// Commit several staged files: all synced, then renamed over their final names in the order
+/// given (none renamed unless all could be synced), then each directory synced once. Returns
+/// the final paths.
 pub fn commit_all(files: Vec<Staged>) -> std::io::Result<Vec<PathBuf>> {
-    let files = std::thread::scope(|scope| -> std::io::Result<Vec<Staged>> {
-        let mut files = files.into_iter();
-        let first = files.next();
-        let others: Vec<_> = files
-            .map(|mut f| {
-                scope.spawn(move || {
-                    f.sync()?;
-                    Ok(f)
-                })
-            })
-            .collect();
-        let mut synced = Vec::with_capacity(others.len() + 1);
-        if let Some(mut f) = first {
-            f.sync()?;
-            synced.push(f);
-        }
-        for h in others {
-            synced
-                .push(h.join().unwrap_or_else(|_| {
-                    Err(std::io::Error::other("syncing an output panicked"))
-                })?);
-        }
-        Ok(synced)
-    })?;
+    for f in &files {
+        f.tmp.as_file().sync_all()?;
+    }
     let mut paths = Vec::with_capacity(files.len());
     for f in files {
         f.tmp.persist(&f.final_path).map_err(|e| e.error)?;
@@ -323,11 +291,7 @@ where
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
-    Ok(Staged {
-        tmp,
-        final_path,
-        synced: false,
-    })
+    Ok(Staged { tmp, final_path })
 }
 
 /// Bytes written between two background syncs of a large output.
