@@ -1,6 +1,6 @@
 //! The run summary: `reset_summary.json`, and the short table printed on stderr.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A hash map with hashbrown's default (foldhash) hasher.
 type FastMap<K, V> = hashbrown::HashMap<K, V>;
@@ -30,11 +30,12 @@ fn top<'a, K: Ord + Clone + 'a>(
     v.into_iter().map(|(k, c)| (k.clone(), c)).collect()
 }
 
-/// The entries of `counts` that can be among the `TOP_N` most frequent once rendered by
-/// `name` (every entry counted at least as often as the `TOP_N`-th largest count), rendered.
-/// `name` must give distinct keys distinct names (addresses, endpoints): counts of keys that
-/// render alike would have to be merged before the cut.
-fn rendered_top<K, F: Fn(&K) -> String>(counts: &FastMap<K, u64>, name: F) -> HashMap<String, u64> {
+/// The `TOP_N` most frequent entries of `counts` once rendered by `name`, in [`top`]'s order.
+/// Only entries counted at least as often as the `TOP_N`-th largest count are rendered (ties
+/// are decided by the rendered names, so every entry of that count is). `name` must give
+/// distinct keys distinct names (addresses, endpoints): counts of keys that render alike
+/// would have to be merged before the cut.
+fn rendered_top<K, F: Fn(&K) -> String>(counts: &FastMap<K, u64>, name: F) -> Vec<(String, u64)> {
     let mut by_count: Vec<u64> = counts.values().copied().collect();
     let floor = if by_count.len() > TOP_N {
         *by_count
@@ -43,16 +44,22 @@ fn rendered_top<K, F: Fn(&K) -> String>(counts: &FastMap<K, u64>, name: F) -> Ha
     } else {
         0
     };
-    let mut out: HashMap<String, u64> = HashMap::new();
-    let mut kept = 0;
-    for (k, &n) in counts {
-        if n >= floor {
-            *out.entry(name(k)).or_default() += n;
-            kept += 1;
-        }
-    }
-    debug_assert_eq!(out.len(), kept, "two keys rendered alike");
-    out
+    // A plain list, not a map: the names are distinct, and a scan of a million refused
+    // targets has a million of them, all tied.
+    let kept: Vec<(String, u64)> = counts
+        .iter()
+        .filter(|(_, &n)| n >= floor)
+        .map(|(k, &n)| (name(k), n))
+        .collect();
+    debug_assert_eq!(
+        kept.iter()
+            .map(|(k, _)| k)
+            .collect::<hashbrown::HashSet<_>>()
+            .len(),
+        kept.len(),
+        "two keys rendered alike"
+    );
+    top(kept.iter().map(|(k, n)| (k, n)), TOP_N)
 }
 
 /// Aggregates of a run, as the JSON summary carries them.
@@ -128,26 +135,23 @@ pub fn from_parts(events: &[rstscope_reset::ResetEvent], inputs: RunInputs) -> S
         .zip(cause_counts)
         .map(|(c, n)| (c.name(), n))
         .collect();
-    let mut payloads: HashMap<String, u64> = HashMap::new();
+    let mut payloads: FastMap<String, u64> = FastMap::default();
     for (p, n) in payload_bytes {
         *payloads.entry(escape_field(p)).or_default() += n;
     }
-    let reasons: HashMap<String, u64> = reason_strs
+    let reasons: FastMap<String, u64> = reason_strs
         .into_iter()
         .map(|(r, n)| (r.to_string(), n))
         .collect();
     // Only the most frequent targets are named; ties need the rendered names, so every
     // target counted as often as the last one kept is rendered.
-    let targets: HashMap<String, u64> =
-        rendered_top(&target_addrs, |(h, p)| endpoint(&h.to_string(), *p));
+    let top_targets = rendered_top(&target_addrs, |(h, p)| endpoint(h, *p));
     let mut scanner_counts: FastMap<std::net::IpAddr, u64> = FastMap::default();
     for (h, _) in scanner_conns {
         *scanner_counts.entry(h).or_default() += 1;
     }
-    let scanners: HashMap<String, u64> = rendered_top(&scanner_counts, |h| h.to_string());
+    let top_scanners = rendered_top(&scanner_counts, addr_text);
     let top_seq = top(&seqs, TOP_N);
-    let top_targets = top(&targets, TOP_N);
-    let top_scanners = top(&scanners, TOP_N);
 
     let rsts = events.len() as u64;
     let pairs = |v: &[(String, u64)], key: &str| -> Vec<Value> {
@@ -242,12 +246,26 @@ pub fn run_inputs(result: &RunResult) -> RunInputs {
     }
 }
 
-fn endpoint(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
+/// An address as the logs write it (Zeek's writer's IPv4 path, not `core::fmt`: a scan names
+/// a million distinct targets and sources here, all tied for the top lists).
+fn addr_text(a: &std::net::IpAddr) -> String {
+    rstscope_zeeklog::render_value(&rstscope_zeeklog::Value::Addr(*a))
+}
+
+/// `host:port`, the IPv6 host in brackets.
+fn endpoint(host: &std::net::IpAddr, port: u16) -> String {
+    let mut out = Vec::with_capacity(48);
+    if host.is_ipv6() {
+        out.push(b'[');
     }
+    rstscope_zeeklog::render_value_into(&rstscope_zeeklog::Value::Addr(*host), &mut out);
+    if host.is_ipv6() {
+        out.push(b']');
+    }
+    out.push(b':');
+    rstscope_zeeklog::render_value_into(&rstscope_zeeklog::Value::Port(port), &mut out);
+    // Addresses and ports render as ASCII.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Add the conn.log join's figures to the summary.
@@ -312,4 +330,67 @@ pub fn table(s: &Summary) -> String {
         out.push_str(&format!("top scanners: {}\n", t.join(", ")));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn addresses_and_endpoints_are_named_as_core_fmt_names_them() {
+        let addrs = [
+            "0.0.0.0",
+            "10.0.0.1",
+            "192.168.100.255",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "2001:db8::8:800:200c:417a",
+            "::ffff:192.0.2.1",
+            "fe80::1:2:3:4",
+        ];
+        for a in addrs {
+            let ip: IpAddr = a.parse().unwrap();
+            assert_eq!(addr_text(&ip), ip.to_string());
+            for port in [0u16, 80, 65535] {
+                let want = if ip.is_ipv6() {
+                    format!("[{ip}]:{port}")
+                } else {
+                    format!("{ip}:{port}")
+                };
+                assert_eq!(endpoint(&ip, port), want);
+            }
+        }
+    }
+
+    #[test]
+    fn rendered_top_keeps_the_most_frequent_then_the_smallest_names() {
+        let mut counts: FastMap<IpAddr, u64> = FastMap::default();
+        // 30 addresses tied at 1, three more frequent ones.
+        for i in 0..30u8 {
+            counts.insert(IpAddr::from([10, 0, 0, i]), 1);
+        }
+        counts.insert(IpAddr::from([9, 9, 9, 9]), 5);
+        counts.insert(IpAddr::from([8, 8, 8, 8]), 3);
+        counts.insert(IpAddr::from([1, 1, 1, 1]), 3);
+        let got = rendered_top(&counts, addr_text);
+        // Ties broken by the rendered name ("10.0.0.10" < "10.0.0.2"), as `top` orders them.
+        let names: Vec<(&str, u64)> = got.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        assert_eq!(
+            names,
+            [
+                ("9.9.9.9", 5),
+                ("1.1.1.1", 3),
+                ("8.8.8.8", 3),
+                ("10.0.0.0", 1),
+                ("10.0.0.1", 1),
+                ("10.0.0.10", 1),
+                ("10.0.0.11", 1),
+                ("10.0.0.12", 1),
+                ("10.0.0.13", 1),
+                ("10.0.0.14", 1),
+            ]
+        );
+    }
 }
