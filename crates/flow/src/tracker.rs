@@ -925,6 +925,8 @@ pub struct Tracker {
     pending: Vec<Option<Pending>>,
     pending_free: Vec<u32>,
     done: Vec<ResetEvent>,
+    /// Set by [`Tracker::finish`]: completed rows stay in `pending` (see there).
+    complete_in_place: bool,
     now: i64,
     live: u64,
     stats: FlowStats,
@@ -944,6 +946,7 @@ impl Tracker {
             pending: Vec::new(),
             pending_free: Vec::new(),
             done: Vec::new(),
+            complete_in_place: false,
             now: i64::MIN,
             live: 0,
             stats: FlowStats::default(),
@@ -966,12 +969,31 @@ impl Tracker {
 
     /// End of input: finish every connection and return all remaining events.
     pub fn finish(mut self) -> (Vec<ResetEvent>, FlowStats) {
+        // The rows of connections still live are completed where they are held, and the slab
+        // that holds them becomes the result in place (same alignment, smaller elements): a
+        // capture whose connections are all live at its end — a burst of refused SYNs — does
+        // not need room for two copies of its rows.
+        self.complete_in_place = true;
         for slot in 0..self.conns.len() {
             if self.conns[slot].live() {
                 self.finalize(slot as u32);
             }
         }
-        (self.done, self.stats)
+        let (conns, table, timers) = (
+            std::mem::take(&mut self.conns),
+            std::mem::take(&mut self.table),
+            std::mem::replace(&mut self.timers, Timers::new()),
+        );
+        drop((conns, table, timers));
+        let mut rows: Vec<ResetEvent> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter_map(|p| p.map(|p| p.ev))
+            .collect();
+        if rows.len() < self.done.len() {
+            std::mem::swap(&mut rows, &mut self.done);
+        }
+        rows.append(&mut self.done);
+        (rows, self.stats)
     }
 
     /// Process one TCP segment; `source` names its capture file (for the row).
@@ -1730,7 +1752,9 @@ impl Tracker {
         let (mut uid, mut cid) = (Some(uid), Some(cid));
         for (n, &idx) in rows.iter().rev().enumerate() {
             let mut p = self.pending[idx as usize].take().expect("pending row");
-            self.pending_free.push(idx);
+            if !self.complete_in_place {
+                self.pending_free.push(idx);
+            }
             let last = n + 1 == rows.len();
             let take = |s: &mut Option<String>| {
                 if last {
@@ -1766,7 +1790,11 @@ impl Tracker {
             ev.conn_state = Some(std::borrow::Cow::Borrowed(state));
             ev.injected = Some(injected_rule(p.evidence));
             ev.evidence = Some(p.evidence.names());
-            self.done.push(p.ev);
+            if self.complete_in_place {
+                self.pending[idx as usize] = Some(p);
+            } else {
+                self.done.push(p.ev);
+            }
         }
     }
 }
