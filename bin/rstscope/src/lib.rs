@@ -319,15 +319,14 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
         (results, events, flow, t0.elapsed())
     };
     // Sensors are independent streams: with several, each gets a thread of its own. Their
-    // plain files are then read through a buffer rather than mapped (as ripgrep does when it
-    // searches many files at once): with two readers mapping, faulting in and releasing pages
-    // of one address space, the run took ~40 % more CPU time here (archive benchmark, 2 cores).
+    // plain files are mapped as a single reader's are. (Reading them through a buffer instead
+    // was measured faster when the capture bytes were fetched with plain loads; since they are
+    // prefetched, two mapping readers took 0.80-0.93 of the buffered run's wall time, paired
+    // rounds on the archive benchmark, with no more CPU time: the kernel's copy into the
+    // buffer was ~40 % of that run's samples.)
     let outputs: Vec<_> = if groups.len() > 1 && threads > 1 {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-        let read_opts = RunOptions {
-            access: PlainAccess::Read,
-            ..opts.clone()
-        };
+        let read_opts = opts.clone();
         let run_group = |indices: &[usize]| run_group_with(indices, &read_opts, 1);
         let work = || {
             use rayon::prelude::*;
