@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
 
-use rstscope_join::enrich::{self, csv_neutralise, json_seconds, zeek_json_string};
+use rstscope_join::enrich::{self, json_seconds, zeek_json_string};
 use rstscope_reset::{ResetEvent, RESET_FIELDS};
-use rstscope_zeeklog::{escape_field, format_seconds, TsvWriter, Value};
+use rstscope_zeeklog::{escape_field_into, TsvWriter, Value};
 
 /// Output format (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -428,23 +428,37 @@ fn write_json_value(out: &mut Vec<u8>, v: &Value<'_>, iso8601: bool) -> std::io:
     Ok(())
 }
 
-/// A CSV cell: Zeek's rendering (strings escaped as in TSV; unset and empty as empty cells),
-/// with a leading `=`, `+`, `-`, `@`, tab or carriage return neutralised by a `'` prefix so a
-/// spreadsheet never evaluates the cell as a formula.
-fn csv_cell(v: &Value<'_>) -> String {
-    let s = match v {
-        Value::Unset => return String::new(),
-        Value::Time(ns) | Value::Interval(ns) => return format_seconds(*ns),
-        Value::Str([]) => return String::new(),
-        Value::Str(b) => escape_field(b),
-        Value::Set(items) => items
-            .iter()
-            .map(|s| escape_field(s.as_bytes()))
-            .collect::<Vec<_>>()
-            .join(","),
-        other => rstscope_zeeklog::render_value(other),
-    };
-    csv_neutralise(s)
+/// A CSV cell, into `out` (cleared first): Zeek's rendering (strings escaped as in TSV; unset
+/// and empty as empty cells), with a leading `=`, `+`, `-`, `@`, tab or carriage return
+/// neutralised by a `'` prefix so a spreadsheet never evaluates the cell as a formula (see
+/// `csv_neutralise`). Rendered into buffers reused from row to row.
+fn csv_cell_into(v: &Value<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    match v {
+        Value::Unset | Value::Str([]) => return,
+        Value::Time(ns) | Value::Interval(ns) => {
+            rstscope_zeeklog::format_seconds_into(*ns, out);
+            return;
+        }
+        Value::Str(b) => escape_field_into(b, out),
+        Value::Set(items) => {
+            for (i, s) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                escape_field_into(s.as_bytes(), out);
+            }
+        }
+        other => rstscope_zeeklog::render_value_into(other, out),
+    }
+    match out.first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => out.insert(0, b'\''),
+        // A cell of ours that starts with `'` is always a neutralised one.
+        Some(b'\'') => {
+            out.splice(0..1, *b"\\x27");
+        }
+        _ => {}
+    }
 }
 
 fn csv_writer<W: Write>(out: W) -> csv::Writer<W> {
@@ -459,9 +473,12 @@ fn csv_to_io(e: csv::Error) -> std::io::Error {
 
 fn render_csv(rows: &[ResetEvent]) -> std::io::Result<Vec<u8>> {
     let mut w = csv_writer(Vec::with_capacity(rows.len() * 256));
+    let mut cells: Vec<Vec<u8>> = vec![Vec::new(); RESET_FIELDS.len()];
     for e in rows {
-        w.write_record(e.values().iter().map(csv_cell))
-            .map_err(csv_to_io)?;
+        for (cell, v) in cells.iter_mut().zip(e.values().iter()) {
+            csv_cell_into(v, cell);
+        }
+        w.write_record(&cells).map_err(csv_to_io)?;
     }
     w.into_inner().map_err(|e| e.into_error())
 }
@@ -469,6 +486,8 @@ fn render_csv(rows: &[ResetEvent]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use rstscope_join::enrich::csv_neutralise;
+    use rstscope_zeeklog::{escape_field, format_seconds};
 
     /// Rows enough for several render chunks, with hostile payloads, varied times, sources and
     /// sensors, in no particular order.
@@ -638,6 +657,56 @@ pub(crate) mod tests {
             json_seconds(-315_619_200_000_000_000).to_string(),
             "-315619200.0"
         );
+    }
+
+    /// The CSV cell as first written, one `String` per cell.
+    // Zeek's rendering (strings escaped as in TSV; unset and empty as empty cells),
+    /// with a leading `=`, `+`, `-`, `@`, tab or carriage return neutralised by a `'` prefix so a
+    /// spreadsheet never evaluates the cell as a formula.
+    fn csv_cell_reference(v: &Value<'_>) -> String {
+        let s = match v {
+            Value::Unset => return String::new(),
+            Value::Time(ns) | Value::Interval(ns) => return format_seconds(*ns),
+            Value::Str([]) => return String::new(),
+            Value::Str(b) => escape_field(b),
+            Value::Set(items) => items
+                .iter()
+                .map(|s| escape_field(s.as_bytes()))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => rstscope_zeeklog::render_value(other),
+        };
+        csv_neutralise(s)
+    }
+
+    fn csv_cell(v: &Value<'_>) -> String {
+        let mut out = Vec::new();
+        csv_cell_into(v, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn csv_cells_are_the_first_writer_s() {
+        let mut rows = many_rows(200);
+        for (i, e) in rows.iter_mut().enumerate() {
+            if i % 3 == 0 {
+                e.evidence = Some(vec!["payload", "a,b"]);
+                e.reason = Some("=1+1".to_string());
+                e.history = Some("'x".to_string());
+                e.duration_ns = Some(-2_500_000);
+                e.orig_h = "2001:db8::1".parse().unwrap();
+            }
+            if i % 5 == 0 {
+                e.evidence = Some(vec![]);
+                e.payload = Some(b"@\r\t\"\x00\xff".to_vec());
+                e.sensor = Some("-s".to_string());
+            }
+        }
+        for e in &rows {
+            for v in e.values() {
+                assert_eq!(csv_cell(&v), csv_cell_reference(&v), "{v:?}");
+            }
+        }
     }
 
     #[test]
