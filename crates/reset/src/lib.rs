@@ -230,11 +230,11 @@ impl ResetEvent {
     }
 
     /// The row's values, in [`RESET_FIELDS`] order.
-    pub fn values(&self) -> Vec<Value<'_>> {
+    pub fn values(&self) -> [Value<'_>; RESET_FIELDS.len()] {
         fn opt<T, F: Fn(&T) -> Value<'_>>(v: &Option<T>, f: F) -> Value<'_> {
             v.as_ref().map(f).unwrap_or(Value::Unset)
         }
-        vec![
+        [
             Value::Time(self.ts_ns),
             Value::Str(self.uid.as_bytes()),
             Value::Str(self.community_id.as_bytes()),
