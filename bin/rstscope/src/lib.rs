@@ -318,16 +318,12 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
         let (results, events, flow) = run_stream(&ordered, &opts, threads);
         (results, events, flow, t0.elapsed())
     };
-    // Sensors are independent streams: with several, each gets a thread of its own. Their
-    // plain files are mapped as a single reader's are. (Reading them through a buffer instead
-    // was measured faster when the capture bytes were fetched with plain loads; since they are
-    // prefetched, two mapping readers took 0.80-0.93 of the buffered run's wall time, paired
-    // rounds on the archive benchmark, with no more CPU time: the kernel's copy into the
-    // buffer was ~40 % of that run's samples.)
+    // Sensors are independent streams: with several, each gets a thread of its own, and maps
+    // its plain files as a single reader does (buffered reads measured slower: the kernel's
+    // copy was ~40 % of such a run).
     let outputs: Vec<_> = if groups.len() > 1 && threads > 1 {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-        let read_opts = opts.clone();
-        let run_group = |indices: &[usize]| run_group_with(indices, &read_opts, 1);
+        let run_group = |indices: &[usize]| run_group_with(indices, opts, 1);
         let work = || {
             use rayon::prelude::*;
             groups

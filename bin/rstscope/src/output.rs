@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use std::collections::HashMap;
 
-use rstscope_join::enrich::{self, json_seconds, zeek_json_string};
+use rstscope_join::enrich::{self, csv_neutralise_bytes, json_seconds, zeek_json_string};
 use rstscope_reset::{ResetEvent, RESET_FIELDS};
 use rstscope_zeeklog::{escape_field_into, TsvWriter, Value};
 
@@ -397,13 +397,13 @@ fn render_json(rows: &[ResetEvent], iso8601: bool) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// A set value as [`json_value`] makes it, serialized.
+/// A value other than `Unset`, serialized as [`json_value`] makes it.
 fn write_json_value(out: &mut Vec<u8>, v: &Value<'_>, iso8601: bool) -> std::io::Result<()> {
     match v {
         // Addresses, ports, counts and booleans need no escaping and have one rendering.
-        Value::Addr(a) => {
+        Value::Addr(_) => {
             out.push(b'"');
-            rstscope_zeeklog::render_value_into(&Value::Addr(*a), out);
+            rstscope_zeeklog::render_value_into(v, out);
             out.push(b'"');
         }
         Value::Port(_) | Value::Count(_) => rstscope_zeeklog::render_value_into(v, out),
@@ -431,7 +431,7 @@ fn write_json_value(out: &mut Vec<u8>, v: &Value<'_>, iso8601: bool) -> std::io:
 /// A CSV cell, into `out` (cleared first): Zeek's rendering (strings escaped as in TSV; unset
 /// and empty as empty cells), with a leading `=`, `+`, `-`, `@`, tab or carriage return
 /// neutralised by a `'` prefix so a spreadsheet never evaluates the cell as a formula (see
-/// `csv_neutralise`). Rendered into buffers reused from row to row.
+/// [`csv_neutralise_bytes`]). Rendered into buffers reused from row to row.
 fn csv_cell_into(v: &Value<'_>, out: &mut Vec<u8>) {
     out.clear();
     match v {
@@ -451,14 +451,7 @@ fn csv_cell_into(v: &Value<'_>, out: &mut Vec<u8>) {
         }
         other => rstscope_zeeklog::render_value_into(other, out),
     }
-    match out.first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => out.insert(0, b'\''),
-        // A cell of ours that starts with `'` is always a neutralised one.
-        Some(b'\'') => {
-            out.splice(0..1, *b"\\x27");
-        }
-        _ => {}
-    }
+    csv_neutralise_bytes(out);
 }
 
 fn csv_writer<W: Write>(out: W) -> csv::Writer<W> {

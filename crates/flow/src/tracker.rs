@@ -979,12 +979,9 @@ impl Tracker {
                 self.finalize(slot as u32);
             }
         }
-        let (conns, table, timers) = (
-            std::mem::take(&mut self.conns),
-            std::mem::take(&mut self.table),
-            std::mem::replace(&mut self.timers, Timers::new()),
-        );
-        drop((conns, table, timers));
+        // The connection state is not needed any more: freed before the rows are gathered.
+        self.conns = Vec::new();
+        self.table = HashTable::new();
         let mut rows: Vec<ResetEvent> = std::mem::take(&mut self.pending)
             .into_iter()
             .filter_map(|p| p.map(|p| p.ev))

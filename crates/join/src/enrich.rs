@@ -87,12 +87,22 @@ pub fn iso8601(ns: i64) -> String {
 /// A CSV cell: a leading `=`, `+`, `-`, `@`, tab or carriage return is neutralised with a `'`
 /// prefix so spreadsheets show the cell as text instead of evaluating it.
 pub fn csv_neutralise(s: String) -> String {
-    match s.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{s}"),
+    let mut b = s.into_bytes();
+    csv_neutralise_bytes(&mut b);
+    // Only ASCII was put in front of, or replaced at the start of, valid UTF-8.
+    String::from_utf8(b).unwrap_or_default()
+}
+
+/// [`csv_neutralise`] on a cell rendered into bytes, in place.
+pub fn csv_neutralise_bytes(cell: &mut Vec<u8>) {
+    match cell.first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => cell.insert(0, b'\''),
         // A cell of ours that starts with `'` is always a neutralised one: a value that itself
         // starts with `'` gets it escaped, as the TSV rendering would escape any byte.
-        Some(b'\'') => format!("\\x27{}", &s[1..]),
-        _ => s,
+        Some(b'\'') => {
+            cell.splice(0..1, *b"\\x27");
+        }
+        _ => {}
     }
 }
 
