@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::collections::HashMap;
 
 use rstscope_join::enrich::{self, csv_neutralise_bytes, json_seconds, zeek_json_string};
-use rstscope_reset::{ResetEvent, RESET_FIELDS};
+use rstscope_reset::{with_text_ahead, ResetEvent, RESET_FIELDS};
 use rstscope_zeeklog::{escape_field_into, TsvWriter, Value};
 
 /// Output format (`--format`).
@@ -179,7 +179,7 @@ where
 
 fn render_tsv(rows: &[ResetEvent]) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(rows.len() * 256);
-    for e in rows {
+    for e in with_text_ahead(rows) {
         rstscope_zeeklog::render_row(&e.values(), &mut out);
     }
     Ok(out)
@@ -377,7 +377,7 @@ fn json_value(v: &Value<'_>, iso8601: bool) -> Option<serde_json::Value> {
 /// that map cost ~50 000 instructions a row, eight times the TSV row.
 fn render_json(rows: &[ResetEvent], iso8601: bool) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(rows.len() * 512);
-    for e in rows {
+    for e in with_text_ahead(rows) {
         out.push(b'{');
         let mut first = true;
         for (field, v) in RESET_FIELDS.iter().zip(e.values()) {
@@ -467,7 +467,7 @@ fn csv_to_io(e: csv::Error) -> std::io::Error {
 fn render_csv(rows: &[ResetEvent]) -> std::io::Result<Vec<u8>> {
     let mut w = csv_writer(Vec::with_capacity(rows.len() * 256));
     let mut cells: Vec<Vec<u8>> = vec![Vec::new(); RESET_FIELDS.len()];
-    for e in rows {
+    for e in with_text_ahead(rows) {
         for (cell, v) in cells.iter_mut().zip(e.values().iter()) {
             csv_cell_into(v, cell);
         }

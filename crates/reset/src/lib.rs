@@ -173,7 +173,63 @@ pub fn connection_uid(a: (IpAddr, u16), b: (IpAddr, u16), discriminator: i64) ->
     s
 }
 
+/// Rows whose text is asked for ahead of the one being read (see [`ResetEvent::prefetch_text`]).
+pub const TEXT_PREFETCH_ROWS: usize = 8;
+
+/// The rows of `rows` in order, the text of the row [`TEXT_PREFETCH_ROWS`] further on asked
+/// for as each is handed out: the log writers, which read every row's strings, would
+/// otherwise wait on a cache miss per string, since each row's strings were allocated when its
+/// connection ended, far from the rows sorted around it (measured: a quarter of the time to
+/// render reset.log on the 1 GiB benchmark capture).
+#[inline]
+pub fn with_text_ahead(rows: &[ResetEvent]) -> impl Iterator<Item = &ResetEvent> {
+    rows.iter().enumerate().map(|(i, row)| {
+        if let Some(next) = rows.get(i + TEXT_PREFETCH_ROWS) {
+            next.prefetch_text();
+        }
+        row
+    })
+}
+
+/// Ask for the cache line at `p` without waiting for it (nothing on targets other than x86_64).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads no value, writes nothing and never faults, whatever the address
+    // (these point into live allocations anyway); SSE, which it needs, is part of every x86_64
+    // target.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 impl ResetEvent {
+    /// Ask for the first cache line of each string the row owns (uid, community ID, evidence,
+    /// history, payload, reason, source, sensor) without waiting: see [`with_text_ahead`].
+    #[inline]
+    pub fn prefetch_text(&self) {
+        prefetch(self.uid.as_ptr());
+        prefetch(self.community_id.as_ptr());
+        prefetch(self.source.as_ptr());
+        if let Some(v) = &self.evidence {
+            prefetch(v.as_ptr().cast());
+        }
+        if let Some(h) = &self.history {
+            prefetch(h.as_ptr());
+        }
+        if let Some(p) = &self.payload {
+            prefetch(p.as_ptr());
+        }
+        if let Some(r) = &self.reason {
+            prefetch(r.as_ptr());
+        }
+        if let Some(s) = &self.sensor {
+            prefetch(s.as_ptr());
+        }
+    }
+
     /// The event for a RST segment with only what the packet itself determines. Until a
     /// classifier decides the roles, the RST's receiver is taken as the originator.
     pub fn from_segment(seg: &Segment<'_>, source: &str, opts: &EventOptions) -> ResetEvent {

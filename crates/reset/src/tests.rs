@@ -213,3 +213,42 @@ fn base62_edges() {
         assert!(s.len() == 1 || !s.starts_with('0'));
     }
 }
+
+#[test]
+fn rows_with_text_ahead_are_every_row_once_in_order() {
+    // Around the look-ahead distance, with strings owned and not (empty strings, unset options).
+    let mut full = sample();
+    full.uid = "CabcdefghijklmnopQ".to_string();
+    full.evidence = Some(vec!["payload", "seq_zero"]);
+    full.history = Some("ShADr".to_string());
+    full.payload = Some(b"220 mailgat".to_vec());
+    full.reason = Some("220 mailgat".to_string());
+    full.sensor = Some("east".to_string());
+    let mut bare = sample();
+    bare.uid = String::new();
+    bare.source = String::new();
+    bare.payload = None;
+    bare.history = None;
+    for n in [
+        0,
+        1,
+        TEXT_PREFETCH_ROWS - 1,
+        TEXT_PREFETCH_ROWS,
+        TEXT_PREFETCH_ROWS + 1,
+        40,
+    ] {
+        let rows: Vec<ResetEvent> = (0..n)
+            .map(|i| {
+                let mut r = if i % 3 == 0 {
+                    bare.clone()
+                } else {
+                    full.clone()
+                };
+                r.frame = i as u64;
+                r
+            })
+            .collect();
+        let seen: Vec<u64> = with_text_ahead(&rows).map(|r| r.frame).collect();
+        assert_eq!(seen, (0..n as u64).collect::<Vec<_>>(), "{n} rows");
+    }
+}
