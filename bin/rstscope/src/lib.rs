@@ -12,6 +12,7 @@ pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rstscope_capture::{read_path, CaptureError, PlainAccess, ReadReport};
 use rstscope_decode::{decode, Decoded, FrameInfo, Segment};
@@ -124,22 +125,24 @@ pub fn sort_rows(rows: &mut [ResetEvent], threads: usize) {
         rows.sort_unstable_by(|a, b| a.log_order(b));
         return;
     }
-    // Rows of one file come in runs: the distinct names are collected run by run.
-    let mut sources: Vec<&str> = Vec::new();
+    // Rows of one file come in runs, and share its name (the same allocation, mostly): the
+    // distinct names are collected run by run.
+    let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
+    let mut sources: Vec<&Arc<str>> = Vec::new();
     for r in rows.iter() {
-        if sources.last() != Some(&r.source.as_str()) {
+        if sources.last().is_none_or(|l| !same(l, &r.source)) {
             sources.push(&r.source);
         }
     }
     sources.sort_unstable();
     sources.dedup();
     let mut keys: Vec<(i64, u32, u64, u32)> = Vec::with_capacity(rows.len());
-    let mut last: Option<(&str, u32)> = None;
+    let mut last: Option<(&Arc<str>, u32)> = None;
     for (i, r) in rows.iter().enumerate() {
         let rank = match last {
-            Some((l, rank)) if l == r.source => rank,
+            Some((l, rank)) if same(l, &r.source) => rank,
             _ => {
-                let rank = sources.binary_search(&r.source.as_str()).unwrap_or(0) as u32;
+                let rank = sources.binary_search(&&r.source).unwrap_or(0) as u32;
                 last = Some((&r.source, rank));
                 rank
             }
@@ -346,8 +349,10 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
     let mut flow = FlowStats::default();
     let mut sensors = Vec::new();
     for ((sensor, idx), (results, mut evs, st, took)) in groups.iter().zip(outputs) {
+        // One name shared by the sensor's rows.
+        let sensor_name: Option<Arc<str>> = sensor.as_deref().map(Arc::from);
         for e in &mut evs {
-            e.sensor = sensor.clone();
+            e.sensor = sensor_name.clone();
         }
         let rsts = evs.len() as u64;
         parts.push(evs);
@@ -451,8 +456,8 @@ mod tests {
             // sensor, the uid and what the rows say.
             r.ts_ns = (i % 7) as i64;
             r.frame = (i % 3) as u64;
-            r.source = format!("s{}.pcap", i / 5000);
-            r.sensor = Some(format!("sensor-{}", i % 2));
+            r.source = format!("s{}.pcap", i / 5000).into();
+            r.sensor = Some(format!("sensor-{}", i % 2).into());
             r.uid = format!("C{}", (i * 7919) % 1000);
         }
         let mut expected = rows.clone();

@@ -137,9 +137,9 @@ fn event_from(get: &dyn Fn(&str) -> Option<String>, tsv: bool) -> Result<ResetEv
         idle_ns: time("idle"),
         orig_pkts: opt_num("orig_pkts"),
         resp_pkts: opt_num("resp_pkts"),
-        source: string("source").unwrap_or_default(),
+        source: string("source").unwrap_or_default().into(),
         frame: num("frame")?,
-        sensor: string("sensor"),
+        sensor: string("sensor").map(Into::into),
     })
 }
 

@@ -510,7 +510,7 @@ pub(crate) mod tests {
                 };
                 let source = format!("f{}.pcap", i % 4);
                 let mut e = ResetEvent::from_segment(&seg, &source, &Default::default());
-                e.sensor = (i % 5 == 0).then(|| "s1".to_string());
+                e.sensor = (i % 5 == 0).then(|| "s1".into());
                 e
             })
             .collect()
@@ -692,7 +692,7 @@ pub(crate) mod tests {
             if i % 5 == 0 {
                 e.evidence = Some(vec![]);
                 e.payload = Some(b"@\r\t\"\x00\xff".to_vec());
-                e.sensor = Some("-s".to_string());
+                e.sensor = Some("-s".into());
             }
         }
         for e in &rows {

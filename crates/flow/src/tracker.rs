@@ -20,6 +20,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use rstscope_decode::{
@@ -927,6 +928,8 @@ pub struct Tracker {
     done: Vec<ResetEvent>,
     /// Set by [`Tracker::finish`]: completed rows stay in `pending` (see there).
     complete_in_place: bool,
+    /// The name of the capture file the last RST came from, shared by its rows.
+    source: Arc<str>,
     now: i64,
     live: u64,
     stats: FlowStats,
@@ -947,6 +950,7 @@ impl Tracker {
             pending_free: Vec::new(),
             done: Vec::new(),
             complete_in_place: false,
+            source: Arc::from(""),
             now: i64::MIN,
             live: 0,
             stats: FlowStats::default(),
@@ -1208,7 +1212,13 @@ impl Tracker {
         }
 
         // A RST: its row, from the state before this packet.
-        let new_pending = rst.then(|| Self::rst_event(cfg, c, seg, si, pi, sender_is_lo, source));
+        let new_pending = rst.then(|| {
+            // Rows share their file's name rather than each owning a copy.
+            if *self.source != *source {
+                self.source = Arc::from(source);
+            }
+            Self::rst_event(cfg, c, seg, si, pi, sender_is_lo, &self.source)
+        });
 
         // Zeek's endpoint state machine.
         let ep = c.sides[si].state();
@@ -1498,7 +1508,7 @@ impl Tracker {
         si: usize,
         pi: usize,
         sender_is_lo: bool,
-        source: &str,
+        source: &Arc<str>,
     ) -> Pending {
         let (s, p) = (&c.sides[si], &c.sides[pi]);
         let rs = &c.ext().side[si];
@@ -1667,7 +1677,7 @@ impl Tracker {
             idle_ns: idle,
             orig_pkts: None,
             resp_pkts: None,
-            source: source.to_string(),
+            source: Arc::clone(source),
             frame: seg.frame,
             sensor: None,
         };

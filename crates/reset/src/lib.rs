@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rstscope_decode::{community_id_v1, decode_rst_reason, flags_tcpdump, CommunityIdKey, Segment};
 use rstscope_zeeklog::{Field, Value, ZeekType};
@@ -89,11 +90,11 @@ pub struct ResetEvent {
     pub orig_pkts: Option<u64>,
     pub resp_pkts: Option<u64>,
     /// Capture file, relative to the input it was found under.
-    pub source: String,
+    pub source: Arc<str>,
     /// 1-based packet number in `source`.
     pub frame: u64,
     /// The sensor whose captures the RST came from (unset when the run has one unnamed sensor).
-    pub sensor: Option<String>,
+    pub sensor: Option<Arc<str>>,
 }
 
 /// Options that shape events.
@@ -279,7 +280,7 @@ impl ResetEvent {
             idle_ns: None,
             orig_pkts: None,
             resp_pkts: None,
-            source: source.to_string(),
+            source: Arc::from(source),
             frame: seg.frame,
             sensor: None,
         }
@@ -334,7 +335,7 @@ impl ResetEvent {
 
     /// The order rows are written in: (ts, source, frame).
     pub fn sort_key(&self) -> (i64, &str, u64) {
-        (self.ts_ns, self.source.as_str(), self.frame)
+        (self.ts_ns, &self.source, self.frame)
     }
 
     /// A total order that agrees with [`sort_key`](Self::sort_key). Its key names one packet,

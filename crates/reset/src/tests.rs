@@ -223,10 +223,10 @@ fn rows_with_text_ahead_are_every_row_once_in_order() {
     full.history = Some("ShADr".to_string());
     full.payload = Some(b"220 mailgat".to_vec());
     full.reason = Some("220 mailgat".to_string());
-    full.sensor = Some("east".to_string());
+    full.sensor = Some("east".into());
     let mut bare = sample();
     bare.uid = String::new();
-    bare.source = String::new();
+    bare.source = "".into();
     bare.payload = None;
     bare.history = None;
     for n in [
