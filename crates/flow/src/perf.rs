@@ -187,9 +187,21 @@ fn env_usize(name: &str, default: usize) -> usize {
 /// packets as its 1 GiB): the current tracker against the one it replaced, alternating, in CPU
 /// time. `FLOW_BENCH_PACKETS`, `FLOW_BENCH_ROUNDS`, and `FLOW_BENCH_ONLY=new|reference` (for
 /// profilers and cachegrind) adjust it.
+/// Held by each measurement while it runs: the memory test reads this process's resident set,
+/// and the benchmark times CPU, so neither may run beside the other (`--ignored` runs both, on
+/// parallel threads by default).
+static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn measure_alone() -> std::sync::MutexGuard<'static, ()> {
+    MEASURING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 #[ignore]
 fn bench_mix_against_reference() {
+    let _alone = measure_alone();
     let stream = bench_stream(env_usize("FLOW_BENCH_PACKETS", 2_450_000));
     let only = std::env::var("FLOW_BENCH_ONLY").unwrap_or_default();
     let per = |d: Duration| d.as_nanos() as f64 / stream.len() as f64;
@@ -277,6 +289,7 @@ fn peak_rss_kib(cmd: &[&str]) -> Option<u64> {
 #[test]
 #[ignore]
 fn syn_flood_memory_per_connection() {
+    let _alone = measure_alone();
     const N: u64 = 1_000_000;
     let before = status_kib("VmRSS:");
     let mut t = Tracker::new(FlowConfig::default());
