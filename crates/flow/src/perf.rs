@@ -183,10 +183,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Connection tracking alone over a stream shaped like the benchmark capture's (about as many
-/// packets as its 1 GiB): the current tracker against the one it replaced, alternating, in CPU
-/// time. `FLOW_BENCH_PACKETS`, `FLOW_BENCH_ROUNDS`, and `FLOW_BENCH_ONLY=new|reference` (for
-/// profilers and cachegrind) adjust it.
 /// Held by each measurement while it runs: the memory test reads this process's resident set,
 /// and the benchmark times CPU, so neither may run beside the other (`--ignored` runs both, on
 /// parallel threads by default).
@@ -198,6 +194,10 @@ fn measure_alone() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Connection tracking alone over a stream shaped like the benchmark capture's (about as many
+/// packets as its 1 GiB): the current tracker against the one it replaced, alternating, in CPU
+/// time. `FLOW_BENCH_PACKETS`, `FLOW_BENCH_ROUNDS`, and `FLOW_BENCH_ONLY=new|reference` (for
+/// profilers and cachegrind) adjust it.
 #[test]
 #[ignore]
 fn bench_mix_against_reference() {
