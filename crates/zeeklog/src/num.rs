@@ -9,10 +9,29 @@ const DIGITS2: &[u8; 200] = b"\
 8081828384858687888990919293949596979899";
 
 /// Append `v` in decimal.
-#[inline]
-pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+///
+/// Most numbers in a row are small (ports, TTLs, windows, counts, address octets): one or two
+/// digits go straight in. Longer ones are written into a fixed buffer from its start and the
+/// whole buffer is appended, then cut to the digits: a copy of a fixed size, which compiles to
+/// a couple of moves where a copy of the digits alone would call `memcpy`.
+#[inline(always)]
+pub fn push_u64(out: &mut Vec<u8>, v: u64) {
+    if v < 10 {
+        out.push(b'0' + v as u8);
+    } else if v < 100 {
+        let d = v as usize * 2;
+        out.extend_from_slice(&[DIGITS2[d], DIGITS2[d + 1]]);
+    } else {
+        push_u64_long(out, v);
+    }
+}
+
+/// [`push_u64`] for `v` ≥ 100.
+#[inline(never)]
+fn push_u64_long(out: &mut Vec<u8>, mut v: u64) {
+    let digits = v.ilog10() as usize + 1;
     let mut buf = [0u8; 20];
-    let mut i = buf.len();
+    let mut i = digits;
     while v >= 100 {
         let d = (v % 100) as usize * 2;
         v /= 100;
@@ -21,13 +40,13 @@ pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     }
     if v >= 10 {
         let d = v as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGITS2[d..d + 2]);
+        buf[0..2].copy_from_slice(&DIGITS2[d..d + 2]);
     } else {
-        i -= 1;
-        buf[i] = b'0' + v as u8;
+        buf[0] = b'0' + v as u8;
     }
-    out.extend_from_slice(&buf[i..]);
+    let len = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(len + digits);
 }
 
 /// Append `v` in decimal, with a `-` when negative.
