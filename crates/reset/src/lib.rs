@@ -139,7 +139,7 @@ fn base62(mut v: u64, out: &mut String) {
             break;
         }
     }
-    out.extend(digits[i..].iter().map(|&b| b as char));
+    out.push_str(std::str::from_utf8(&digits[i..]).expect("base-62 digits are ASCII"));
 }
 
 /// A Zeek-style uid ("C" + base62 of 96 bits) derived from the connection's endpoints
