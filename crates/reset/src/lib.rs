@@ -127,7 +127,7 @@ pub fn initial_ttl(ttl: u8) -> u8 {
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Append `v` in base 62 (most significant digit first, no padding) to `out`.
-fn base62(mut v: u64, out: &mut String) {
+fn base62(mut v: u64, out: &mut Vec<u8>) {
     // u64::MAX has 11 base-62 digits.
     let mut digits = [0u8; 11];
     let mut i = digits.len();
@@ -139,7 +139,7 @@ fn base62(mut v: u64, out: &mut String) {
             break;
         }
     }
-    out.push_str(std::str::from_utf8(&digits[i..]).expect("base-62 digits are ASCII"));
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// A Zeek-style uid ("C" + base62 of 96 bits) derived from the connection's endpoints
@@ -167,11 +167,11 @@ pub fn connection_uid(a: (IpAddr, u16), b: (IpAddr, u16), discriminator: i64) ->
     let w1 = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
     let w2 = u32::from_be_bytes([d[8], d[9], d[10], d[11]]) as u64;
     // "C" + at most 11 + 6 digits
-    let mut s = String::with_capacity(18);
-    s.push('C');
+    let mut s = Vec::with_capacity(18);
+    s.push(b'C');
     base62(w1, &mut s);
     base62(w2, &mut s);
-    s
+    String::from_utf8(s).expect("a uid is ASCII")
 }
 
 /// Rows whose text is asked for ahead of the one being read (see [`ResetEvent::prefetch_text`]).

@@ -203,8 +203,9 @@ fn uid_same_as_reference_implementation() {
 #[test]
 fn base62_edges() {
     for v in [0u64, 1, 61, 62, 3843, 3844, u32::MAX as u64, u64::MAX] {
-        let mut s = String::new();
+        let mut s = Vec::new();
         base62(v, &mut s);
+        let s = String::from_utf8(s).unwrap();
         let mut back = 0u128;
         for c in s.bytes() {
             back = back * 62 + BASE62.iter().position(|&d| d == c).unwrap() as u128;
