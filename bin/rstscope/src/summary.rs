@@ -35,7 +35,10 @@ fn top<'a, K: Ord + Clone + 'a>(
 /// are decided by the rendered names, so every entry of that count is). `name` must give
 /// distinct keys distinct names (addresses, endpoints): counts of keys that render alike
 /// would have to be merged before the cut.
-fn rendered_top<K, F: Fn(&K) -> String>(counts: &FastMap<K, u64>, name: F) -> Vec<(String, u64)> {
+fn rendered_top<K, F: Fn(&K, &mut Vec<u8>)>(
+    counts: &FastMap<K, u64>,
+    name: F,
+) -> Vec<(String, u64)> {
     let mut by_count: Vec<u64> = counts.values().copied().collect();
     let floor = if by_count.len() > TOP_N {
         *by_count
@@ -44,12 +47,17 @@ fn rendered_top<K, F: Fn(&K) -> String>(counts: &FastMap<K, u64>, name: F) -> Ve
     } else {
         0
     };
-    // A plain list, not a map: the names are distinct, and a scan of a million refused
-    // targets has a million of them, all tied.
-    let kept: Vec<(String, u64)> = counts
+    // A plain list of names held inline, not a map of strings: the names are distinct, and a
+    // scan of a million refused targets has a million of them, all tied.
+    let mut buf = Vec::with_capacity(ShortName::MAX);
+    let kept: Vec<(ShortName, u64)> = counts
         .iter()
         .filter(|(_, &n)| n >= floor)
-        .map(|(k, &n)| (name(k), n))
+        .map(|(k, &n)| {
+            buf.clear();
+            name(k, &mut buf);
+            (ShortName::new(&buf), n)
+        })
         .collect();
     debug_assert_eq!(
         kept.iter()
@@ -60,6 +68,55 @@ fn rendered_top<K, F: Fn(&K) -> String>(counts: &FastMap<K, u64>, name: F) -> Ve
         "two keys rendered alike"
     );
     top(kept.iter().map(|(k, n)| (k, n)), TOP_N)
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n))
+        .collect()
+}
+
+/// A rendered address or endpoint, held without an allocation of its own. The longest is an
+/// IPv6 endpoint, `[` + at most 39 characters + `]:65535`: 47 bytes (a test checks it).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ShortName {
+    len: u8,
+    bytes: [u8; ShortName::MAX],
+}
+
+impl ShortName {
+    const MAX: usize = 47;
+
+    fn new(text: &[u8]) -> Self {
+        debug_assert!(text.len() <= Self::MAX, "{} bytes", text.len());
+        let len = text.len().min(Self::MAX);
+        let mut bytes = [0; Self::MAX];
+        bytes[..len].copy_from_slice(&text[..len]);
+        ShortName {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl Ord for ShortName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl PartialOrd for ShortName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Display for ShortName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Addresses and ports render as ASCII.
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
+    }
 }
 
 /// Aggregates of a run, as the JSON summary carries them.
@@ -145,7 +202,7 @@ pub fn from_parts(events: &[rstscope_reset::ResetEvent], inputs: RunInputs) -> S
         .collect();
     // Only the most frequent targets are named; ties need the rendered names, so every
     // target counted as often as the last one kept is rendered.
-    let top_targets = rendered_top(&target_addrs, |(h, p)| endpoint(h, *p));
+    let top_targets = rendered_top(&target_addrs, |(h, p), out| endpoint(h, *p, out));
     let mut scanner_counts: FastMap<std::net::IpAddr, u64> = FastMap::default();
     for (h, _) in scanner_conns {
         *scanner_counts.entry(h).or_default() += 1;
@@ -248,24 +305,21 @@ pub fn run_inputs(result: &RunResult) -> RunInputs {
 
 /// An address as the logs write it (Zeek's writer's IPv4 path, not `core::fmt`: a scan names
 /// a million distinct targets and sources here, all tied for the top lists).
-fn addr_text(a: &std::net::IpAddr) -> String {
-    rstscope_zeeklog::render_value(&rstscope_zeeklog::Value::Addr(*a))
+fn addr_text(a: &std::net::IpAddr, out: &mut Vec<u8>) {
+    rstscope_zeeklog::render_value_into(&rstscope_zeeklog::Value::Addr(*a), out);
 }
 
 /// `host:port`, the IPv6 host in brackets.
-fn endpoint(host: &std::net::IpAddr, port: u16) -> String {
-    let mut out = Vec::with_capacity(48);
+fn endpoint(host: &std::net::IpAddr, port: u16, out: &mut Vec<u8>) {
     if host.is_ipv6() {
         out.push(b'[');
     }
-    rstscope_zeeklog::render_value_into(&rstscope_zeeklog::Value::Addr(*host), &mut out);
+    rstscope_zeeklog::render_value_into(&rstscope_zeeklog::Value::Addr(*host), out);
     if host.is_ipv6() {
         out.push(b']');
     }
     out.push(b':');
-    rstscope_zeeklog::render_value_into(&rstscope_zeeklog::Value::Port(port), &mut out);
-    // Addresses and ports render as ASCII.
-    String::from_utf8(out).unwrap_or_default()
+    rstscope_zeeklog::render_value_into(&rstscope_zeeklog::Value::Port(port), out);
 }
 
 /// Add the conn.log join's figures to the summary.
@@ -350,18 +404,32 @@ mod tests {
             "::ffff:192.0.2.1",
             "fe80::1:2:3:4",
         ];
-        for a in addrs {
+        let text = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut out = Vec::new();
+            f(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let mut longest = 0;
+        for a in addrs
+            .iter()
+            .chain(&["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"])
+        {
             let ip: IpAddr = a.parse().unwrap();
-            assert_eq!(addr_text(&ip), ip.to_string());
+            assert_eq!(text(&|o| addr_text(&ip, o)), ip.to_string());
             for port in [0u16, 80, 65535] {
                 let want = if ip.is_ipv6() {
                     format!("[{ip}]:{port}")
                 } else {
                     format!("{ip}:{port}")
                 };
-                assert_eq!(endpoint(&ip, port), want);
+                let got = text(&|o| endpoint(&ip, port, o));
+                assert_eq!(got, want);
+                longest = longest.max(got.len());
+                assert_eq!(ShortName::new(got.as_bytes()).to_string(), want);
             }
         }
+        // Room for the longest endpoint (IPv4-mapped forms are shorter than 8 groups of 4).
+        assert!(longest <= ShortName::MAX, "{longest}");
     }
 
     #[test]
