@@ -462,6 +462,22 @@ fn first_packet_time_from_the_head_of_plain_and_compressed_files() {
         };
         assert_eq!(first_packet_ts(&p), Some(want), "{name}");
     }
+    // A first record larger than the first peek: found by the second, plain or compressed.
+    let big = vec![Record::new(1_700_000_000_000_000_000, vec![7u8; 100_000])];
+    let big = PcapWriter::new(1).write(&big);
+    for (name, bytes) in [("f.pcap", big.clone()), ("f.pcap.gz", gzip(&big))] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        assert_eq!(
+            first_packet_ts(&p),
+            Some(1_700_000_000_000_000_000),
+            "{name}"
+        );
+    }
+    // Cut inside that record: no packet at all.
+    let cut = dir.path().join("g.pcap");
+    std::fs::write(&cut, &big[..80_000]).unwrap();
+    assert_eq!(first_packet_ts(&cut), None);
     let empty = dir.path().join("e.pcap");
     std::fs::write(&empty, PcapWriter::new(1).write(&[])).unwrap();
     assert_eq!(first_packet_ts(&empty), None);
