@@ -125,12 +125,11 @@ pub fn sort_rows(rows: &mut [ResetEvent], threads: usize) {
         rows.sort_unstable_by(|a, b| a.log_order(b));
         return;
     }
-    // Rows of one file come in runs, and share its name (the same allocation, mostly): the
-    // distinct names are collected run by run.
-    let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
+    // Rows of one file come in runs, and share its name (the same allocation, mostly, which
+    // `Arc`'s equality checks before the bytes): the distinct names are collected run by run.
     let mut sources: Vec<&Arc<str>> = Vec::new();
     for r in rows.iter() {
-        if sources.last().is_none_or(|l| !same(l, &r.source)) {
+        if sources.last() != Some(&&r.source) {
             sources.push(&r.source);
         }
     }
@@ -140,7 +139,7 @@ pub fn sort_rows(rows: &mut [ResetEvent], threads: usize) {
     let mut last: Option<(&Arc<str>, u32)> = None;
     for (i, r) in rows.iter().enumerate() {
         let rank = match last {
-            Some((l, rank)) if same(l, &r.source) => rank,
+            Some((l, rank)) if *l == r.source => rank,
             _ => {
                 let rank = sources.binary_search(&&r.source).unwrap_or(0) as u32;
                 last = Some((&r.source, rank));

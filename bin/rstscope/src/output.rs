@@ -652,10 +652,10 @@ pub(crate) mod tests {
         );
     }
 
-    /// The CSV cell as first written, one `String` per cell.
-    // Zeek's rendering (strings escaped as in TSV; unset and empty as empty cells),
-    /// with a leading `=`, `+`, `-`, `@`, tab or carriage return neutralised by a `'` prefix so a
-    /// spreadsheet never evaluates the cell as a formula.
+    /// The CSV cell as first written, one `String` per cell: Zeek's rendering (strings escaped
+    /// as in TSV; unset and empty as empty cells), with a leading `=`, `+`, `-`, `@`, tab or
+    /// carriage return neutralised by a `'` prefix so a spreadsheet never evaluates the cell as
+    /// a formula.
     fn csv_cell_reference(v: &Value<'_>) -> String {
         let s = match v {
             Value::Unset => return String::new(),
