@@ -11,9 +11,15 @@
 # after the other, and two at a time) in alternating rounds (target <= 1.3).
 # Then peak RSS on one plain capture of BIG (default 4 GiB; 0 skips it) (target <= 256 MiB).
 #
+# The files are synced, dropped from the page cache and read back in before the rounds, as a
+# nightly run reads them from disk (scripts/page-cache.sh); generated files are dated back ten
+# minutes, so that rstscope maps them.
+#
 # Usage: bash scripts/bench-archive.sh [SIZE] [FILES] [SENSORS] [ROUNDS] [BIG]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/page-cache.sh
+source scripts/page-cache.sh
 SIZE=${1:-2GiB}
 FILES=${2:-20}
 SENSORS=${3:-2}
@@ -31,13 +37,15 @@ if [ ! -e "$WORK/.complete" ]; then
     for s in $(seq 1 "$SENSORS"); do
         "$T/rstscope-gen" bench "$WORK/sensor-$s" --bytes $((bytes / SENSORS)) --files "$per" --seed "$s" 2>/dev/null
     done
+    mapfile -t GENERATED < <(find "$WORK" -name '*.pcap')
+    date_back "${GENERATED[@]}"
     touch "$WORK/.complete"
 fi
 OUT=$WORK.out
 mapfile -t CAPS < <(find "$WORK" -name '*.pcap' | sort)
 TOTAL=$(du -cb "${CAPS[@]}" | tail -1 | cut -f1)
 echo "archive: ${#CAPS[@]} files in $SENSORS sensors, $TOTAL bytes"
-cat "${CAPS[@]}" >/dev/null
+settle_cache "${CAPS[@]}"
 now() { date +%s.%N; }
 declare -a R1 R2 TD
 for r in $(seq 1 "$ROUNDS"); do
@@ -107,9 +115,12 @@ if [ "$BIG" != 0 ]; then
         rm -rf "$BW"
         bytes=$(python3 -c "import sys;s=sys.argv[1].lower();m={'gib':2**30,'mib':2**20};print(int(float(s[:-3])*m[s[-3:]]) if s[-3:] in m else int(s))" "$BIG")
         "$T/rstscope-gen" bench "$BW" --bytes "$bytes" --files 1 --seed 7 2>/dev/null
+        mapfile -t GENERATED < <(find "$BW" -name '*.pcap')
+        date_back "${GENERATED[@]}"
         touch "$BW/.complete"
     fi
     BF=$(find "$BW" -name '*.pcap' | head -1)
+    settle_cache "$BF"
     for j in 1 2; do
         /usr/bin/time -f "one $BIG capture, -j $j: %e s, peak RSS %M KB (target <= 262144 KB)" \
             "$T/rstscope" -q -j $j -o "$OUT/big" "$BF"

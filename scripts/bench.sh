@@ -28,14 +28,11 @@
 #   -h, --help
 #
 # The page cache: both tools read the capture from memory (it is read once, untimed, before the
-# rounds). How the kernel holds a cached file is not fixed: in large folios (2 MiB pages on ext4
-# with a recent kernel), which a memory map maps with one fault each, or in 4 KiB pages, one
-# fault per 64 KiB — depending on how the file got into the cache and how fragmented memory was
-# then. A 1 GiB capture generated here and cached in small pages cost rstscope 30 000 page
-# faults (0.87 s); after it was dropped and read back, 14 000 (0.65 s; two benchmark runs some
-# minutes apart, so partly the machine's noise). So that runs compare, the capture is
-# by default synced, dropped from the cache and read back in before the rounds, as a nightly
-# run reads yesterday's files from disk; --keep-cache skips that.
+# rounds). By default the capture is first synced, dropped from the cache and read back in, as
+# a nightly run reads yesterday's files from disk: how a file written a moment ago sits in the
+# cache varies (scripts/page-cache.sh), and with it rstscope's page faults. --keep-cache skips
+# that. A capture just generated is dated back ten minutes (rstscope does not map files
+# modified in the last two minutes).
 #
 # Exit status: 0 when the benchmark ran (whether or not the target is met), non-zero on error.
 set -euo pipefail
@@ -92,6 +89,8 @@ BYTES=$(size_bytes "$SIZE")
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=scripts/page-cache.sh
+source "$ROOT/scripts/page-cache.sh"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 RSTSCOPE=$TARGET_DIR/release/rstscope
 GEN=$TARGET_DIR/release/rstscope-gen
@@ -151,6 +150,7 @@ else
     } >"$CAP.tmp/.stamp"
     sed "s|$CAP.tmp/|$CAP/|" "$WORK/gen.log" >"$CAP.tmp/gen.log"
     mv "$CAP.tmp/.stamp" "$CAP.tmp/.complete"
+    date_back "$CAP.tmp"/bench-*.pcap
     mv "$CAP.tmp" "$CAP"
 fi
 CAPS=("$CAP"/bench-*.pcap)
@@ -209,14 +209,11 @@ run() {
 # --- warm-up -----------------------------------------------------------------------------------
 if [[ $KEEP_CACHE == 1 ]]; then
     note "warming the page cache (keeping what is cached as it is)"
+    cat -- "${CAPS[@]}" >/dev/null
 else
-    # Dirty pages cannot be dropped: write them out first. dd's nocache with count=0 drops the
-    # whole file from the cache (posix_fadvise DONTNEED); no root needed.
     note "dropping the capture from the page cache and reading it back in (as from disk)"
-    sync -- "${CAPS[@]}"
-    for f in "${CAPS[@]}"; do dd if="$f" iflag=nocache count=0 status=none; done
+    settle_cache "${CAPS[@]}"
 fi
-for f in "${CAPS[@]}"; do cat "$f" >/dev/null; done
 note "warm-up round (not timed)"
 for name in "${NAMES[@]}"; do run "$name" 0; done
 for name in "${NAMES[@]}"; do : >"$SCRATCH/$name.tsv"; done
