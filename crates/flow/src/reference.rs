@@ -193,6 +193,8 @@ struct Conn {
     hist_seen: u32,
     sides: [Side; 2],
     handshake_done: bool,
+    /// An endpoint has left the handshake states (Zeek's longer inactivity timeout).
+    long_idle: bool,
     fin_seen: bool,
     data_seen: bool,
     pkts: u64,
@@ -247,11 +249,7 @@ impl Conn {
 
     /// When Zeek would remove this connection if no packet arrives first.
     fn deadline(&self) -> i64 {
-        let handshake = matches!(
-            self.sides[0].state,
-            EpState::Inactive | EpState::SynSent | EpState::SynAckSent
-        );
-        let idle = if handshake {
+        let idle = if !self.long_idle {
             timers::HANDSHAKE_INACTIVITY
         } else {
             timers::INACTIVITY
@@ -271,7 +269,7 @@ impl Conn {
     }
 
     /// Zeek's IsReuse: does this segment start a new connection on the same 5-tuple?
-    fn is_reuse(&self, seg: &Segment<'_>, sender_is_lo: bool) -> bool {
+    fn is_reuse(&self, seg: &Segment<'_>) -> bool {
         let syn = seg.flags & tf::SYN != 0;
         let ack = seg.flags & tf::ACK != 0;
         if !syn {
@@ -283,12 +281,16 @@ impl Conn {
             if closed(o) || closed(r) {
                 return true;
             }
-            // A SYN with another ISN from an originator that already sent one.
-            let is_orig = sender_is_lo == self.orig_is_lo;
-            if is_orig && o.sent_syn && seg.seq != o.syn_seq {
-                return true;
+            // Any SYN with another ISN than the originator's; with no originator SYN, any SYN
+            // once the originator has sent something.
+            if o.sent_syn {
+                return seg.seq != o.syn_seq;
             }
-            false
+            let reversal = o.state == EpState::SynAckSent
+                && r.state == EpState::Inactive
+                && o.ack_init
+                && seg.seq == o.max_ack.wrapping_sub(1);
+            !reversal && o.pkts != 0
         } else {
             // A SYN-ACK starts a new connection only after a close, with the orig idle.
             (closed(o) || closed(r)) && o.state == EpState::Inactive
@@ -368,7 +370,7 @@ impl Tracker {
                 let c = self.conns[slot as usize]
                     .as_ref()
                     .expect("mapped slot is live");
-                if seg.ts_ns >= c.deadline() || c.is_reuse(seg, sender_is_lo) {
+                if seg.ts_ns >= c.deadline() || c.is_reuse(seg) {
                     self.finalize(slot);
                     self.create(key, seg, sender_is_lo)
                 } else {
@@ -454,6 +456,7 @@ impl Tracker {
             hist_seen: 0,
             sides: [Side::default(), Side::default()],
             handshake_done: false,
+            long_idle: false,
             fin_seen: false,
             data_seen: false,
             pkts: 0,
@@ -608,7 +611,10 @@ impl Tracker {
                     // Some stacks ACK a SYN before answering it: not a partial connection.
                     let eccentric =
                         !is_orig && seg.payload_len == 0 && c.sides[pi].state == EpState::SynSent;
-                    if !eccentric {
+                    if eccentric {
+                    } else if ack && c.sides[pi].state == EpState::Established {
+                        c.sides[si].set_state(EpState::Established);
+                    } else {
                         c.sides[si].set_state(EpState::Partial);
                     }
                 }
@@ -640,6 +646,15 @@ impl Tracker {
             EpState::Reset => {}
         }
         let (si, pi) = if is_orig { (0, 1) } else { (1, 0) };
+        let handshake = |s: EpState| {
+            matches!(
+                s,
+                EpState::Inactive | EpState::SynSent | EpState::SynAckSent
+            )
+        };
+        if !handshake(c.sides[0].state) || !handshake(c.sides[1].state) {
+            c.long_idle = true;
+        }
         // "FIN followed by RST was really normal termination."
         if fin && c.sides[pi].state == EpState::Reset && c.sides[pi].prev_state == EpState::Closed {
             c.sides[pi].set_state(EpState::Closed);
@@ -679,7 +694,7 @@ impl Tracker {
         }
         if !rst && seg.payload_len > 0 {
             c.data_seen = true;
-            c.handshake_done = true;
+            c.handshake_done |= !syn;
             c.sides[pi].peer_data_since_rst = true;
         }
         if !syn && !rst && ack && (c.sides[pi].sent_synack || c.sides[si].sent_synack) {
@@ -945,7 +960,9 @@ impl Tracker {
                 e.add(Evidence::ACK_CHANGE);
             }
         }
-        if s.sent_data && seq_lt(seg.seq, s.data_end) {
+        let answers_peer =
+            s.rsts > 0 && p.ack_init && seg.seq == p.max_ack && !e.has(Evidence::TTL_MISMATCH);
+        if s.sent_data && seq_lt(seg.seq, s.data_end) && !answers_peer {
             e.add(Evidence::SEQ_BEHIND);
         }
 

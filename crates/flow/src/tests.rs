@@ -773,3 +773,117 @@ fn memory_is_bounded_by_concurrent_connections() {
     assert_eq!(st.evicted, 0);
     assert!(st.peak_connections < 10, "{}", st.peak_connections);
 }
+
+#[test]
+fn rst_answering_a_segment_after_an_abortive_close_is_not_seq_behind() {
+    // The server closes with SO_LINGER 0 while its response is in flight (R. at the end of
+    // what it sent); the client's ACK for part of it then meets no socket, and the server's
+    // stack answers with a RST whose seq is that ACK (RFC 9293 §3.5.2) — behind the data the
+    // server sent, and genuine.
+    let body = vec![b'x'; 1000];
+    let mut sc = Sc::new();
+    let (c, s) = handshake(&mut sc);
+    let get = c
+        .clone()
+        .seq(1001)
+        .ack(5001)
+        .flags(PSH | ACK)
+        .data(b"GET /");
+    let reply = s.clone().ack(1006);
+    sc.at(5, &get.clone().id(3))
+        .at(5, &reply.clone().seq(5001).data(&body).id(101))
+        .at(0, &reply.clone().seq(6001).data(&body).id(102))
+        .at(0, &reply.clone().seq(7001).data(&body).id(103))
+        .at(0, &reply.clone().seq(8001).flags(RST | ACK).win(0).id(104))
+        .at(20, &c.clone().seq(1006).ack(7001).id(4))
+        .at(0, &s.clone().seq(7001).flags(RST).win(0).id(105));
+    let r = sc.rows();
+    assert_eq!(r.len(), 2);
+    for e in &r {
+        assert!(!has(e, "seq_behind"), "{:?}", ev(e));
+        assert_eq!(e.injected, Some(false), "{:?}", ev(e));
+    }
+    // A RST before data the sender already sent, not answering anything, still is.
+    let mut sc = Sc::new();
+    handshake(&mut sc);
+    sc.at(5, &get.id(3))
+        .at(5, &reply.clone().seq(5001).data(&body).id(101))
+        .at(1, &reply.seq(5501).flags(RST | ACK).win(0).id(102));
+    let r = sc.rows();
+    assert!(has(&r[0], "seq_behind"), "{:?}", ev(&r[0]));
+    assert_eq!(r[0].injected, Some(true));
+}
+
+#[test]
+fn syn_with_data_answered_by_a_rst_is_refused() {
+    // TCP Fast Open, or a SYN flood's filler: the payload does not finish the handshake.
+    let mut sc = Sc::new();
+    let c = p(C, 40000, S, 23);
+    sc.at(0, &c.clone().seq(7777).flags(SYN).data(b"hello"))
+        .at(1, &c.reply().seq(0).ack(7783).flags(RST | ACK).win(0));
+    let r = sc.rows();
+    assert_eq!(cause(&r[0]), "refused");
+    assert_eq!(r[0].conn_state.as_deref(), Some("REJ"));
+}
+
+#[test]
+fn syn_ack_then_ack_establishes_a_connection_whose_syn_was_missed() {
+    // Zeek's UpdateInactiveState: an ACK from an inactive endpoint whose peer is established
+    // (by its SYN-ACK) establishes it too, instead of a partial connection.
+    let mut sc = Sc::new();
+    let s = p(S, 80, C, 40000);
+    let c = s.reply();
+    let ack = c.clone().seq(1001).ack(5001);
+    sc.at(0, &s.clone().seq(5000).ack(1001).flags(SYN | ACK))
+        .at(1, &ack)
+        .at(1, &ack.clone().flags(PSH | ACK).data(b"GET /"))
+        .at(1, &s.clone().seq(5001).ack(1006).flags(RST | ACK).win(0));
+    let r = sc.rows();
+    assert_eq!(r[0].history.as_deref(), Some("^hADr"));
+    assert_eq!(r[0].conn_state.as_deref(), Some("RSTR"));
+}
+
+#[test]
+fn a_new_syn_on_a_connection_first_seen_mid_stream_starts_a_new_one() {
+    // Zeek's IsReuse compares a SYN with the originator's initial sequence number; one seen
+    // only mid-stream has none to match.
+    let mut sc = Sc::new();
+    let c = p(C, 40000, S, 8081);
+    let s = c.reply();
+    sc.at(0, &c.clone().seq(100).ack(900).data(b"abc"))
+        .at(1, &s.clone().seq(900).ack(103))
+        .at(10_000, &c.clone().seq(777_777).flags(SYN))
+        .at(1, &s.clone().seq(0).ack(777_778).flags(RST | ACK).win(0));
+    let r = sc.rows();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].history.as_deref(), Some("Sr"));
+    assert_eq!(r[0].conn_state.as_deref(), Some("REJ"));
+    assert_eq!(cause(&r[0]), "refused");
+    // A retransmitted SYN (same ISN) stays in its connection; another ISN starts a new one.
+    let mut sc = Sc::new();
+    sc.at(0, &c.clone().seq(5).flags(SYN))
+        .at(1000, &c.clone().seq(5).flags(SYN))
+        .at(1000, &c.clone().seq(6000).flags(SYN))
+        .at(1, &s.clone().seq(0).ack(6001).flags(RST | ACK).win(0));
+    assert_eq!(sc.t.stats().connections, 2);
+    let r = sc.rows();
+    assert_eq!(r[0].history.as_deref(), Some("Sr"));
+    assert_eq!(r[0].rst_count, Some(1));
+}
+
+#[test]
+fn the_long_inactivity_timeout_starts_when_either_side_leaves_the_handshake() {
+    // Only the server's direction is captured: its data makes it the (partial) responder,
+    // the originator stays inactive. Zeek's timeout is then 5 min, not 1: a RST 90 s later
+    // belongs to the same connection.
+    let mut sc = Sc::new();
+    let s = p(S, 80, C, 40000);
+    let s = s.ack(300);
+    sc.at(0, &s.clone().seq(9000).data(b"data"))
+        .at(90_000, &s.seq(9004).flags(RST | ACK).win(0));
+    assert_eq!(sc.t.stats().connections, 1);
+    let r = sc.rows();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].history.as_deref(), Some("^dr"));
+    assert_ne!(cause(&r[0]), "orphan");
+}

@@ -448,6 +448,9 @@ const C_FIN_SEEN: u16 = 1 << 3;
 /// The originator sent a SYN in state INACTIVE: Zeek's attempt timer runs (from `start_ns`:
 /// while it matters, that SYN was the connection's first packet).
 const C_ATTEMPT: u16 = 1 << 4;
+/// An endpoint has left the handshake states: Zeek's inactivity timeout is now
+/// `tcp_inactivity_timeout` (TCP_Endpoint::SetState), for good.
+const C_LONG_IDLE: u16 = 1 << 5;
 const C_FAM_SHIFT: u32 = 8; // 2 bits: FAM_*
 
 // History bits (Zeek's HIST_*), originator in the low 8 bits.
@@ -712,11 +715,7 @@ impl Conn {
     /// When Zeek would remove this connection if no packet arrives first.
     #[inline]
     fn deadline(&self) -> i64 {
-        let handshake = matches!(
-            self.sides[0].state(),
-            EpState::Inactive | EpState::SynSent | EpState::SynAckSent
-        );
-        let idle = if handshake {
+        let idle = if self.flags & C_LONG_IDLE == 0 {
             timers::HANDSHAKE_INACTIVITY
         } else {
             timers::INACTIVITY
@@ -736,7 +735,7 @@ impl Conn {
     }
 
     /// Zeek's IsReuse: does this segment start a new connection on the same 5-tuple?
-    fn is_reuse(&self, seg: &Segment<'_>, sender_is_lo: bool) -> bool {
+    fn is_reuse(&self, seg: &Segment<'_>) -> bool {
         let syn = seg.flags & tf::SYN != 0;
         let ack = seg.flags & tf::ACK != 0;
         if !syn {
@@ -748,12 +747,20 @@ impl Conn {
             if closed(o) || closed(r) {
                 return true;
             }
-            // A SYN with another ISN from an originator that already sent one.
-            let is_orig = sender_is_lo == self.orig_is_lo();
-            if is_orig && o.has(S_SENT_SYN) && seg.seq != o.syn_seq {
-                return true;
+            // Zeek compares any SYN, from either side, with the originator's initial sequence
+            // number: another one is a new connection (SYN_seq_jump, active_connection_reuse).
+            if o.has(S_SENT_SYN) {
+                return seg.seq != o.syn_seq;
             }
-            false
+            // Not the SYN of a SYN/SYN-ACK reversal: the originator sent the SYN-ACK, the
+            // responder nothing yet, and this SYN's seq is the one the SYN-ACK acknowledged.
+            let reversal = o.state() == EpState::SynAckSent
+                && r.state() == EpState::Inactive
+                && o.has(S_ACK_INIT)
+                && seg.seq == o.max_ack.wrapping_sub(1);
+            // An originator first seen sending other segments (mid-stream) has no SYN to
+            // match; one that has sent nothing is left to the state machine.
+            !reversal && !self.no_pkts(0)
         } else {
             // A SYN-ACK starts a new connection only after a close, with the orig idle.
             (closed(o) || closed(r)) && o.state() == EpState::Inactive
@@ -1015,9 +1022,7 @@ impl Tracker {
             Some(slot) => {
                 let c = &self.conns[slot as usize];
                 // (The timer never exceeds the deadline: most packets need not compute it.)
-                if (seg.ts_ns >= c.timer && seg.ts_ns >= c.deadline())
-                    || c.is_reuse(seg, sender_is_lo)
-                {
+                if (seg.ts_ns >= c.timer && seg.ts_ns >= c.deadline()) || c.is_reuse(seg) {
                     self.finalize(slot);
                     self.create(&key, hash, seg, sender_is_lo)
                 } else {
@@ -1258,7 +1263,12 @@ impl Tracker {
                     // Some stacks ACK a SYN before answering it: not a partial connection.
                     let eccentric =
                         !is_orig && seg.payload_len == 0 && c.sides[pi].state() == EpState::SynSent;
-                    if !eccentric {
+                    if eccentric {
+                    } else if ack && c.sides[pi].state() == EpState::Established {
+                        // A SYN-ACK, then an ACK from its receiver: the SYN was missed, and
+                        // Zeek establishes the connection rather than calling it partial.
+                        c.sides[si].set_state(EpState::Established);
+                    } else {
                         c.sides[si].set_state(EpState::Partial);
                     }
                 }
@@ -1290,6 +1300,15 @@ impl Tracker {
             EpState::Reset => {}
         }
         let (si, pi) = if is_orig { (0, 1) } else { (1, 0) };
+        let handshake = |s: EpState| {
+            matches!(
+                s,
+                EpState::Inactive | EpState::SynSent | EpState::SynAckSent
+            )
+        };
+        if !handshake(c.sides[0].state()) || !handshake(c.sides[1].state()) {
+            c.flags |= C_LONG_IDLE;
+        }
         // "FIN followed by RST was really normal termination."
         if fin
             && c.sides[pi].state() == EpState::Reset
@@ -1330,7 +1349,11 @@ impl Tracker {
             c.flags |= C_FIN_SEEN;
         }
         if !rst && seg.payload_len > 0 {
-            c.flags |= C_HANDSHAKE_DONE;
+            // A SYN's payload (TCP Fast Open, a SYN flood's filler) does not finish a
+            // handshake: a RST answering it is still a refusal.
+            if !syn {
+                c.flags |= C_HANDSHAKE_DONE;
+            }
             if c.sides[pi].has(S_RST) {
                 c.ext_mut().side[pi].peer_data_since_rst = true;
             }
@@ -1622,7 +1645,16 @@ impl Tracker {
                 e.add(Evidence::ACK_CHANGE);
             }
         }
-        if s.has(S_SENT_DATA) && seq_lt(seg.seq, s.data_end) {
+        // A RST answering a segment that reached a socket its sender had already reset takes
+        // its seq from that segment's ACK (RFC 9293 §3.5.2): behind data sent before an
+        // abortive close, and genuine — when it comes from the sender's stack (its TTL). A
+        // censor that injected the first RST answers the later segments the same way, from
+        // its own distance.
+        let answers_peer = rs.rsts > 0
+            && p.has(S_ACK_INIT)
+            && seg.seq == p.max_ack
+            && !e.has(Evidence::TTL_MISMATCH);
+        if s.has(S_SENT_DATA) && seq_lt(seg.seq, s.data_end) && !answers_peer {
             e.add(Evidence::SEQ_BEHIND);
         }
 
