@@ -555,7 +555,11 @@ impl Tracker {
                 }
             }
         }
-        if !rst && !syn && seg.window == 0 && c.sides[si].state != EpState::Reset {
+        if !rst
+            && seg.window == 0
+            && c.sides[si].state != EpState::Reset
+            && c.sides[pi].state != EpState::Closed
+        {
             let s = &mut c.sides[si];
             s.zero_win += 1;
             if s.zero_win >= s.zero_win_next.max(1) {

@@ -887,3 +887,21 @@ fn the_long_inactivity_timeout_starts_when_either_side_leaves_the_handshake() {
     assert_eq!(r[0].history.as_deref(), Some("^dr"));
     assert_ne!(cause(&r[0]), "orphan");
 }
+
+#[test]
+fn zero_windows_count_on_syns_but_not_after_the_peers_fin() {
+    // Zeek's update_window: a SYN with window 0 is a zero window; one sent after the peer
+    // closed (its FIN) is not.
+    let mut sc = Sc::new();
+    let c = p(C, 40000, S, 80);
+    sc.at(0, &c.clone().seq(1).flags(SYN).win(0))
+        .at(1, &c.reply().seq(0).ack(2).flags(RST | ACK).win(0));
+    assert_eq!(sc.rows()[0].history.as_deref(), Some("SWr"));
+    let mut sc = Sc::new();
+    let (c, s) = handshake(&mut sc);
+    sc.at(1, &s.clone().seq(5001).ack(1001).flags(FIN | ACK))
+        .at(1, &c.clone().seq(1001).ack(5002).win(0))
+        .at(1, &c.clone().seq(1001).ack(5002).flags(RST | ACK).win(0));
+    let r = sc.rows();
+    assert_eq!(r[0].history.as_deref(), Some("ShAfR"));
+}

@@ -1207,7 +1207,12 @@ impl Tracker {
                 }
             }
         }
-        if !rst && !syn && seg.window == 0 && c.sides[si].state() != EpState::Reset {
+        // Zeek's update_window: SYNs count; windows sent after the peer's FIN do not.
+        if !rst
+            && seg.window == 0
+            && c.sides[si].state() != EpState::Reset
+            && c.sides[pi].state() != EpState::Closed
+        {
             let e = &mut c.ext_mut().side[si];
             e.zero_win += 1;
             if e.zero_win >= e.zero_win_next.max(1) {
