@@ -660,7 +660,12 @@ impl Tracker {
             c.long_idle = true;
         }
         // "FIN followed by RST was really normal termination."
-        if fin && c.sides[pi].state == EpState::Reset && c.sides[pi].prev_state == EpState::Closed {
+        if fin
+            && !rst
+            && matches!(ep, EpState::Established | EpState::Partial)
+            && c.sides[pi].state == EpState::Reset
+            && c.sides[pi].prev_state == EpState::Closed
+        {
             c.sides[pi].set_state(EpState::Closed);
         }
 

@@ -905,3 +905,21 @@ fn zero_windows_count_on_syns_but_not_after_the_peers_fin() {
     let r = sc.rows();
     assert_eq!(r[0].history.as_deref(), Some("ShAfR"));
 }
+
+#[test]
+fn only_a_plain_fin_turns_the_peers_fin_then_rst_back_into_a_close() {
+    // Zeek's UpdateEstablishedState: the peer sent FIN then RST; a later plain FIN from an
+    // established endpoint makes that a normal close again (SF), a FIN+RST does not.
+    let run = |last: u16| {
+        let mut sc = Sc::new();
+        let (c, s) = handshake(&mut sc);
+        sc.at(1, &c.clone().seq(1001).ack(5001).flags(FIN | ACK))
+            .at(1, &c.clone().seq(1002).ack(5001).flags(RST | ACK).win(0))
+            .at(1, &s.clone().seq(5001).ack(1002).flags(last));
+        sc.rows()[0].conn_state.clone().unwrap()
+    };
+    assert_eq!(run(FIN | ACK), "SF");
+    // Both sides reset, no data: Zeek's conn_state() calls that REJ (RSTR when the FIN+RST
+    // turned the first side back into a close).
+    assert_eq!(run(FIN | RST | ACK), "REJ");
+}

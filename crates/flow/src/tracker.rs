@@ -1314,8 +1314,11 @@ impl Tracker {
         if !handshake(c.sides[0].state()) || !handshake(c.sides[1].state()) {
             c.flags |= C_LONG_IDLE;
         }
-        // "FIN followed by RST was really normal termination."
+        // "FIN followed by RST was really normal termination." (UpdateEstablishedState: a
+        // plain FIN from an established or partial endpoint.)
         if fin
+            && !rst
+            && matches!(ep, EpState::Established | EpState::Partial)
             && c.sides[pi].state() == EpState::Reset
             && c.sides[pi].prev_state() == EpState::Closed
         {
