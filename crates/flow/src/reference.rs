@@ -615,11 +615,13 @@ impl Tracker {
                     // Some stacks ACK a SYN before answering it: not a partial connection.
                     let eccentric =
                         !is_orig && seg.payload_len == 0 && c.sides[pi].state == EpState::SynSent;
-                    if eccentric {
-                    } else if ack && c.sides[pi].state == EpState::Established {
-                        c.sides[si].set_state(EpState::Established);
-                    } else {
-                        c.sides[si].set_state(EpState::Partial);
+                    if !eccentric {
+                        let missed_syn = ack && c.sides[pi].state == EpState::Established;
+                        c.sides[si].set_state(if missed_syn {
+                            EpState::Established
+                        } else {
+                            EpState::Partial
+                        });
                     }
                 }
             }
@@ -650,13 +652,7 @@ impl Tracker {
             EpState::Reset => {}
         }
         let (si, pi) = if is_orig { (0, 1) } else { (1, 0) };
-        let handshake = |s: EpState| {
-            matches!(
-                s,
-                EpState::Inactive | EpState::SynSent | EpState::SynAckSent
-            )
-        };
-        if !handshake(c.sides[0].state) || !handshake(c.sides[1].state) {
+        if !c.sides[0].state.in_handshake() || !c.sides[1].state.in_handshake() {
             c.long_idle = true;
         }
         // "FIN followed by RST was really normal termination."

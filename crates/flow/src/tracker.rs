@@ -1268,13 +1268,15 @@ impl Tracker {
                     // Some stacks ACK a SYN before answering it: not a partial connection.
                     let eccentric =
                         !is_orig && seg.payload_len == 0 && c.sides[pi].state() == EpState::SynSent;
-                    if eccentric {
-                    } else if ack && c.sides[pi].state() == EpState::Established {
-                        // A SYN-ACK, then an ACK from its receiver: the SYN was missed, and
+                    if !eccentric {
+                        // After a SYN-ACK, an ACK from its receiver: the SYN was missed, and
                         // Zeek establishes the connection rather than calling it partial.
-                        c.sides[si].set_state(EpState::Established);
-                    } else {
-                        c.sides[si].set_state(EpState::Partial);
+                        let missed_syn = ack && c.sides[pi].state() == EpState::Established;
+                        c.sides[si].set_state(if missed_syn {
+                            EpState::Established
+                        } else {
+                            EpState::Partial
+                        });
                     }
                 }
             }
@@ -1305,13 +1307,7 @@ impl Tracker {
             EpState::Reset => {}
         }
         let (si, pi) = if is_orig { (0, 1) } else { (1, 0) };
-        let handshake = |s: EpState| {
-            matches!(
-                s,
-                EpState::Inactive | EpState::SynSent | EpState::SynAckSent
-            )
-        };
-        if !handshake(c.sides[0].state()) || !handshake(c.sides[1].state()) {
+        if !c.sides[0].state().in_handshake() || !c.sides[1].state().in_handshake() {
             c.flags |= C_LONG_IDLE;
         }
         // "FIN followed by RST was really normal termination." (UpdateEstablishedState: a

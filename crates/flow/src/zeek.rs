@@ -21,6 +21,14 @@ impl EpState {
     pub fn inactive(self) -> bool {
         matches!(self, EpState::Inactive | EpState::Partial)
     }
+
+    /// Zeek's `is_handshake` (TCP_Endpoint.cc): the states before the handshake is left.
+    pub fn in_handshake(self) -> bool {
+        matches!(
+            self,
+            EpState::Inactive | EpState::SynSent | EpState::SynAckSent
+        )
+    }
 }
 
 /// Zeek's `conn_state()` (main.zeek), from the two endpoint states, whether both endpoints
