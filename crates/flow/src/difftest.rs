@@ -5,6 +5,7 @@
 //! step.
 
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use rstscope_decode::{tcp_flags::*, Segment, TcpOptions};
 use rstscope_reset::{EventOptions, ResetEvent};
 
@@ -324,4 +325,187 @@ fn long_streams_match_the_reference_tracker() {
 fn sorted<S>((mut rows, stats): (Vec<ResetEvent>, S)) -> (Vec<ResetEvent>, S) {
     rows.sort_by(|a, b| a.log_order(b));
     (rows, stats)
+}
+
+/// The segments of a generated stream, in order (payloads borrowed from the packets).
+fn stream(pks: &[Pk]) -> Vec<Segment<'_>> {
+    let mut t = T0;
+    pks.iter()
+        .enumerate()
+        .map(|(i, pk)| {
+            t += pk.dt_ns;
+            let (a, ap, b, bp) = CONVS[pk.conv];
+            let (src, sport, dst, dport) = if pk.reverse {
+                (b, bp, a, ap)
+            } else {
+                (a, ap, b, bp)
+            };
+            let src: std::net::IpAddr = src.parse().unwrap();
+            let dst: std::net::IpAddr = dst.parse().unwrap();
+            let v4 = src.is_ipv4();
+            Segment {
+                ts_ns: t,
+                file: 0,
+                frame: i as u64 + 1,
+                src,
+                dst,
+                ttl: pk.ttl,
+                ip_id: if v4 { pk.ip_id } else { None },
+                df: v4.then_some(true),
+                sport,
+                dport,
+                seq: pk.seq,
+                ack: pk.ack,
+                flags: pk.flags,
+                window: pk.win,
+                options: TcpOptions {
+                    window_scale: pk.wscale,
+                    ..Default::default()
+                },
+                payload_len: pk.payload.len() as u32 + pk.extra_len,
+                payload: &pk.payload,
+                tunnel_depth: 0,
+            }
+        })
+        .collect()
+}
+
+/// A carry written to bytes and read back.
+fn through_bytes(carry: crate::Carry) -> crate::Carry {
+    let mut w = rstscope_reset::codec::Writer::default();
+    carry.encode(&mut w);
+    let mut r = rstscope_reset::codec::Reader::new(&w.buf);
+    let back = crate::Carry::decode(&mut r).expect("carry decodes");
+    assert_eq!(r.remaining(), 0);
+    back
+}
+
+/// The stream cut into pieces at `cuts`, each piece run by `workers` trackers (a connection
+/// always with the same one), the carry between pieces written to bytes and read back.
+fn rows_in_pieces(
+    cfg: FlowConfig,
+    segs: &[Segment<'_>],
+    cuts: &[usize],
+    workers: usize,
+) -> Vec<ResetEvent> {
+    let owner = |a: (std::net::IpAddr, u16), b: (std::net::IpAddr, u16)| {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        (format!("{lo:?}{hi:?}").len() + lo.1 as usize + hi.1 as usize) % workers
+    };
+    let mut bounds: Vec<usize> = cuts.iter().map(|&c| c.min(segs.len())).collect();
+    bounds.sort_unstable();
+    bounds.push(segs.len());
+    let mut rows = Vec::new();
+    let mut carry = crate::Carry::new();
+    let mut start = 0;
+    for (n, &end) in bounds.iter().enumerate() {
+        let mut trackers: Vec<Tracker> = std::mem::take(&mut carry)
+            .split(workers, owner)
+            .into_iter()
+            .map(|c| Tracker::resume(cfg, c))
+            .collect();
+        for s in &segs[start..end] {
+            trackers[owner((s.src, s.sport), (s.dst, s.dport))].process(s, "diff.pcap");
+        }
+        let clock = segs[..end]
+            .iter()
+            .map(|s| s.ts_ns)
+            .max()
+            .unwrap_or(i64::MIN);
+        let last = n + 1 == bounds.len();
+        let mut parts = Vec::new();
+        for t in trackers {
+            if last {
+                rows.extend(t.finish().0);
+            } else {
+                let (done, _, c) = t.suspend(clock);
+                rows.extend(done);
+                parts.push(c);
+            }
+        }
+        if !last {
+            carry = through_bytes(crate::Carry::merge(parts));
+        }
+        start = end;
+    }
+    rows.sort_by(|a, b| a.log_order(b));
+    rows
+}
+
+fn rows_in_one_piece(cfg: FlowConfig, segs: &[Segment<'_>]) -> Vec<ResetEvent> {
+    let mut t = Tracker::new(cfg);
+    for s in segs {
+        t.process(s, "diff.pcap");
+    }
+    sorted(t.finish()).0
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// The one invariant of the carry: a stream cut anywhere, its carry saved and read back
+    /// between the pieces, gives the rows of one run over the whole stream, every field —
+    /// with time going backwards, every flag combination and every timer crossed at a cut.
+    #[test]
+    fn a_stream_cut_into_pieces_gives_the_rows_of_one_piece(
+        cfg in config(),
+        pks in prop::collection::vec(pk(), 1..200),
+        cuts in prop::collection::vec(0usize..200, 0..5),
+    ) {
+        let cfg = FlowConfig { max_connections: 1_000_000, ..cfg };
+        let segs = stream(&pks);
+        prop_assert_eq!(rows_in_pieces(cfg, &segs, &cuts, 1), rows_in_one_piece(cfg, &segs));
+    }
+
+    /// The same with the connections divided among workers, their number changing from piece
+    /// to piece (packet time going forward: workers see only their own packets' clock).
+    #[test]
+    fn workers_resume_the_carry_of_any_number_of_workers(
+        pks in prop::collection::vec(pk(), 1..200),
+        cuts in prop::collection::vec(0usize..200, 1..4),
+        workers in 1usize..4,
+    ) {
+        let pks: Vec<Pk> = pks.into_iter().map(|p| Pk { dt_ns: p.dt_ns.abs(), ..p }).collect();
+        let cfg = FlowConfig::default();
+        let segs = stream(&pks);
+        let one = rows_in_one_piece(cfg, &segs);
+        prop_assert_eq!(rows_in_pieces(cfg, &segs, &cuts, workers), one);
+    }
+}
+
+/// Carries of hostile bytes: every truncation of a real carry is an error; flipped bytes give
+/// an error or a carry a tracker can resume from and run on without panicking.
+#[test]
+fn corrupt_carries_are_errors_or_harmless() {
+    let pks: Vec<Pk> = {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        prop::collection::vec(pk(), 150)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current()
+    };
+    let segs = stream(&pks);
+    let mut t = Tracker::new(FlowConfig::default());
+    for s in &segs[..100] {
+        t.process(s, "diff.pcap");
+    }
+    let (_, _, carry) = t.suspend(i64::MIN);
+    assert!(!carry.conns.is_empty());
+    let mut w = rstscope_reset::codec::Writer::default();
+    carry.encode(&mut w);
+    for n in 0..w.buf.len() {
+        let r = crate::Carry::decode(&mut rstscope_reset::codec::Reader::new(&w.buf[..n]));
+        assert!(r.is_err(), "truncated to {n} bytes");
+    }
+    for i in (0..w.buf.len()).step_by(3) {
+        let mut b = w.buf.clone();
+        b[i] = b[i].wrapping_add(0x5b);
+        if let Ok(c) = crate::Carry::decode(&mut rstscope_reset::codec::Reader::new(&b)) {
+            let mut t = Tracker::resume(FlowConfig::default(), c);
+            for s in &segs[100..] {
+                t.process(s, "diff.pcap");
+            }
+            let _ = t.finish();
+        }
+    }
 }

@@ -17,7 +17,7 @@ mod tracker;
 pub mod zeek;
 
 pub use classify::{injected_rule, Cause, Evidence};
-pub use tracker::{FlowConfig, FlowStats, Tracker};
+pub use tracker::{CarriedConn, Carry, FlowConfig, FlowStats, Tracker};
 
 #[cfg(test)]
 mod difftest;

@@ -29,6 +29,9 @@ use rstscope_decode::{
 use rstscope_reset::{connection_uid, initial_ttl, EventOptions, ResetEvent};
 use smallvec::SmallVec;
 
+mod carry;
+pub use carry::{CarriedConn, Carry};
+
 use crate::classify::{injected_rule, Cause, Evidence};
 use crate::zeek::{conn_state, likely_server_port, timers, EpState};
 

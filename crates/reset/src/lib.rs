@@ -9,6 +9,8 @@ use std::sync::Arc;
 use rstscope_decode::{community_id_v1, decode_rst_reason, flags_tcpdump, CommunityIdKey, Segment};
 use rstscope_zeeklog::{Field, Value, ZeekType};
 
+pub mod codec;
+
 /// The reset.log columns, in contract order.
 pub const RESET_FIELDS: [Field; 33] = {
     use ZeekType::*;
