@@ -124,10 +124,50 @@ pub fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
     })
 }
 
-/// The `--state` file: inputs processed by earlier runs.
-#[derive(Debug, Default)]
+/// An input an earlier run read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    pub fingerprint: Fingerprint,
+    /// The error it gave, when it could not be read to its end: it is not read again until it
+    /// changes (or with `--retry-failed`); the rows before the error were delivered once.
+    pub error: Option<String>,
+    /// When a run first found it gone (Unix seconds); pruned [`PRUNE_AFTER`] later.
+    pub missing_since: Option<i64>,
+}
+
+/// An entry whose file is gone is kept this long, so a file that comes back (a remounted
+/// archive, a restored backup) is still known and not delivered twice.
+pub const PRUNE_AFTER: Duration = Duration::from_secs(30 * 86_400);
+
+/// Where the carry of live connections is, and what it holds (for the run record).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CarryRef {
+    /// File name, in the state file's directory.
+    pub file: String,
+    pub bytes: u64,
+    pub crc32: u32,
+    pub sensors: u64,
+    pub connections: u64,
+    pub rows: u64,
+}
+
+/// Logs a run had written to temporary files and was about to rename when it saved the state:
+/// a run that finds them still under their temporary names finishes the renames, so a run
+/// killed between saving the state and renaming neither loses nor repeats rows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PendingCommit {
+    /// (temporary path, final path)
+    pub renames: Vec<(PathBuf, PathBuf)>,
+}
+
+/// The `--state` file: inputs processed by earlier runs, the run count, and the carry.
+#[derive(Debug, Default, Clone)]
 pub struct State {
-    pub files: BTreeMap<String, Fingerprint>,
+    pub files: BTreeMap<String, FileEntry>,
+    /// Runs that saved this state.
+    pub runs: u64,
+    pub carry: Option<CarryRef>,
+    pub commit: Option<PendingCommit>,
 }
 
 fn key(path: &Path) -> String {
@@ -135,6 +175,41 @@ fn key(path: &Path) -> String {
         .unwrap_or_else(|_| path.to_path_buf())
         .to_string_lossy()
         .into_owned()
+}
+
+/// The state file's directory and name.
+fn split_path(path: &Path) -> (&Path, String) {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state.json".into());
+    (dir, name)
+}
+
+/// Take the lock of a state file (`STATE.lock` beside it), waiting for a run holding it: two
+/// runs sharing one state file read, update and write it one after the other. `waiting` is
+/// called once if the lock is held by another run.
+pub fn lock_state(path: &Path, waiting: impl FnOnce(&Path)) -> Result<File, LockError> {
+    let (dir, name) = split_path(path);
+    let lock = dir.join(format!("{name}.lock"));
+    std::fs::create_dir_all(dir).map_err(|e| LockError::Io(lock.clone(), e))?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| LockError::Io(lock.clone(), e))?;
+    match f.try_lock() {
+        Ok(()) => return Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => waiting(&lock),
+        Err(std::fs::TryLockError::Error(e)) => return Err(LockError::Io(lock, e)),
+    }
+    f.lock().map_err(|e| LockError::Io(lock, e))?;
+    Ok(f)
 }
 
 impl State {
@@ -145,50 +220,216 @@ impl State {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
             Err(e) => return Err(format!("{}: cannot read state: {e}", path.display())),
         };
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a rstscope state file: {e}", path.display()))?;
-        let mut st = State::default();
+        let bad = |what: &str| format!("{}: not a rstscope state file: {what}", path.display());
+        let v: Value = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
+        match v.get("version").and_then(Value::as_u64) {
+            Some(1 | 2) => {}
+            Some(n) => {
+                return Err(format!(
+                    "{}: state version {n}, newer than this rstscope reads (2): use the rstscope that wrote it",
+                    path.display()
+                ))
+            }
+            None => return Err(bad("no version")),
+        }
+        let mut st = State {
+            runs: v.get("runs").and_then(Value::as_u64).unwrap_or(0),
+            ..State::default()
+        };
         if let Some(files) = v.get("files").and_then(Value::as_object) {
             for (k, f) in files {
-                let fp = (|| {
-                    Some(Fingerprint {
-                        size: f.get("size")?.as_u64()?,
-                        mtime_ns: f.get("mtime_ns")?.as_str()?.parse().ok()?,
-                        head_sha1: f.get("head_sha1")?.as_str()?.to_string(),
+                let entry = (|| {
+                    Some(FileEntry {
+                        fingerprint: Fingerprint {
+                            size: f.get("size")?.as_u64()?,
+                            mtime_ns: f.get("mtime_ns")?.as_str()?.parse().ok()?,
+                            head_sha1: f.get("head_sha1")?.as_str()?.to_string(),
+                        },
+                        error: f.get("error").and_then(Value::as_str).map(str::to_string),
+                        missing_since: f.get("missing_since").and_then(Value::as_i64),
                     })
                 })();
-                if let Some(fp) = fp {
-                    st.files.insert(k.clone(), fp);
+                if let Some(e) = entry {
+                    st.files.insert(k.clone(), e);
                 }
             }
+        }
+        if let Some(c) = v.get("carry").filter(|c| !c.is_null()) {
+            let c = (|| {
+                Some(CarryRef {
+                    file: c.get("file")?.as_str()?.to_string(),
+                    bytes: c.get("bytes")?.as_u64()?,
+                    crc32: u32::try_from(c.get("crc32")?.as_u64()?).ok()?,
+                    sensors: c.get("sensors")?.as_u64()?,
+                    connections: c.get("connections")?.as_u64()?,
+                    rows: c.get("rows")?.as_u64()?,
+                })
+            })()
+            .ok_or_else(|| bad("a malformed \"carry\" entry"))?;
+            if c.file.contains('/') {
+                return Err(bad("a carry file outside the state's directory"));
+            }
+            st.carry = Some(c);
+        }
+        if let Some(renames) = v.pointer("/commit/renames").and_then(Value::as_array) {
+            let renames = renames
+                .iter()
+                .filter_map(|r| {
+                    Some((
+                        PathBuf::from(r.get(0)?.as_str()?),
+                        PathBuf::from(r.get(1)?.as_str()?),
+                    ))
+                })
+                .collect();
+            st.commit = Some(PendingCommit { renames });
         }
         Ok(st)
     }
 
-    /// Was this file processed already, unchanged?
-    pub fn seen(&self, path: &Path) -> bool {
+    /// Was this file read already, unchanged? A file that failed counts as read unless
+    /// `retry_failed`.
+    pub fn seen(&self, path: &Path, retry_failed: bool) -> bool {
         match (self.files.get(&key(path)), fingerprint(path)) {
-            (Some(old), Ok(now)) => *old == now,
+            (Some(old), Ok(now)) => {
+                old.fingerprint == now && !(retry_failed && old.error.is_some())
+            }
             _ => false,
         }
     }
 
-    pub fn record(&mut self, path: &Path) {
+    /// Record a file as read, with the error it gave if any.
+    pub fn record(&mut self, path: &Path, error: Option<String>) {
         if let Ok(fp) = fingerprint(path) {
-            self.files.insert(key(path), fp);
+            self.files.insert(
+                key(path),
+                FileEntry {
+                    fingerprint: fp,
+                    error,
+                    missing_since: None,
+                },
+            );
         }
+    }
+
+    /// Mark entries whose file is gone, forget those gone longer than [`PRUNE_AFTER`], and
+    /// unmark those that came back. Returns how many were forgotten.
+    pub fn prune(&mut self, now: SystemTime) -> usize {
+        let now = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let before = self.files.len();
+        self.files.retain(|path, e| {
+            if Path::new(path).exists() {
+                e.missing_since = None;
+                return true;
+            }
+            let since = *e.missing_since.get_or_insert(now);
+            now.saturating_sub(since) < PRUNE_AFTER.as_secs() as i64
+        });
+        before - self.files.len()
+    }
+
+    /// The carry file's path, when the state has one.
+    pub fn carry_path(&self, state_path: &Path) -> Option<PathBuf> {
+        let (dir, _) = split_path(state_path);
+        self.carry.as_ref().map(|c| dir.join(&c.file))
+    }
+
+    /// Read the carry this state names (none: an empty list). An error names the file and
+    /// says what to do: a carry is never dropped silently.
+    pub fn load_carry(&self, state_path: &Path) -> Result<Vec<rstscope_flow::StreamCarry>, String> {
+        let (Some(c), Some(path)) = (&self.carry, self.carry_path(state_path)) else {
+            return Ok(Vec::new());
+        };
+        let what_to_do = format!(
+            "restore it from a backup, or run once with --discard-carry to start the streams cold \
+             (rows of the {} connections it held are lost)",
+            c.connections
+        );
+        let bytes = std::fs::read(&path).map_err(|e| {
+            format!(
+                "{}: cannot read the carry of live connections: {e}; {what_to_do}",
+                path.display()
+            )
+        })?;
+        if bytes.len() as u64 != c.bytes || crc32fast::hash(&bytes) != c.crc32 {
+            return Err(format!(
+                "{}: the carry of live connections is not the one {} recorded ({} bytes, expected {}); {what_to_do}",
+                path.display(),
+                state_path.display(),
+                bytes.len(),
+                c.bytes
+            ));
+        }
+        rstscope_flow::read_carry_file(&bytes).map_err(|e| {
+            format!(
+                "{}: cannot read the carry of live connections: {e}; {what_to_do}",
+                path.display()
+            )
+        })
+    }
+
+    /// Write the carry of this run (a new file; the old one stays until the state naming the
+    /// new one is saved) and name it in the state.
+    pub fn stage_carry(
+        &mut self,
+        state_path: &Path,
+        streams: &[rstscope_flow::StreamCarry],
+    ) -> std::io::Result<Option<PathBuf>> {
+        let conns: usize = streams.iter().map(|s| s.carry.conns.len()).sum();
+        if conns == 0 && streams.iter().all(|s| s.last_file.is_none()) {
+            self.carry = None;
+            return Ok(None);
+        }
+        let bytes = rstscope_flow::write_carry_file(streams);
+        let (dir, name) = split_path(state_path);
+        let file = format!("{name}.carry.{}", self.runs);
+        crate::output::write_atomic(dir, &file, false, |out| out.write_all(&bytes))?;
+        self.carry = Some(CarryRef {
+            file,
+            bytes: bytes.len() as u64,
+            crc32: crc32fast::hash(&bytes),
+            sensors: streams.len() as u64,
+            connections: conns as u64,
+            rows: streams.iter().map(|s| s.carry.pending_rows() as u64).sum(),
+        });
+        Ok(self.carry_path(state_path))
+    }
+
+    /// Remove carry files of this state other than the current one (older runs', or one a
+    /// killed run wrote before its state).
+    pub fn remove_old_carries(&self, state_path: &Path) {
+        let (dir, name) = split_path(state_path);
+        let prefix = format!("{name}.carry.");
+        let keep = self.carry.as_ref().map(|c| c.file.as_str());
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&prefix) && Some(n.as_str()) != keep {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// Finish the renames of a run that was killed after saving the state: the logs it
+    /// delivered get their final names. Returns the paths renamed.
+    pub fn finish_pending_commit(&mut self) -> Vec<PathBuf> {
+        let mut done = Vec::new();
+        if let Some(c) = self.commit.take() {
+            for (tmp, fin) in c.renames {
+                if tmp.exists() && !fin.exists() && std::fs::rename(&tmp, &fin).is_ok() {
+                    done.push(fin);
+                }
+            }
+        }
+        done
     }
 
     /// Write the state file atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "state.json".into());
+        let (dir, name) = split_path(path);
         crate::output::write_atomic(dir, &name, false, |out| {
             serde_json::to_writer_pretty(&mut *out, &self.to_json())?;
             out.write_all(b"\n")
@@ -201,17 +442,43 @@ impl State {
             .files
             .iter()
             .map(|(k, f)| {
-                (
-                    k.clone(),
-                    json!({
-                        "size": f.size,
-                        "mtime_ns": f.mtime_ns.to_string(),
-                        "head_sha1": f.head_sha1,
-                    }),
-                )
+                let mut v = json!({
+                    "size": f.fingerprint.size,
+                    "mtime_ns": f.fingerprint.mtime_ns.to_string(),
+                    "head_sha1": f.fingerprint.head_sha1,
+                });
+                if let Some(e) = &f.error {
+                    v["error"] = e.as_str().into();
+                }
+                if let Some(t) = f.missing_since {
+                    v["missing_since"] = t.into();
+                }
+                (k.clone(), v)
             })
             .collect();
-        json!({ "version": 1, "tool": concat!("rstscope ", env!("CARGO_PKG_VERSION")), "files": files })
+        let carry = self.carry.as_ref().map(|c| {
+            json!({
+                "file": c.file,
+                "bytes": c.bytes,
+                "crc32": c.crc32,
+                "sensors": c.sensors,
+                "connections": c.connections,
+                "rows": c.rows,
+            })
+        });
+        let commit = self.commit.as_ref().map(|c| {
+            json!({
+                "renames": c.renames.iter().map(|(t, f)| json!([t.to_string_lossy(), f.to_string_lossy()])).collect::<Vec<_>>()
+            })
+        });
+        json!({
+            "version": 2,
+            "tool": concat!("rstscope ", env!("CARGO_PKG_VERSION")),
+            "runs": self.runs,
+            "files": files,
+            "carry": carry,
+            "commit": commit,
+        })
     }
 }
 
@@ -245,13 +512,13 @@ mod tests {
         let f = dir.path().join("a.pcap");
         std::fs::write(&f, b"one").unwrap();
         let mut st = State::default();
-        st.record(&f);
+        st.record(&f, None);
         let sp = dir.path().join("state.json");
         std::fs::write(&sp, st.to_json().to_string()).unwrap();
         let st = State::load(&sp).unwrap();
-        assert!(st.seen(&f));
+        assert!(st.seen(&f, false));
         std::fs::write(&f, b"two!").unwrap();
-        assert!(!st.seen(&f));
+        assert!(!st.seen(&f, false));
         assert!(State::load(&dir.path().join("none.json"))
             .unwrap()
             .files

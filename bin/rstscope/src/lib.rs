@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use rstscope_capture::{read_path, CaptureError, PlainAccess, ReadReport};
 use rstscope_decode::{decode, Decoded, FrameInfo, Segment};
-use rstscope_flow::{FlowConfig, FlowStats, Tracker};
+use rstscope_flow::{Carry, FlowConfig, FlowStats, StreamCarry, Tracker};
 use rstscope_reset::ResetEvent;
 
 pub use inputs::{assign_sensors, discover, InputFile, InputProblem, SensorFrom};
@@ -277,108 +277,200 @@ pub struct RunResult {
     pub sensors: Vec<SensorResult>,
     pub first_ts: Option<i64>,
     pub last_ts: Option<i64>,
+    /// With [`StreamEnd::Carry`]: every sensor stream's carry (also of sensors with no new
+    /// file this run), to continue from next run.
+    pub carries: Vec<StreamCarry>,
+    /// Indexes (in `files`) of late files: files whose first packet sorts at or before the last
+    /// file their sensor's carried stream had read. Each was read as a stream of its own.
+    pub late_files: Vec<usize>,
 }
 
-/// Process the files as one stream, in the order given (connections that cross a file
-/// boundary keep their state), and return the events in the contract's order.
+/// How a run ends its sensor streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Every connection ends with the run (a run without `--state`, or with `--finish`).
+    Finish,
+    /// Connections still live are carried to the next run; only the rows of connections that
+    /// ended (closed or timed out by packet time) are delivered.
+    Carry,
+}
+
+/// Process the files as one stream per sensor, in the order given (connections that cross a
+/// file boundary keep their state), each ended, and return the events in the contract's order.
 ///
 /// With more than one thread, one thread reads and decodes while worker threads track
 /// connections, each owning the connections whose endpoints hash to it (a symmetric, fixed
 /// hash), so every connection sees its packets in capture order whatever the thread count and
 /// the rows are the same bytes. (Only the connection cap is divided among the workers.)
 pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
+    process_streams(files, opts, Vec::new(), StreamEnd::Finish)
+}
+
+/// [`process_all`], continuing each sensor's stream from its carry (`carries`, from an
+/// earlier run) and ending it as `end` says. A sensor with a carry and no new file passes its
+/// carry on unchanged, or is finished with [`StreamEnd::Finish`].
+pub fn process_streams(
+    files: &[InputFile],
+    opts: &RunOptions,
+    carries: Vec<StreamCarry>,
+    end: StreamEnd,
+) -> RunResult {
     let threads = opts.resolved_threads();
+    let mut carried: BTreeMap<Option<String>, StreamCarry> =
+        carries.into_iter().map(|c| (c.sensor.clone(), c)).collect();
     // One stream per sensor: its files ordered by first packet time (then name).
     let mut groups: BTreeMap<Option<String>, Vec<(Option<i64>, usize)>> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {
         let first = rstscope_capture::first_packet_ts(&f.path);
         groups.entry(f.sensor.clone()).or_default().push((first, i));
     }
-    for g in groups.values_mut() {
-        g.sort_by(|a, b| {
-            let key =
-                |x: &(Option<i64>, usize)| (x.0.unwrap_or(i64::MAX), files[x.1].source.clone());
-            key(a).cmp(&key(b))
+    for k in carried.keys() {
+        groups.entry(k.clone()).or_default();
+    }
+    let order_key = |x: &(Option<i64>, usize)| (x.0.unwrap_or(i64::MAX), files[x.1].source.clone());
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut late_files = Vec::new();
+    for (sensor, mut g) in groups {
+        g.sort_by_key(order_key);
+        let carry = carried.remove(&sensor);
+        // A file that sorts at or before the last one the carried stream read would have
+        // been read before it in one run over everything: it cannot join the stream, so it
+        // is a stream of its own, from a cold start.
+        let (late, in_order): (Vec<_>, Vec<_>) =
+            match carry.as_ref().and_then(|c| c.last_file.as_ref()) {
+                Some(last) => g.iter().partition(|x| order_key(x) <= *last),
+                None => (Vec::new(), g.iter().collect()),
+            };
+        for x in late {
+            late_files.push(x.1);
+            pieces.push(Piece {
+                sensor: sensor.clone(),
+                files: vec![x.1],
+                carry: None,
+                last_file: None,
+                end: StreamEnd::Finish,
+            });
+        }
+        let last_file = in_order
+            .last()
+            .map(|x| order_key(x))
+            .or_else(|| carry.as_ref().and_then(|c| c.last_file.clone()));
+        pieces.push(Piece {
+            sensor,
+            files: in_order.iter().map(|x| x.1).collect(),
+            carry: carry.map(|c| c.carry),
+            last_file,
+            end,
         });
     }
-    let groups: Vec<(Option<String>, Vec<usize>)> = groups
-        .into_iter()
-        .map(|(s, v)| (s, v.into_iter().map(|(_, i)| i).collect()))
-        .collect();
-    let run_group_with = |indices: &[usize], opts: &RunOptions, threads: usize| {
-        let ordered: Vec<InputFile> = indices.iter().map(|&i| files[i].clone()).collect();
+    // A piece with nothing to read and nothing to end needs no work.
+    let run_piece = |piece: &Piece, carry: Carry, opts: &RunOptions, threads: usize| {
+        let ordered: Vec<InputFile> = piece.files.iter().map(|&i| files[i].clone()).collect();
         // A stream numbers its files from 0; progress reports name them by their index in
         // `files`.
         let mut opts = opts.clone();
         if let Some(p) = opts.progress.take() {
-            let global: Vec<usize> = indices.to_vec();
+            let global: Vec<usize> = piece.files.clone();
             opts.progress = Some(Progress(std::sync::Arc::new(move |i, bytes, done| {
                 (p.0)(global.get(i).copied().unwrap_or(i), bytes, done)
             })));
         }
         let t0 = std::time::Instant::now();
-        let (results, events, flow) = run_stream(&ordered, &opts, threads);
-        (results, events, flow, t0.elapsed())
+        let out = run_stream(&ordered, &opts, threads, carry, piece.end);
+        (out, t0.elapsed())
     };
+    let mut pieces = pieces;
+    let carries_in: Vec<Carry> = pieces
+        .iter_mut()
+        .map(|p| p.carry.take().unwrap_or_else(Carry::new))
+        .collect();
+    let work: Vec<(&Piece, Carry)> = pieces.iter().zip(carries_in).collect();
     // Sensors are independent streams: with several, each gets a thread of its own, and maps
     // its plain files as a single reader does (buffered reads measured slower: the kernel's
     // copy was ~40 % of such a run).
-    let outputs: Vec<_> = if groups.len() > 1 && threads > 1 {
+    let busy = work.iter().filter(|(p, _)| !p.files.is_empty()).count();
+    let outputs: Vec<_> = if busy > 1 && threads > 1 {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-        let run_group = |indices: &[usize]| run_group_with(indices, opts, 1);
-        let work = || {
+        let go = || {
             use rayon::prelude::*;
-            groups
-                .par_iter()
-                .map(|(_, idx)| run_group(idx))
+            work.into_par_iter()
+                .map(|(p, c)| run_piece(p, c, opts, 1))
                 .collect::<Vec<_>>()
         };
         match pool {
-            Ok(p) => p.install(work),
-            Err(_) => work(),
+            Ok(p) => p.install(go),
+            Err(_) => go(),
         }
     } else {
-        groups
-            .iter()
-            .map(|(_, idx)| run_group_with(idx, opts, threads))
+        work.into_iter()
+            .map(|(p, c)| run_piece(p, c, opts, threads))
             .collect()
     };
     let mut by_index: Vec<Option<FileResult>> = files.iter().map(|_| None).collect();
-    let mut parts = Vec::with_capacity(groups.len());
+    let mut parts = Vec::with_capacity(pieces.len());
     let mut flow = FlowStats::default();
-    let mut sensors = Vec::new();
-    for ((sensor, idx), (results, mut evs, st, took)) in groups.iter().zip(outputs) {
+    let mut sensors: Vec<SensorResult> = Vec::new();
+    let mut carries = Vec::new();
+    for (piece, (out, took)) in pieces.iter().zip(outputs) {
+        let StreamOutput {
+            results,
+            mut events,
+            stats: st,
+            carry,
+        } = out;
         // One name shared by the sensor's rows.
-        let sensor_name: Option<Arc<str>> = sensor.as_deref().map(Arc::from);
-        for e in &mut evs {
+        let sensor_name: Option<Arc<str>> = piece.sensor.as_deref().map(Arc::from);
+        for e in &mut events {
             e.sensor = sensor_name.clone();
         }
-        let rsts = evs.len() as u64;
-        parts.push(evs);
+        let rsts = events.len() as u64;
+        parts.push(events);
         flow.segments += st.segments;
         flow.connections += st.connections;
         flow.evicted += st.evicted;
         flow.peak_connections += st.peak_connections;
-        let packets = results.iter().map(|r| r.decode.packets).sum();
-        let bytes = results.iter().map(|r| r.read.file_bytes).sum();
-        for (r, &i) in results.into_iter().zip(idx) {
+        let packets: u64 = results.iter().map(|r| r.decode.packets).sum();
+        let bytes: u64 = results.iter().map(|r| r.read.file_bytes).sum();
+        for (r, &i) in results.into_iter().zip(&piece.files) {
             by_index[i] = Some(r);
         }
-        sensors.push(SensorResult {
-            sensor: sensor.clone(),
-            files: idx.len(),
-            packets,
-            bytes,
-            rsts,
-            flow: st,
-            seconds: took.as_secs_f64(),
-        });
+        if let Some(carry) = carry {
+            carries.push(StreamCarry {
+                sensor: piece.sensor.clone(),
+                last_file: piece.last_file.clone(),
+                carry,
+            });
+        }
+        match sensors.iter_mut().find(|s| s.sensor == piece.sensor) {
+            Some(s) => {
+                s.files += piece.files.len();
+                s.packets += packets;
+                s.bytes += bytes;
+                s.rsts += rsts;
+                s.flow.segments += st.segments;
+                s.flow.connections += st.connections;
+                s.flow.evicted += st.evicted;
+                s.flow.peak_connections = s.flow.peak_connections.max(st.peak_connections);
+                s.seconds += took.as_secs_f64();
+            }
+            None => sensors.push(SensorResult {
+                sensor: piece.sensor.clone(),
+                files: piece.files.len(),
+                packets,
+                bytes,
+                rsts,
+                flow: st,
+                seconds: took.as_secs_f64(),
+            }),
+        }
     }
+    sensors.retain(|s| s.files > 0 || s.rsts > 0);
     let results: Vec<FileResult> = by_index.into_iter().flatten().collect();
     let mut events = concat_rows(parts);
     sort_rows(&mut events, threads);
     let first_ts = results.iter().filter_map(|r| r.first_ts).min();
     let last_ts = results.iter().filter_map(|r| r.last_ts).max();
+    late_files.sort_unstable();
     RunResult {
         files: results,
         events,
@@ -386,7 +478,20 @@ pub fn process_all(files: &[InputFile], opts: &RunOptions) -> RunResult {
         sensors,
         first_ts,
         last_ts,
+        carries,
+        late_files,
     }
+}
+
+/// A part of a sensor stream read by one run: the sensor's new files in order (or one late
+/// file), continued from a carry and ended as `end` says.
+struct Piece {
+    sensor: Option<String>,
+    files: Vec<usize>,
+    carry: Option<Carry>,
+    /// The ordering key of the last file the stream has read (this run's or an earlier one's).
+    last_file: Option<(i64, String)>,
+    end: StreamEnd,
 }
 
 /// Per-sensor figures of a run.
@@ -401,14 +506,25 @@ pub struct SensorResult {
     pub seconds: f64,
 }
 
-/// One sensor's files, in order, as one stream.
+/// What reading a piece of a stream gave.
+pub(crate) struct StreamOutput {
+    pub results: Vec<FileResult>,
+    pub events: Vec<ResetEvent>,
+    pub stats: FlowStats,
+    /// The carry, when the stream was not finished.
+    pub carry: Option<Carry>,
+}
+
+/// One sensor's files, in order, as one stream continued from `carry`.
 fn run_stream(
     files: &[InputFile],
     opts: &RunOptions,
     threads: usize,
-) -> (Vec<FileResult>, Vec<ResetEvent>, FlowStats) {
+    carry: Carry,
+    end: StreamEnd,
+) -> StreamOutput {
     if threads <= 1 {
-        let mut tracker = Tracker::new(opts.flow);
+        let mut tracker = Tracker::resume(opts.flow, carry);
         let results: Vec<FileResult> = files
             .iter()
             .enumerate()
@@ -417,10 +533,24 @@ fn run_stream(
                 process_file(f, i as u32, opts, |seg| tracker.process(seg, source))
             })
             .collect();
-        let (events, flow) = tracker.finish();
-        (results, events, flow)
+        let (events, stats, carry) = match end {
+            StreamEnd::Finish => {
+                let (events, stats) = tracker.finish();
+                (events, stats, None)
+            }
+            StreamEnd::Carry => {
+                let (events, stats, carry) = tracker.suspend(i64::MIN);
+                (events, stats, Some(carry))
+            }
+        };
+        StreamOutput {
+            results,
+            events,
+            stats,
+            carry,
+        }
     } else {
-        parallel::run(files, opts, threads - 1)
+        parallel::run(files, opts, threads - 1, carry, end)
     }
 }
 

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use rstscope::output::{
-    commit_all, stage, stage_conn_rst, stage_reset_log, stage_summary, Format, OutputSpec,
+    commit_all, commit_all_after, stage, stage_conn_rst, stage_reset_log, stage_summary, Format,
+    OutputSpec,
 };
-use rstscope::{discover, process_all, summary, RunOptions};
+use rstscope::{discover, summary, RunOptions};
 use rstscope_capture::PlainAccess;
 use rstscope_flow::FlowConfig;
 use rstscope_reset::EventOptions;
@@ -141,6 +142,22 @@ struct Cli {
     /// them on later runs.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+
+    /// With --state: end every connection at the end of this run and deliver its rows (the
+    /// last run over an archive, or an ad-hoc run), instead of carrying live connections to
+    /// the next run.
+    #[arg(long, requires = "state")]
+    finish: bool,
+
+    /// With --state: read again the inputs an earlier run recorded as failed (otherwise a
+    /// failed file is not read again until its size, mtime or first 64 KiB change).
+    #[arg(long, requires = "state")]
+    retry_failed: bool,
+
+    /// With --state: start every sensor stream cold, dropping the carried connections (use
+    /// when the carry file is lost or unreadable; their rows are lost).
+    #[arg(long, requires = "state")]
+    discard_carry: bool,
 
     /// Skip capture files modified less than this long ago (still being written): 90s, 5m, 1h.
     #[arg(long, value_name = "AGE", value_parser = rstscope::batch::parse_duration)]
@@ -306,8 +323,18 @@ fn run_merge(m: &MergeCli) -> u8 {
     }
 }
 
+/// The run record: one JSON line appended to `DIR/rstscope_runs.log` by every run that got
+/// the output directory's lock, whatever its outcome.
+const RUNS_LOG: &str = "rstscope_runs.log";
+
+fn now_iso8601() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    rstscope_join::enrich::iso8601(now)
+}
+
 fn run(cli: &Cli) -> u8 {
-    // Not locked for the run: progress bars are drawn on stderr from the reading threads.
     let mut err = std::io::stderr();
     // Overlapping runs (a slow night, a manual re-run) must not clobber each other's logs.
     let _lock = match rstscope::batch::lock_output_dir(&cli.out) {
@@ -329,14 +356,106 @@ fn run(cli: &Cli) -> u8 {
             return EXIT_CANNOT_WRITE;
         }
     };
-    let stale = rstscope::batch::remove_stale_temporaries(&cli.out);
-    if stale > 0 && !cli.quiet {
+    let mut record = serde_json::Map::new();
+    record.insert(
+        "version".into(),
+        concat!("rstscope ", env!("CARGO_PKG_VERSION")).into(),
+    );
+    record.insert("start".into(), now_iso8601().into());
+    record.insert(
+        "args".into(),
+        std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    let mut status = run_locked(cli, &mut record);
+    record.insert("end".into(), now_iso8601().into());
+    record.insert("exit_status".into(), status.into());
+    let mut line = serde_json::Value::Object(record).to_string();
+    line.push('\n');
+    let appended = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(cli.out.join(RUNS_LOG))?;
+        f.write_all(line.as_bytes())?;
+        f.sync_data()
+    })();
+    if let Err(e) = appended {
         let _ = writeln!(
             err,
-            "rstscope: notice: removed {stale} temporary files an interrupted run left in {}",
-            cli.out.display()
+            "rstscope: error: cannot append the run record to {}: {e} (exit status 74)",
+            cli.out.join(RUNS_LOG).display()
         );
+        status = EXIT_CANNOT_WRITE;
     }
+    status
+}
+
+/// Output names an earlier run in `dir` used: files there now, and those the run records name.
+fn names_used(dir: &std::path::Path) -> std::collections::HashSet<String> {
+    let mut used = std::collections::HashSet::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            used.insert(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(dir.join(RUNS_LOG)) {
+        for line in text.lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                for o in v
+                    .get("outputs")
+                    .and_then(|o| o.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(name) = o.as_str() {
+                        used.insert(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    used
+}
+
+fn run_locked(cli: &Cli, record: &mut serde_json::Map<String, serde_json::Value>) -> u8 {
+    use serde_json::json;
+    // Not locked for the run: progress bars are drawn on stderr from the reading threads.
+    let mut err = std::io::stderr();
+    let mut warnings: Vec<String> = Vec::new();
+    // Warnings go to stderr even with -q, and into the run record.
+    let mut warn = |err: &mut std::io::Stderr, w: String| {
+        let _ = writeln!(err, "rstscope: warning: {w}");
+        warnings.push(w);
+    };
+    // The state: locked for the whole run (runs sharing it take turns), then a commit a killed
+    // run left half done is finished before stale temporaries are removed.
+    let _state_lock = match &cli.state {
+        Some(p) => match rstscope::batch::lock_state(p, |lock| {
+            if !cli.quiet {
+                let _ = writeln!(
+                    err,
+                    "rstscope: notice: waiting for another run that holds {}",
+                    lock.display()
+                );
+            }
+        }) {
+            Ok(l) => Some(l),
+            Err(rstscope::batch::LockError::Held(_)) => None,
+            Err(rstscope::batch::LockError::Io(p, e)) => {
+                let _ = writeln!(
+                    err,
+                    "rstscope: error: cannot lock the state {}: {e}",
+                    p.display()
+                );
+                return EXIT_CANNOT_WRITE;
+            }
+        },
+        None => None,
+    };
     let mut state = match &cli.state {
         Some(p) => match rstscope::batch::State::load(p) {
             Ok(s) => Some(s),
@@ -347,6 +466,46 @@ fn run(cli: &Cli) -> u8 {
         },
         None => None,
     };
+    if let Some(st) = state.as_mut() {
+        for p in st.finish_pending_commit() {
+            let _ = writeln!(
+                err,
+                "rstscope: notice: {}: delivered (the run that wrote it was stopped before renaming it)",
+                p.display()
+            );
+        }
+    }
+    let stale = rstscope::batch::remove_stale_temporaries(&cli.out);
+    if stale > 0 && !cli.quiet {
+        let _ = writeln!(
+            err,
+            "rstscope: notice: removed {stale} temporary files an interrupted run left in {}",
+            cli.out.display()
+        );
+    }
+    let carries = match (&state, &cli.state) {
+        (Some(st), Some(p)) if !cli.discard_carry => match st.load_carry(p) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writeln!(err, "rstscope: error: {e}");
+                return EXIT_FAILED;
+            }
+        },
+        (Some(st), Some(_)) => {
+            if let Some(c) = &st.carry {
+                warn(
+                    &mut err,
+                    format!(
+                        "--discard-carry: {} carried connections and {} pending rows dropped; the streams start cold",
+                        c.connections, c.rows
+                    ),
+                );
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
+    let carried_in: u64 = carries.iter().map(|c| c.carry.conns.len() as u64).sum();
     let (mut files, problems) = discover(&cli.inputs);
     rstscope::assign_sensors(
         &mut files,
@@ -359,26 +518,33 @@ fn run(cli: &Cli) -> u8 {
     if let Some((i, n)) = cli.shard {
         files.retain(|f| rstscope::merge::shard_of(f.sensor.as_deref(), n) == i);
         if files.is_empty() {
-            let _ = writeln!(err, "rstscope: shard {i}/{n} has no inputs");
+            if !cli.quiet {
+                let _ = writeln!(err, "rstscope: shard {i}/{n} has no inputs");
+            }
             return EXIT_OK;
         }
     }
-    let mut skipped_state = 0usize;
-    let files = match &state {
+    let mut skipped: Vec<String> = Vec::new();
+    let files: Vec<rstscope::InputFile> = match &state {
         Some(st) => files
             .into_iter()
             .filter(|f| {
-                let seen = st.seen(&f.path);
-                skipped_state += usize::from(seen);
+                let seen = st.seen(&f.path, cli.retry_failed);
+                if seen {
+                    skipped.push(f.path.to_string_lossy().into_owned());
+                }
                 !seen
             })
             .collect(),
         None => files,
     };
+    let skipped_state = skipped.len();
     let (files, young) = match cli.min_age {
         Some(age) => rstscope::batch::split_by_age(files, age),
         None => (files, Vec::new()),
     };
+    skipped.extend(young.iter().map(|f| f.path.to_string_lossy().into_owned()));
+    record.insert("files_skipped".into(), skipped.len().into());
     if !cli.quiet {
         for f in &young {
             let _ = writeln!(
@@ -403,10 +569,29 @@ fn run(cli: &Cli) -> u8 {
             let _ = writeln!(err, "rstscope: notice: {p}");
         }
     }
-    if files.is_empty() {
-        if skipped_state > 0 || !young.is_empty() {
-            let _ = writeln!(err, "rstscope: nothing new to process");
-            return EXIT_OK;
+    let end = if cli.state.is_none() || cli.finish {
+        rstscope::StreamEnd::Finish
+    } else {
+        rstscope::StreamEnd::Carry
+    };
+    let finishing_carry = end == rstscope::StreamEnd::Finish && carried_in > 0;
+    if files.is_empty() && !finishing_carry {
+        record.insert("files_processed".into(), 0.into());
+        record.insert("files_failed".into(), json!([]));
+        record.insert("rows".into(), 0.into());
+        record.insert("carried_connections".into(), carried_in.into());
+        record.insert("late_files".into(), json!([]));
+        record.insert("outputs".into(), json!([]));
+        record.insert("warnings".into(), json!(warnings));
+        if skipped_state > 0 || !young.is_empty() || (state.is_some() && problems.is_empty()) {
+            if !cli.quiet {
+                let _ = writeln!(err, "rstscope: nothing new to process");
+            }
+            return if had_errors {
+                EXIT_SOME_ERRORS
+            } else {
+                EXIT_OK
+            };
         }
         let _ = writeln!(
             err,
@@ -414,12 +599,37 @@ fn run(cli: &Cli) -> u8 {
         );
         return EXIT_FAILED;
     }
+    // A carried clock far behind a new file's first packet: files missing in between?
+    for c in &carries {
+        let first_new = files
+            .iter()
+            .filter(|f| f.sensor == c.sensor)
+            .filter_map(|f| rstscope_capture::first_packet_ts(&f.path))
+            .filter(|&t| t > c.carry.clock)
+            .min();
+        if let Some(first) = first_new {
+            const DAY: i64 = 86_400 * 1_000_000_000;
+            if c.carry.clock != i64::MIN && first.saturating_sub(c.carry.clock) > DAY {
+                warn(
+                    &mut err,
+                    format!(
+                        "sensor {}: the carried stream ends at {}, {:.1} days before its next file's first packet ({}): captures missing in between? ({} carried connections time out)",
+                        c.sensor.as_deref().unwrap_or("(unnamed)"),
+                        rstscope_join::enrich::iso8601(c.carry.clock),
+                        (first - c.carry.clock) as f64 / DAY as f64,
+                        rstscope_join::enrich::iso8601(first),
+                        c.carry.conns.len()
+                    ),
+                );
+            }
+        }
+    }
     let draw = match cli.progress {
         ProgressArg::Never => false,
         ProgressArg::Always => true,
         ProgressArg::Auto => !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let bar = draw.then(|| progress_bar(&files));
+    let bar = (draw && !files.is_empty()).then(|| progress_bar(&files));
     let opts = RunOptions {
         progress: bar.as_ref().map(|(_, p)| p.clone()),
         flow: FlowConfig {
@@ -437,11 +647,12 @@ fn run(cli: &Cli) -> u8 {
         },
         threads: cli.threads.unwrap_or(0),
     };
-    let result = process_all(&files, &opts);
+    let result = rstscope::process_streams(&files, &opts, carries, end);
     if let Some((b, _)) = &bar {
         let _ = b.clear();
     }
-    let mut any_read = false;
+    let mut any_read = files.is_empty();
+    let mut failed = Vec::new();
     for f in &result.files {
         if let Some(e) = f.error() {
             had_errors = true;
@@ -455,19 +666,52 @@ fn run(cli: &Cli) -> u8 {
                     String::new()
                 }
             );
+            failed.push(json!({"file": f.input.path.to_string_lossy(), "error": e.to_string()}));
         }
         if f.read.packets > 0 || f.error().is_none() {
             any_read = true;
         }
         for (lt, n) in &f.decode.unknown_linktypes {
-            let _ = writeln!(
-                err,
-                "rstscope: warning: {}: {n} packets of unsupported link type {lt} skipped",
-                f.input.path.display()
+            warn(
+                &mut err,
+                format!(
+                    "{}: {n} packets of unsupported link type {lt} skipped",
+                    f.input.path.display()
+                ),
             );
         }
     }
+    let mut late = Vec::new();
+    for &i in &result.late_files {
+        let f = &result.files[i];
+        late.push(f.input.path.to_string_lossy().into_owned());
+        warn(
+            &mut err,
+            format!(
+                "{}: late file: its first packet sorts at or before the last file sensor {} already read; read as a stream of its own from a cold start (connections crossing into it are split)",
+                f.input.path.display(),
+                f.input.sensor.as_deref().unwrap_or("(unnamed)")
+            ),
+        );
+    }
+    let carried_out: u64 = result
+        .carries
+        .iter()
+        .map(|c| c.carry.conns.len() as u64)
+        .sum();
+    let carried_rows: u64 = result
+        .carries
+        .iter()
+        .map(|c| c.carry.pending_rows() as u64)
+        .sum();
+    record.insert("files_processed".into(), result.files.len().into());
+    record.insert("files_failed".into(), failed.into());
+    record.insert("rows".into(), result.events.len().into());
+    record.insert("carried_connections".into(), carried_out.into());
+    record.insert("carried_rows".into(), carried_rows.into());
+    record.insert("late_files".into(), late.into());
     if !any_read {
+        record.insert("warnings".into(), json!(warnings));
         let _ = writeln!(err, "rstscope: error: none of the inputs could be read");
         return EXIT_FAILED;
     }
@@ -482,18 +726,57 @@ fn run(cli: &Cli) -> u8 {
         stamp: None,
     };
     let mut result = result;
-    let open = result.first_ts.unwrap_or(0);
-    let close = result.last_ts.unwrap_or(open);
-    let spec = OutputSpec {
-        stamp: cli.archive_names.then(|| {
-            format!(
-                "{}_{}",
-                rstscope_zeeklog::format_rotation_time(open),
-                rstscope_zeeklog::format_rotation_time(close)
-            )
-        }),
-        ..spec
-    };
+    // The window the logs cover: the packets read and the rows delivered (rows carried from
+    // an earlier run may be older than this run's packets).
+    let open = result
+        .first_ts
+        .into_iter()
+        .chain(result.events.first().map(|e| e.ts_ns))
+        .min()
+        .unwrap_or(0);
+    let close = result
+        .last_ts
+        .into_iter()
+        .chain(result.events.iter().map(|e| e.ts_ns).max())
+        .max()
+        .unwrap_or(open);
+    // With --state every run delivers to files of its own: named by the window (as
+    // --archive-names does), plus the run's number when an earlier run used the name.
+    let stamp = (cli.archive_names || cli.state.is_some()).then(|| {
+        let window = format!(
+            "{}_{}",
+            rstscope_zeeklog::format_rotation_time(open),
+            rstscope_zeeklog::format_rotation_time(close)
+        );
+        match &state {
+            Some(st) => {
+                let used = names_used(&cli.out);
+                let taken = |stamp: &str| {
+                    let s = OutputSpec {
+                        stamp: Some(stamp.to_string()),
+                        ..spec.clone()
+                    };
+                    [
+                        s.file_name("reset"),
+                        s.file_name("conn_rst"),
+                        s.summary_name(),
+                        s.report_name(),
+                    ]
+                    .iter()
+                    .any(|n| used.contains(n))
+                };
+                let mut stamp = window.clone();
+                let mut seq = st.runs + 1;
+                while taken(&stamp) {
+                    stamp = format!("{window}.{seq}");
+                    seq += 1;
+                }
+                stamp
+            }
+            None => window,
+        }
+    });
+    let spec = OutputSpec { stamp, ..spec };
 
     // Join with the site's conn.log.
     let mut join = None;
@@ -504,6 +787,19 @@ fn run(cli: &Cli) -> u8 {
             had_errors = true;
             let _ = writeln!(err, "rstscope: error: {p}");
         }
+        if logs.is_empty() && problems.is_empty() {
+            warn(
+                &mut err,
+                format!(
+                    "--conn-log {}: no conn log there (conn*.log[.gz], conn*.json[.gz]); no RST was joined",
+                    cli.conn_log
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            );
+        }
         let report = rstscope_join::join(&mut result.events, &logs);
         for l in &report.logs {
             if let Some(e) = &l.error {
@@ -511,16 +807,41 @@ fn run(cli: &Cli) -> u8 {
                 let _ = writeln!(err, "rstscope: error: {}: {e}", l.path.display());
             }
             for m in &l.first_malformed {
-                let _ = writeln!(err, "rstscope: warning: {m}");
+                warn(&mut err, m.to_string());
             }
             if l.malformed > l.first_malformed.len() as u64 {
-                let _ = writeln!(
-                    err,
-                    "rstscope: warning: {}: {} malformed lines in all",
-                    l.path.display(),
-                    l.malformed
+                warn(
+                    &mut err,
+                    format!(
+                        "{}: {} malformed lines in all",
+                        l.path.display(),
+                        l.malformed
+                    ),
                 );
             }
+        }
+        let rows: u64 = report.logs.iter().map(|l| l.rows).sum();
+        let total = report.matched + report.unmatched;
+        record.insert("conn_log_rows".into(), rows.into());
+        record.insert("join_matched".into(), report.matched.into());
+        record.insert("join_total".into(), total.into());
+        if !logs.is_empty() && total > 0 && report.matched * 2 < total {
+            let cause = if rows == 0 {
+                "the conn logs hold no rows"
+            } else if report.candidates == 0 {
+                "no conn.log row has the endpoints of any RST: the wrong sensor's or the wrong day's conn.log?"
+            } else {
+                "conn.log rows with the RSTs' endpoints exist but their times do not cover the RSTs: clock skew between the sensors, or masked/absent ts?"
+            };
+            warn(
+                &mut err,
+                format!(
+                    "--conn-log matched only {} of {} RSTs ({:.0} %): {cause}",
+                    report.matched,
+                    total,
+                    100.0 * report.matched as f64 / total as f64
+                ),
+            );
         }
         conn_logs = logs;
         join = Some(report);
@@ -529,7 +850,7 @@ fn run(cli: &Cli) -> u8 {
     // reset.log is rendered (on every thread, when there are several) while the summary is
     // counted, its bytes going to the disk as they are written; every output gets its final
     // name only once all are written and synced, in the order log, conn_rst.log, summary,
-    // report, state.
+    // report — after the state (with the carry and the renames to come) is saved.
     let threads = opts.resolved_threads();
     let stage_log = || stage_reset_log(&cli.out, &spec, &result.events, open, close, threads);
     let (log, mut summary) = if threads > 1 {
@@ -544,6 +865,7 @@ fn run(cli: &Cli) -> u8 {
     } else {
         (stage_log(), summary::build(&result))
     };
+    record.insert("warnings".into(), json!(warnings));
     let mut conn_rst_rows = None;
     let written = (|| -> std::io::Result<std::path::PathBuf> {
         let mut files = vec![log?];
@@ -559,6 +881,17 @@ fn run(cli: &Cli) -> u8 {
         if let Some(bytes) = peak_rss_bytes() {
             summary.json["peak_rss_bytes"] = bytes.into();
         }
+        let outputs: Vec<String> = [
+            Some(spec.file_name("reset")),
+            conn_rst_rows.map(|_| spec.file_name("conn_rst")),
+            Some(spec.summary_name()),
+            Some(spec.report_name()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        record.insert("outputs".into(), json!(outputs));
+        summary.json["run"] = serde_json::Value::Object(record.clone());
         files.push(stage_summary(
             &cli.out,
             &spec.summary_name(),
@@ -568,13 +901,26 @@ fn run(cli: &Cli) -> u8 {
         files.push(stage(&cli.out, &spec.report_name(), false, |out| {
             out.write_all(page.as_bytes())
         })?);
-        let path = commit_all(files)?.remove(0);
-        if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
-            // Only inputs read to their end are done; the others are tried again next time.
-            for f in result.files.iter().filter(|f| f.error().is_none()) {
-                st.record(&f.input.path);
+        let renames: Vec<_> = files.iter().map(|f| f.paths()).collect();
+        let path = commit_all_after(files, || {
+            if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
+                // Inputs read to their end, and those that failed (with their error: not
+                // read again until they change); the carry; and the renames about to be
+                // done, for a run that finds them undone.
+                for f in &result.files {
+                    st.record(&f.input.path, f.error().map(|e| e.to_string()));
+                }
+                st.runs += 1;
+                st.prune(std::time::SystemTime::now());
+                st.stage_carry(p, &result.carries)?;
+                st.commit = Some(rstscope::batch::PendingCommit { renames });
+                st.save(p)?;
             }
-            st.save(p)?;
+            Ok(())
+        })?
+        .remove(0);
+        if let (Some(st), Some(p)) = (&state, &cli.state) {
+            st.remove_old_carries(p);
         }
         Ok(path)
     })();
@@ -592,9 +938,14 @@ fn run(cli: &Cli) -> u8 {
                         j.logs.iter().map(|l| l.rows).sum::<u64>()
                     );
                 }
+                let carried = if cli.state.is_some() {
+                    format!(", {carried_out} carried to the next run")
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     err,
-                    "rstscope: {} RSTs in {} packets from {} files, {} connections -> {}",
+                    "rstscope: {} RSTs in {} packets from {} files, {} connections{carried} -> {}",
                     result.events.len(),
                     packets,
                     result.files.len(),
@@ -604,6 +955,7 @@ fn run(cli: &Cli) -> u8 {
             }
         }
         Err(e) => {
+            record.insert("outputs".into(), json!([]));
             let _ = writeln!(
                 err,
                 "rstscope: error: cannot write the logs in {}: {e} (exit status 74)",

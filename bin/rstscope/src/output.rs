@@ -228,6 +228,11 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// Its temporary path and its final path.
+    pub fn paths(&self) -> (PathBuf, PathBuf) {
+        (self.tmp.path().to_path_buf(), self.final_path.clone())
+    }
+
     /// Sync the file and rename it over its final name, then sync the directory.
     pub fn commit(self) -> std::io::Result<PathBuf> {
         Ok(commit_all(vec![self])?.remove(0))
@@ -238,9 +243,19 @@ impl Staged {
 /// given (none renamed unless all could be synced), then each directory synced once. Returns
 /// the final paths.
 pub fn commit_all(files: Vec<Staged>) -> std::io::Result<Vec<PathBuf>> {
+    commit_all_after(files, || Ok(()))
+}
+
+/// [`commit_all`], calling `before_rename` once every file is synced and before any is
+/// renamed (to record the renames where a later run finds them, should this one be killed).
+pub fn commit_all_after(
+    files: Vec<Staged>,
+    before_rename: impl FnOnce() -> std::io::Result<()>,
+) -> std::io::Result<Vec<PathBuf>> {
     for f in &files {
         f.tmp.as_file().sync_all()?;
     }
+    before_rename()?;
     let mut paths = Vec::with_capacity(files.len());
     for f in files {
         f.tmp.persist(&f.final_path).map_err(|e| e.error)?;

@@ -7,10 +7,11 @@ use std::net::IpAddr;
 use std::sync::mpsc;
 
 use rstscope_decode::{Segment, TcpOptions};
-use rstscope_flow::{FlowConfig, FlowStats, Tracker};
-use rstscope_reset::ResetEvent;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-use crate::{process_file, FileResult, InputFile, RunOptions};
+use rstscope_flow::{Carry, FlowConfig, FlowStats, Tracker};
+
+use crate::{process_file, InputFile, RunOptions, StreamEnd, StreamOutput};
 
 /// A segment handed to a worker: the decoded fields, and the payload only for RSTs (the only
 /// packets whose bytes end up in a row).
@@ -90,8 +91,11 @@ impl OwnedSegment {
 /// FNV-1a over the endpoints in a fixed order: the same worker for both directions, on every
 /// run and machine.
 fn shard(seg: &Segment<'_>, workers: usize) -> usize {
-    let a = (seg.src, seg.sport);
-    let b = (seg.dst, seg.dport);
+    owner((seg.src, seg.sport), (seg.dst, seg.dport), workers)
+}
+
+/// The worker that owns the connection between endpoints `a` and `b` (either order).
+fn owner(a: (IpAddr, u16), b: (IpAddr, u16), workers: usize) -> usize {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
@@ -116,8 +120,16 @@ pub(crate) fn run(
     files: &[InputFile],
     opts: &RunOptions,
     workers: usize,
-) -> (Vec<FileResult>, Vec<ResetEvent>, FlowStats) {
+    carry: Carry,
+    end: StreamEnd,
+) -> StreamOutput {
     let workers = workers.max(1);
+    // The stream's clock: the newest segment time, which each worker's own clock may be behind.
+    let mut clock = carry.clock;
+    let clock_at_end = AtomicI64::new(i64::MIN);
+    let mut carries = carry
+        .split(workers, |a, b| owner(a, b, workers))
+        .into_iter();
     let sources: Vec<&str> = files.iter().map(|f| f.source.as_str()).collect();
     let cfg = FlowConfig {
         max_connections: (opts.flow.max_connections / workers).max(1),
@@ -130,14 +142,26 @@ pub(crate) fn run(
             let (tx, rx) = mpsc::sync_channel::<Vec<OwnedSegment>>(16);
             senders.push(tx);
             let sources = &sources;
+            let carry = carries.next().unwrap_or_else(Carry::new);
+            let clock_at_end = &clock_at_end;
             handles.push(scope.spawn(move || {
-                let mut tracker = Tracker::new(cfg);
+                let mut tracker = Tracker::resume(cfg, carry);
                 for batch in rx {
                     for s in &batch {
                         tracker.process(&s.as_segment(), sources[s.file as usize]);
                     }
                 }
-                tracker.finish()
+                match end {
+                    StreamEnd::Finish => {
+                        let (events, stats) = tracker.finish();
+                        (events, stats, None)
+                    }
+                    StreamEnd::Carry => {
+                        let (events, stats, carry) =
+                            tracker.suspend(clock_at_end.load(Ordering::SeqCst));
+                        (events, stats, Some(carry))
+                    }
+                }
             }));
         }
         let mut batches: Vec<Vec<OwnedSegment>> =
@@ -145,6 +169,7 @@ pub(crate) fn run(
         let mut results = Vec::with_capacity(files.len());
         for (i, f) in files.iter().enumerate() {
             let r = process_file(f, i as u32, opts, |seg| {
+                clock = clock.max(seg.ts_ns);
                 let w = shard(seg, workers);
                 batches[w].push(OwnedSegment::of(seg));
                 if batches[w].len() >= BATCH {
@@ -160,18 +185,27 @@ pub(crate) fn run(
                 let _ = senders[w].send(b);
             }
         }
+        // Set before the channels close: a worker reads it once its channel is done.
+        clock_at_end.store(clock, Ordering::SeqCst);
         drop(senders);
         let mut stats = FlowStats::default();
         let mut parts = Vec::with_capacity(handles.len());
+        let mut carries = Vec::with_capacity(handles.len());
         for h in handles {
-            let (ev, st) = h.join().expect("connection tracking worker panicked");
+            let (ev, st, carry) = h.join().expect("connection tracking worker panicked");
             parts.push(ev);
+            carries.extend(carry);
             stats.segments += st.segments;
             stats.connections += st.connections;
             stats.evicted += st.evicted;
             stats.peak_connections += st.peak_connections;
         }
         let events = crate::concat_rows(parts);
-        (results, events, stats)
+        StreamOutput {
+            results,
+            events,
+            stats,
+            carry: (end == StreamEnd::Carry).then(|| Carry::merge(carries)),
+        }
     })
 }

@@ -260,7 +260,8 @@ pub fn run_inputs(result: &RunResult) -> RunInputs {
     let files: Vec<Value> = result
         .files
         .iter()
-        .map(|f| {
+        .enumerate()
+        .map(|(i, f)| {
             json!({
                 "path": f.input.path.to_string_lossy(),
                 "source": f.input.source,
@@ -278,6 +279,7 @@ pub fn run_inputs(result: &RunResult) -> RunInputs {
                 "error": f.error().map(|e| e.to_string()),
                 "error_offset": f.error().and_then(|e| e.offset()),
                 "sensor": f.input.sensor,
+                "late": result.late_files.contains(&i),
                 "first_ts": f.first_ts.map(rstscope_zeeklog::format_seconds),
                 "last_ts": f.last_ts.map(rstscope_zeeklog::format_seconds),
                 "seconds": (f.seconds * 1e3).round() / 1e3,

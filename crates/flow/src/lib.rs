@@ -17,7 +17,10 @@ mod tracker;
 pub mod zeek;
 
 pub use classify::{injected_rule, Cause, Evidence};
-pub use tracker::{CarriedConn, Carry, FlowConfig, FlowStats, Tracker};
+pub use tracker::{
+    read_carry_file, write_carry_file, CarriedConn, Carry, FlowConfig, FlowStats, StreamCarry,
+    Tracker, CARRY_VERSION,
+};
 
 #[cfg(test)]
 mod difftest;

@@ -30,7 +30,9 @@ use rstscope_reset::{connection_uid, initial_ttl, EventOptions, ResetEvent};
 use smallvec::SmallVec;
 
 mod carry;
-pub use carry::{CarriedConn, Carry};
+pub use carry::{
+    read_carry_file, write_carry_file, CarriedConn, Carry, StreamCarry, CARRY_VERSION,
+};
 
 use crate::classify::{injected_rule, Cause, Evidence};
 use crate::zeek::{conn_state, likely_server_port, timers, EpState};

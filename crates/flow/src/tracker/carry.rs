@@ -472,3 +472,90 @@ impl Tracker {
         self.live += 1;
     }
 }
+
+/// One sensor stream's carry, as the carry file holds it: the sensor, the ordering key (first
+/// packet time, capture file name) of the last file the stream read — a new file that sorts at
+/// or before it is late — and the tracker's carry.
+#[derive(Debug, Default)]
+pub struct StreamCarry {
+    pub sensor: Option<String>,
+    pub last_file: Option<(i64, String)>,
+    pub carry: Carry,
+}
+
+/// The carry file: magic, format version, payload length and CRC-32, then the streams.
+pub const CARRY_MAGIC: &[u8; 8] = b"RSTCARRY";
+pub const CARRY_VERSION: u32 = 1;
+const CARRY_HEADER: usize = 8 + 4 + 8 + 4;
+
+/// The bytes of a carry file holding `streams`.
+pub fn write_carry_file(streams: &[StreamCarry]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u32(streams.len() as u32);
+    for s in streams {
+        w.opt(s.sensor.as_deref(), Writer::str);
+        w.opt(s.last_file.as_ref(), |w, (ts, name)| {
+            w.i64(*ts);
+            w.str(name);
+        });
+        s.carry.encode(&mut w);
+    }
+    let mut out = Vec::with_capacity(CARRY_HEADER + w.buf.len());
+    out.extend_from_slice(CARRY_MAGIC);
+    out.extend_from_slice(&CARRY_VERSION.to_le_bytes());
+    out.extend_from_slice(&(w.buf.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&w.buf).to_le_bytes());
+    out.extend_from_slice(&w.buf);
+    out
+}
+
+/// Read a carry file: its magic, version, length and checksum are checked before anything
+/// else is, and every value after.
+pub fn read_carry_file(bytes: &[u8]) -> Result<Vec<StreamCarry>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let err = |offset: usize, what: String| DecodeError { offset, what };
+    if r.take(8.min(bytes.len()))? != CARRY_MAGIC {
+        return Err(err(0, "not a rstscope carry file (bad magic)".into()));
+    }
+    let version = r.u32()?;
+    if version != CARRY_VERSION {
+        return Err(err(
+            8,
+            format!("carry format version {version}; this rstscope reads version {CARRY_VERSION}"),
+        ));
+    }
+    let len = r.u64()?;
+    let crc = r.u32()?;
+    if len != r.remaining() as u64 {
+        return Err(err(
+            12,
+            format!(
+                "payload of {len} bytes announced, {} present (truncated or extended)",
+                r.remaining()
+            ),
+        ));
+    }
+    let payload = &bytes[CARRY_HEADER..];
+    if crc32fast::hash(payload) != crc {
+        return Err(err(
+            20,
+            "checksum mismatch: the carry file is corrupt".into(),
+        ));
+    }
+    let n = r.count(1 + 1 + 8 + 4)?;
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        let sensor = r.opt(|r| r.str().map(str::to_string))?;
+        let last_file = r.opt(|r| Ok((r.i64()?, r.str()?.to_string())))?;
+        let carry = Carry::decode(&mut r)?;
+        streams.push(StreamCarry {
+            sensor,
+            last_file,
+            carry,
+        });
+    }
+    if r.remaining() != 0 {
+        return Err(r.error("bytes after the last stream"));
+    }
+    Ok(streams)
+}
