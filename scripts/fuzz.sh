@@ -14,7 +14,7 @@
 # testdata/fuzz/<target>/ and the regression tests (crates/*/tests/fuzz_regressions.rs, part of
 # the ordinary `cargo test`) run it from then on.
 #
-# Targets: capture capture_framed decode conn_log classifier zeeklog_tsv
+# Targets: capture capture_framed decode conn_log classifier zeeklog_tsv carry
 # The targets run one at a time, each as a single libFuzzer process (no -jobs/-fork).
 # FUZZ_ARGS adds libFuzzer options (e.g. FUZZ_ARGS=-max_len=4096); FUZZ_CORPUS puts the corpora
 # somewhere else (CI uses a fresh one with FUZZ_ARGS=-seed=1, so its brief run replays the start
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_PER_TARGET=${1:-60}
 shift || true
-ALL_TARGETS=(capture capture_framed decode conn_log classifier zeeklog_tsv)
+ALL_TARGETS=(capture capture_framed decode conn_log classifier zeeklog_tsv carry)
 if [ $# -gt 0 ]; then
     TARGETS=("$@")
 else
@@ -80,6 +80,10 @@ seed() {
             ;;
         classifier | zeeklog_tsv)
             python3 "$ROOT/fuzz/seeds.py" "$t" - "$dst"
+            ;;
+        carry)
+            # Real carries (testdata/fuzz/carry/, written by rstscope runs over testdata) are
+            # copied below with the earlier crash inputs.
             ;;
     esac
     # Crash inputs found before are seeds too.

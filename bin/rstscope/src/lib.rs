@@ -379,7 +379,6 @@ pub fn process_streams(
         let out = run_stream(&ordered, &opts, threads, carry, piece.end);
         (out, t0.elapsed())
     };
-    let mut pieces = pieces;
     let carries_in: Vec<Carry> = pieces
         .iter_mut()
         .map(|p| p.carry.take().unwrap_or_else(Carry::new))

@@ -142,7 +142,7 @@ pub(crate) fn run(
             let (tx, rx) = mpsc::sync_channel::<Vec<OwnedSegment>>(16);
             senders.push(tx);
             let sources = &sources;
-            let carry = carries.next().unwrap_or_else(Carry::new);
+            let carry = carries.next().unwrap_or_default();
             let clock_at_end = &clock_at_end;
             handles.push(scope.spawn(move || {
                 let mut tracker = Tracker::resume(cfg, carry);

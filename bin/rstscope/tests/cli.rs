@@ -374,14 +374,15 @@ fn output_does_not_depend_on_thread_count_and_reruns_are_identical() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        // the logs and the run lock
+        // the logs, the run record and the run lock
         assert_eq!(
             names,
             [
                 ".rstscope.lock",
                 "reset.log",
                 "reset_report.html",
-                "reset_summary.json"
+                "reset_summary.json",
+                "rstscope_runs.log"
             ]
         );
     }
@@ -591,6 +592,22 @@ fn unwritable_output_exits_74() {
     );
 }
 
+/// Data rows of every log a run with --state delivered in `dir` (`reset.<stamp>.log`).
+fn delivered(dir: &std::path::Path) -> Vec<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("reset.") && n.ends_with(".log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .flat_map(|n| rows(&std::fs::read_to_string(dir.join(n)).unwrap()))
+        .collect()
+}
+
 #[test]
 fn state_skips_processed_inputs_and_picks_up_new_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -598,40 +615,52 @@ fn state_skips_processed_inputs_and_picks_up_new_ones() {
     std::fs::create_dir_all(&arch).unwrap();
     std::fs::copy(testdata().join("sample.pcap"), arch.join("a.pcap")).unwrap();
     let state = dir.path().join("state.json");
-    let run = |out: &str| {
+    let run = |out: &str, extra: &[&str]| {
         let o = dir.path().join(out);
-        let r = rstscope(
-            &[
-                "-q",
-                "--state",
-                state.to_str().unwrap(),
-                arch.to_str().unwrap(),
-            ],
-            &o,
-        );
-        (r, o)
+        let mut args = vec!["-q", "--state", state.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(arch.to_str().unwrap());
+        (rstscope(&args, &o), o)
     };
-    let (r, o) = run("o1");
+    let (r, o1) = run("o1", &[]);
     assert_eq!(r.status.code(), Some(0));
-    assert_eq!(
-        rows(&std::fs::read_to_string(o.join("reset.log")).unwrap()).len(),
-        10
+    assert!(
+        r.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
     );
-    // nothing new: no log written, status 0
-    let (r, o) = run("o2");
+    let first = delivered(&o1);
+    // nothing new: no log written, status 0, nothing said, one more run record
+    let (r, o2) = run("o2", &[]);
     assert_eq!(r.status.code(), Some(0));
-    assert!(!o.join("reset.log").exists());
-    // a new file is picked up, the old one skipped
+    assert!(
+        r.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(delivered(&o2).is_empty());
+    let names: Vec<String> = std::fs::read_dir(&o2)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(names, ["rstscope_runs.log"]);
+    // a new file is picked up, the old one skipped; --finish delivers what was carried
     std::fs::copy(testdata().join("sample-vlan.pcap"), arch.join("b.pcap")).unwrap();
-    let (r, o) = run("o3");
+    let (r, o3) = run("o3", &["--finish"]);
     assert_eq!(r.status.code(), Some(0));
-    let log = std::fs::read_to_string(o.join("reset.log")).unwrap();
-    assert!(rows(&log)
-        .iter()
-        .all(|r| r[column(&log, "source")] == "b.pcap"));
+    let mut all = first.clone();
+    all.extend(delivered(&o3));
+    let (_d, one) = run_ok(&["-q", arch.to_str().unwrap()]);
+    let mut one = rows(&one);
+    one.sort();
+    all.sort();
+    assert_eq!(all, one, "the rows of the runs are the rows of one run");
     let st: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(st["files"].as_object().unwrap().len(), 2);
+    assert_eq!(st["runs"], 2);
+    assert!(st["carry"].is_null() || st["carry"]["connections"] == 0);
 }
 
 #[test]
@@ -706,9 +735,14 @@ fn failed_write_leaves_nothing_and_exits_74() {
     let left: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != ".rstscope.lock")
+        .filter(|n| n != ".rstscope.lock" && n != "rstscope_runs.log")
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+    // The failed run is on record (when the record itself fits under the limit).
+    if let Ok(runs) = std::fs::read_to_string(out.join("rstscope_runs.log")) {
+        let last: serde_json::Value = serde_json::from_str(runs.lines().last().unwrap()).unwrap();
+        assert_eq!(last["exit_status"], 74);
+    }
     let again = rstscope(&["-q", &td("sample.pcap")], &out);
     assert_eq!(again.status.code(), Some(0));
     let (_d, expected) = run_ok(&["-q", &td("sample.pcap")]);
