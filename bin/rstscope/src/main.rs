@@ -335,6 +335,7 @@ fn now_iso8601() -> String {
 }
 
 fn run(cli: &Cli) -> u8 {
+    use serde_json::json;
     let mut err = std::io::stderr();
     // Overlapping runs (a slow night, a manual re-run) must not clobber each other's logs.
     let _lock = match rstscope::batch::lock_output_dir(&cli.out) {
@@ -370,7 +371,23 @@ fn run(cli: &Cli) -> u8 {
             .collect::<Vec<_>>()
             .into(),
     );
-    let mut status = run_locked(cli, &mut record);
+    // Every key is there in every record, whatever ends the run (a failed run: the defaults).
+    for (k, v) in [
+        ("files_processed", json!(0)),
+        ("files_skipped", json!(0)),
+        ("files_failed", json!([])),
+        ("rows", json!(0)),
+        ("carried_connections", json!(0)),
+        ("carried_rows", json!(0)),
+        ("late_files", json!([])),
+        ("outputs", json!([])),
+        ("warnings", json!([])),
+    ] {
+        record.insert(k.into(), v);
+    }
+    let mut warnings = Vec::new();
+    let mut status = run_locked(cli, &mut record, &mut warnings);
+    record.insert("warnings".into(), json!(warnings));
     record.insert("end".into(), now_iso8601().into());
     record.insert("exit_status".into(), status.into());
     let mut line = serde_json::Value::Object(record).to_string();
@@ -421,11 +438,16 @@ fn names_used(dir: &std::path::Path) -> std::collections::HashSet<String> {
     used
 }
 
-fn run_locked(cli: &Cli, record: &mut serde_json::Map<String, serde_json::Value>) -> u8 {
+/// The run, under the output directory's lock: fills the run record, collects the warnings
+/// (also printed with -q) and returns the exit status.
+fn run_locked(
+    cli: &Cli,
+    record: &mut serde_json::Map<String, serde_json::Value>,
+    warnings: &mut Vec<String>,
+) -> u8 {
     use serde_json::json;
     // Not locked for the run: progress bars are drawn on stderr from the reading threads.
     let mut err = std::io::stderr();
-    let mut warnings: Vec<String> = Vec::new();
     // Warnings go to stderr even with -q, and into the run record.
     let mut warn = |err: &mut std::io::Stderr, w: String| {
         let _ = writeln!(err, "rstscope: warning: {w}");
@@ -468,10 +490,12 @@ fn run_locked(cli: &Cli, record: &mut serde_json::Map<String, serde_json::Value>
     };
     if let Some(st) = state.as_mut() {
         for p in st.finish_pending_commit() {
-            let _ = writeln!(
-                err,
-                "rstscope: notice: {}: delivered (the run that wrote it was stopped before renaming it)",
-                p.display()
+            warn(
+                &mut err,
+                format!(
+                    "{}: delivered now: the run that wrote it was stopped before renaming it",
+                    p.display()
+                ),
             );
         }
     }
@@ -506,6 +530,7 @@ fn run_locked(cli: &Cli, record: &mut serde_json::Map<String, serde_json::Value>
         _ => Vec::new(),
     };
     let carried_in: u64 = carries.iter().map(|c| c.carry.conns.len() as u64).sum();
+    let carried_clock = carries.iter().map(|c| c.carry.clock).max();
     let (mut files, problems) = discover(&cli.inputs);
     rstscope::assign_sensors(
         &mut files,
@@ -582,7 +607,6 @@ fn run_locked(cli: &Cli, record: &mut serde_json::Map<String, serde_json::Value>
         record.insert("carried_connections".into(), carried_in.into());
         record.insert("late_files".into(), json!([]));
         record.insert("outputs".into(), json!([]));
-        record.insert("warnings".into(), json!(warnings));
         if skipped_state > 0 || !young.is_empty() || (state.is_some() && problems.is_empty()) {
             if !cli.quiet {
                 let _ = writeln!(err, "rstscope: nothing new to process");
@@ -711,7 +735,6 @@ fn run_locked(cli: &Cli, record: &mut serde_json::Map<String, serde_json::Value>
     record.insert("carried_rows".into(), carried_rows.into());
     record.insert("late_files".into(), late.into());
     if !any_read {
-        record.insert("warnings".into(), json!(warnings));
         let _ = writeln!(err, "rstscope: error: none of the inputs could be read");
         return EXIT_FAILED;
     }
@@ -733,6 +756,7 @@ fn run_locked(cli: &Cli, record: &mut serde_json::Map<String, serde_json::Value>
         .into_iter()
         .chain(result.events.first().map(|e| e.ts_ns))
         .min()
+        .or(carried_clock.filter(|&t| t != i64::MIN))
         .unwrap_or(0);
     let close = result
         .last_ts
@@ -865,7 +889,7 @@ fn run_locked(cli: &Cli, record: &mut serde_json::Map<String, serde_json::Value>
     } else {
         (stage_log(), summary::build(&result))
     };
-    record.insert("warnings".into(), json!(warnings));
+    record.insert("warnings".into(), json!(&*warnings));
     let mut conn_rst_rows = None;
     let written = (|| -> std::io::Result<std::path::PathBuf> {
         let mut files = vec![log?];

@@ -1,0 +1,397 @@
+//! Nightly runs with `--state`: late files, failed files, a carry that cannot be read, runs
+//! sharing a state, names that collide, and the run record. (The invariant itself — any cut
+//! into runs gives the rows of one run — is `carry.rs`.)
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rstscope_pcapgen::{PcapWriter, Record};
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+fn rstscope(args: &[&str], out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rstscope"))
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A capture's packets as records.
+fn records(path: &Path) -> Vec<Record> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    rstscope_capture::read_bytes(&bytes, |p| {
+        out.push(Record {
+            ts_ns: p.ts_ns,
+            data: p.data.to_vec(),
+            orig_len: p.orig_len,
+        })
+    });
+    out
+}
+
+/// Write records as a pcap dated ten minutes back (settled, as an archive's files are).
+fn write_pcap(path: &Path, recs: &[Record]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, PcapWriter::new(1).write(recs)).unwrap();
+    age(path);
+}
+
+fn age(path: &Path) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
+        .unwrap();
+}
+
+/// Data rows of every log in `dir` (TSV), sorted.
+fn delivered(dir: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with("reset.") && name.ends_with(".log") {
+            let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+            rows.extend(
+                text.lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .map(str::to_string),
+            );
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn run_records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("rstscope_runs.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a run record is one JSON object per line"))
+        .collect()
+}
+
+fn column(row: &str, log_dir: &Path, name: &str) -> String {
+    let any = std::fs::read_dir(log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("reset.") && n.ends_with(".log")
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(any).unwrap();
+    let fields: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("#fields"))
+        .unwrap()
+        .split('\t')
+        .skip(1)
+        .collect();
+    let i = fields.iter().position(|f| *f == name).unwrap();
+    row.split('\t').nth(i).unwrap().to_string()
+}
+
+/// A file whose packets sort before what the sensor's stream already read is read on its own,
+/// from a cold start, with a warning (also under -q) that names it, in the run record and in
+/// the summary; the stream's carry is untouched by it.
+#[test]
+fn a_late_file_is_read_cold_with_a_warning_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = records(&testdata().join("sample.pcap"));
+    let third = recs.len() / 3;
+    let arch = dir.path().join("arch");
+    let state = dir.path().join("state.json");
+    let out = dir.path().join("out");
+    write_pcap(&arch.join("b.pcap"), &recs[third..2 * third]);
+    write_pcap(&arch.join("c.pcap"), &recs[2 * third..]);
+    let args = [
+        "-q",
+        "--state",
+        state.to_str().unwrap(),
+        arch.to_str().unwrap(),
+    ];
+    let r = rstscope(&args, &out);
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    assert!(r.stderr.is_empty(), "{}", stderr(&r));
+    // The first third arrives late.
+    write_pcap(&arch.join("a.pcap"), &recs[..third]);
+    let r = rstscope(&args, &out);
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let err = stderr(&r);
+    assert!(
+        err.contains("a.pcap: late file") && err.contains("cold start"),
+        "{err}"
+    );
+    let runs = run_records(&out);
+    assert_eq!(runs.len(), 2);
+    let late = runs[1]["late_files"].as_array().unwrap();
+    assert_eq!(late.len(), 1);
+    assert!(late[0].as_str().unwrap().ends_with("a.pcap"));
+    assert_eq!(runs[1]["warnings"].as_array().unwrap().len(), 1);
+    let summary_name = runs[1]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .find(|o| o.starts_with("reset_summary"))
+        .unwrap()
+        .to_string();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(summary_name)).unwrap()).unwrap();
+    assert_eq!(summary["run"]["late_files"].as_array().unwrap().len(), 1);
+    let files = summary["inputs"]["files"]
+        .as_array()
+        .or(summary["files"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    if !files.is_empty() {
+        assert!(files.iter().any(|f| f["late"] == true), "{files:?}");
+    }
+    // The late file's rows are its own connections' (a cold start: no row of it names a
+    // connection the stream's files carry on), and they are delivered by this run.
+    let second: Vec<String> = delivered(&out);
+    assert!(second
+        .iter()
+        .any(|row| column(row, &out, "source") == "a.pcap"));
+}
+
+/// A capture that fails part-way delivers the rows before its error once, is recorded with its
+/// error, and is not read again until it changes (or with --retry-failed).
+#[test]
+fn a_failed_file_is_delivered_once_and_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch");
+    std::fs::create_dir_all(&arch).unwrap();
+    std::fs::copy(testdata().join("bad/truncated.pcap"), arch.join("t.pcap")).unwrap();
+    age(&arch.join("t.pcap"));
+    let state = dir.path().join("state.json");
+    let out = dir.path().join("out");
+    let args = [
+        "-q",
+        "--finish",
+        "--state",
+        state.to_str().unwrap(),
+        arch.to_str().unwrap(),
+    ];
+    let r = rstscope(&args, &out);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        stderr(&r).contains("truncated pcap record"),
+        "{}",
+        stderr(&r)
+    );
+    let first = delivered(&out);
+    assert!(!first.is_empty());
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let entry = st["files"].as_object().unwrap().values().next().unwrap();
+    assert!(entry["error"].as_str().unwrap().contains("truncated"));
+    // Not read again: nothing new, silent, status 0.
+    let r = rstscope(&args, &out);
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    assert!(r.stderr.is_empty(), "{}", stderr(&r));
+    assert_eq!(delivered(&out), first, "its rows were delivered once");
+    let runs = run_records(&out);
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["exit_status"], 1);
+    assert_eq!(runs[0]["files_failed"].as_array().unwrap().len(), 1);
+    assert_eq!(runs[1]["exit_status"], 0);
+    assert_eq!(runs[1]["files_skipped"], 1);
+    // --retry-failed reads it again (and says so with its error).
+    let mut retry = args.to_vec();
+    retry.insert(1, "--retry-failed");
+    let r = rstscope(&retry, &out);
+    assert_eq!(r.status.code(), Some(1));
+    assert_eq!(run_records(&out)[2]["files_processed"], 1);
+}
+
+/// A carry that cannot be read is an error naming it and saying what to do; no run starts
+/// cold by itself. --discard-carry starts cold on purpose, with a warning.
+#[test]
+fn an_unreadable_carry_is_an_error_never_a_silent_cold_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch");
+    let recs = records(&testdata().join("sample.pcap"));
+    let half = recs.len() / 2;
+    write_pcap(&arch.join("a.pcap"), &recs[..half]);
+    let state = dir.path().join("state.json");
+    let out = dir.path().join("out");
+    let args = [
+        "-q",
+        "--state",
+        state.to_str().unwrap(),
+        arch.to_str().unwrap(),
+    ];
+    assert_eq!(rstscope(&args, &out).status.code(), Some(0));
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let carry = dir.path().join(st["carry"]["file"].as_str().unwrap());
+    assert!(st["carry"]["connections"].as_u64().unwrap() > 0, "{st}");
+    let mut bytes = std::fs::read(&carry).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&carry, &bytes).unwrap();
+    write_pcap(&arch.join("b.pcap"), &recs[half..]);
+    let r = rstscope(&args, &out);
+    assert_eq!(r.status.code(), Some(2));
+    let err = stderr(&r);
+    assert!(
+        err.contains(carry.file_name().unwrap().to_str().unwrap())
+            && err.contains("--discard-carry"),
+        "{err}"
+    );
+    assert_eq!(run_records(&out).last().unwrap()["exit_status"], 2);
+    let mut discard = args.to_vec();
+    discard.insert(1, "--discard-carry");
+    let r = rstscope(&discard, &out);
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    assert!(stderr(&r).contains("--discard-carry"), "{}", stderr(&r));
+}
+
+/// Two runs sharing one state file (two sensors' jobs writing to two directories) take turns:
+/// neither loses the other's files or carry.
+#[test]
+fn runs_sharing_a_state_keep_each_others_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let mut children = Vec::new();
+    for (i, name) in ["sample.pcap", "sample-vlan.pcap", "tunnels.pcap"]
+        .iter()
+        .enumerate()
+    {
+        // One state holds one stream per sensor name: jobs sharing it read different sensors.
+        let arch = dir.path().join(format!("arch{i}"));
+        let sensor = arch.join(format!("edge{i}"));
+        std::fs::create_dir_all(&sensor).unwrap();
+        std::fs::copy(testdata().join(name), sensor.join(name)).unwrap();
+        children.push(
+            Command::new(env!("CARGO_BIN_EXE_rstscope"))
+                .args(["-q", "--state", state.to_str().unwrap(), "-o"])
+                .arg(dir.path().join(format!("out{i}")))
+                .arg(&arch)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    }
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(st["files"].as_object().unwrap().len(), 3, "{st}");
+    assert_eq!(st["runs"], 3);
+    assert_eq!(st["carry"]["sensors"], 3, "{st}");
+}
+
+/// With --state --archive-names, a later run whose packet window has the same name as an
+/// earlier run's (another sensor's file of the same hour) writes beside it, never over it.
+#[test]
+fn a_colliding_window_gets_the_run_number_and_replaces_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch");
+    let state = dir.path().join("state.json");
+    let out = dir.path().join("out");
+    let args = [
+        "-q",
+        "--archive-names",
+        "--finish",
+        "--state",
+        state.to_str().unwrap(),
+        arch.to_str().unwrap(),
+    ];
+    let recs = records(&testdata().join("sample.pcap"));
+    write_pcap(&arch.join("edge1/a.pcap"), &recs);
+    assert_eq!(rstscope(&args, &out).status.code(), Some(0));
+    let before: Vec<(String, Vec<u8>)> = logs(&out);
+    assert_eq!(before.len(), 1);
+    write_pcap(&arch.join("edge2/a.pcap"), &recs);
+    assert_eq!(rstscope(&args, &out).status.code(), Some(0));
+    let after = logs(&out);
+    assert_eq!(
+        after.len(),
+        2,
+        "{:?}",
+        after.iter().map(|l| &l.0).collect::<Vec<_>>()
+    );
+    assert!(
+        after.contains(&before[0]),
+        "the first run's log is unchanged"
+    );
+    let second = &after.iter().find(|l| *l != &before[0]).unwrap().0;
+    assert_eq!(
+        second,
+        &before[0].0.replace(".log", ".2.log"),
+        "the window plus the run's number"
+    );
+}
+
+fn logs(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("reset.") && n.ends_with(".log")
+        })
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A run killed after saving the state and before renaming its logs: the next run gives them
+/// their names (they are in the state as delivered), so no row is lost or read twice.
+#[test]
+fn renames_a_killed_run_left_undone_are_finished_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch");
+    let state = dir.path().join("state.json");
+    let out = dir.path().join("out");
+    write_pcap(
+        &arch.join("a.pcap"),
+        &records(&testdata().join("sample.pcap")),
+    );
+    let args = [
+        "-q",
+        "--finish",
+        "--state",
+        state.to_str().unwrap(),
+        arch.to_str().unwrap(),
+    ];
+    assert_eq!(rstscope(&args, &out).status.code(), Some(0));
+    let delivered_before = delivered(&out);
+    // Undo the renames the state records, as if the run had died just before them.
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let renames = st["commit"]["renames"].as_array().unwrap();
+    assert!(!renames.is_empty());
+    for r in renames {
+        std::fs::rename(r[1].as_str().unwrap(), r[0].as_str().unwrap()).unwrap();
+    }
+    assert!(delivered(&out).is_empty());
+    let r = rstscope(&args, &out);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(stderr(&r).contains("delivered now"), "{}", stderr(&r));
+    assert_eq!(delivered(&out), delivered_before);
+    let hidden: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+}
