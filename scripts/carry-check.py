@@ -14,7 +14,9 @@ else from one rstscope run over it):
 2. deliver the pieces one per run into work/arch/ (mtime 10 minutes ago) and run
    `rstscope -q --state work/state.json -o work/out work/arch/`, with --finish on the last
    run; after each run, no log (reset.*, conn_rst.*) written by an earlier run may have
-   changed or gone, and rstscope_runs.log must have grown by exactly one JSON object line;
+   changed or gone, and rstscope_runs.log must have grown by exactly one JSON object line
+   (whose exit_status, when there, is the run's, and whose rows, when there, are the rows of
+   the logs that run wrote);
 3. run rstscope once over all the pieces: `rstscope -q -o work/one work/arch/`;
 4. the rows of every delivered log (OUT/reset.*.log, .log.gz, .csv, .csv.gz) taken together
    must be the rows of work/one's log, as a multiset, every field.
@@ -556,6 +558,7 @@ def check_capture(args, path, rel, cap, cuts, counts, work, tot):
                 tot.modified += 1
                 fails.append("  run %d (%s): %s, written by an earlier run, was %s" % (
                     i, name, lname, "removed" if lname not in snap else "modified"))
+        new_logs = [n for n in snap if is_delivered_log(n) and n not in frozen]
         for lname, sig in snap.items():
             if is_log(lname) and lname not in frozen:
                 frozen[lname] = sig
@@ -575,6 +578,11 @@ def check_capture(args, path, rel, cap, cuts, counts, work, tot):
                         problem = "new line is not a JSON object"
                     elif "exit_status" in obj and str(obj["exit_status"]) != str(rc):
                         problem = "new line has exit_status %r, the run exited %s" % (obj["exit_status"], rc)
+                    elif isinstance(obj.get("rows"), int):
+                        n = sum(len(read_log(os.path.join(out, x), args.format).rows) for x in new_logs)
+                        if obj["rows"] != n:
+                            problem = "new line says rows %d, the logs this run wrote (%s) hold %d" % (
+                                obj["rows"], ", ".join(new_logs) or "none", n)
                 except ValueError as exc:
                     problem = "new line is not JSON (%s)" % exc
         if problem:
@@ -662,6 +670,9 @@ def main_check(args):
         work = tempfile.mkdtemp(prefix="carry-check-")
         try:
             fails, skip = check_capture(args, path, rel, cap, cuts, counts, work, tot)
+        except Exception as exc:  # an unreadable log, say: report it, go on with the next capture
+            tot.mismatches += 1
+            fails, skip = ["  check raised %r" % exc], None
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)

@@ -507,6 +507,7 @@ fn run_locked(
             cli.out.display()
         );
     }
+    let carry_t0 = std::time::Instant::now();
     let carries = match (&state, &cli.state) {
         (Some(st), Some(p)) if !cli.discard_carry => match st.load_carry(p) {
             Ok(c) => c,
@@ -529,6 +530,12 @@ fn run_locked(
         }
         _ => Vec::new(),
     };
+    if cli.state.is_some() {
+        record.insert(
+            "carry_load_seconds".into(),
+            json!((carry_t0.elapsed().as_secs_f64() * 1e4).round() / 1e4),
+        );
+    }
     let carried_in: u64 = carries.iter().map(|c| c.carry.conns.len() as u64).sum();
     let carried_clock = carries.iter().map(|c| c.carry.clock).max();
     let (mut files, problems) = discover(&cli.inputs);
@@ -891,6 +898,7 @@ fn run_locked(
     };
     record.insert("warnings".into(), json!(&*warnings));
     let mut conn_rst_rows = None;
+    let mut carry_save_seconds = None;
     let written = (|| -> std::io::Result<std::path::PathBuf> {
         let mut files = vec![log?];
         if let (true, Some(j)) = (cli.enrich_conn, &join) {
@@ -936,9 +944,11 @@ fn run_locked(
                 }
                 st.runs += 1;
                 st.prune(std::time::SystemTime::now());
+                let t0 = std::time::Instant::now();
                 st.stage_carry(p, &result.carries)?;
                 st.commit = Some(rstscope::batch::PendingCommit { renames });
                 st.save(p)?;
+                carry_save_seconds = Some(t0.elapsed().as_secs_f64());
             }
             Ok(())
         })?
@@ -948,6 +958,9 @@ fn run_locked(
         }
         Ok(path)
     })();
+    if let Some(t) = carry_save_seconds {
+        record.insert("carry_save_seconds".into(), json!((t * 1e4).round() / 1e4));
+    }
     match written {
         Ok(path) => {
             if !cli.quiet {

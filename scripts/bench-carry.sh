@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# What carrying live connections across runs costs: the benchmark capture (rstscope-gen bench)
+# cut into rotated files, one sensor; a run with --state over the first half of them leaves a
+# carry; then, alternating round after round,
+#   cold   rstscope -q -j THREADS -o OUT NEXT_FILE                    (no state)
+#   warm   rstscope -q -j THREADS --state COPY -o OUT NEXT_FILE      (reads the carry, runs the
+#                                                                    file, writes the new carry)
+# with a fresh copy of the state and carry each round. Reported: the carry's size, connections
+# and pending rows, the seconds rstscope spent reading and writing it (from its run record,
+# rstscope_runs.log: carry_load_seconds, carry_save_seconds), and the median per-round ratio
+# warm / cold wall time (target: at most 1.05).
+#
+# Usage: bash scripts/bench-carry.sh [-s SIZE] [-f FILES] [-r REPS] [-j THREADS] [-d DIR] [--no-build]
+#   SIZE default 1GiB, FILES (rotated pieces) default 8, REPS default 7, THREADS default 1,
+#   DIR default /tmp/rstscope-bench-carry (the capture and its pieces are kept there and reused).
+set -euo pipefail
+
+die() { echo "bench-carry: error: $*" >&2; exit 2; }
+note() { echo "bench-carry: $*" >&2; }
+
+SIZE=1GiB
+FILES=8
+REPS=7
+THREADS=1
+WORK=/tmp/rstscope-bench-carry
+NO_BUILD=0
+while (($#)); do
+    case $1 in
+        -s | --size) SIZE=${2:?}; shift 2 ;;
+        -f | --files) FILES=${2:?}; shift 2 ;;
+        -r | --reps) REPS=${2:?}; shift 2 ;;
+        -j | --threads) THREADS=${2:?}; shift 2 ;;
+        -d | --dir) WORK=${2:?}; shift 2 ;;
+        --no-build) NO_BUILD=1; shift ;;
+        -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+        *) die "unknown argument $1 (see --help)" ;;
+    esac
+done
+((FILES >= 2)) || die "--files must be at least 2"
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/page-cache.sh
+source "$ROOT/scripts/page-cache.sh"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release/rstscope
+GEN=$TARGET_DIR/release/rstscope-gen
+if [ "$NO_BUILD" = 0 ]; then
+    (cd "$ROOT" && cargo build --release --quiet -p rstscope -p rstscope-gen)
+fi
+[ -x "$BIN" ] && [ -x "$GEN" ] || die "no release binaries in $TARGET_DIR/release"
+
+CAP=$WORK/capture-$SIZE
+mkdir -p "$CAP"
+if [ ! -f "$CAP/bench-000.pcap" ]; then
+    note "generating a $SIZE capture in $CAP"
+    "$GEN" bench "$CAP" --bytes "$SIZE" --files 1 --seed 1 2>"$WORK/gen.log" ||
+        { cat "$WORK/gen.log" >&2; die "rstscope-gen failed"; }
+fi
+PIECES=$WORK/pieces-$SIZE-$FILES
+if [ ! -f "$PIECES/done" ]; then
+    note "cutting it into $FILES rotated files (equal packet counts) in $PIECES"
+    rm -rf "$PIECES"
+    mkdir -p "$PIECES"
+    python3 - "$CAP/bench-000.pcap" "$PIECES" "$FILES" <<'PY'
+import struct, sys
+src, dst, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(src, 'rb') as f:
+    data = memoryview(f.read())
+magic = bytes(data[:4])
+e = '<' if magic in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1') else '>'
+off, starts = 24, []
+while off + 16 <= len(data):
+    starts.append(off)
+    off += 16 + struct.unpack_from(e + 'I', data, off + 8)[0]
+n = len(starts)
+starts.append(off)
+for i in range(k):
+    a, b = starts[i * n // k], starts[(i + 1) * n // k]
+    with open(f"{dst}/edge-{i:03d}.pcap", 'wb') as out:
+        out.write(data[:24])
+        out.write(data[a:b])
+PY
+    touch "$PIECES/done"
+fi
+date_back "$PIECES"/*.pcap
+HALF=$((FILES / 2))
+NEXT=$(printf '%s/edge-%03d.pcap' "$PIECES" "$HALF")
+
+# The carry after the first half of the files.
+BASE=$WORK/base
+rm -rf "$BASE" "$WORK/next"
+mkdir -p "$BASE/in" "$WORK/next"
+for ((i = 0; i < HALF; i++)); do
+    ln -s "$(printf '%s/edge-%03d.pcap' "$PIECES" "$i")" "$BASE/in/"
+done
+ln -s "$NEXT" "$WORK/next/"
+"$BIN" -q -j "$THREADS" --state "$BASE/state.json" -o "$BASE/out" "$BASE/in"
+carry=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['carry']['file'])" "$BASE/state.json")
+settle_cache "$NEXT" "$BASE/$carry"
+
+ms() { python3 -c "import time; print(int(time.monotonic()*1000))"; }
+cold=()
+warm=()
+for ((r = 0; r < REPS; r++)); do
+    rm -rf "$WORK/cold" "$WORK/warm"
+    mkdir -p "$WORK/warm"
+    cp "$BASE/state.json" "$BASE/$carry" "$WORK/warm/"
+    t0=$(ms)
+    "$BIN" -q -j "$THREADS" -o "$WORK/cold" "$WORK/next"
+    t1=$(ms)
+    "$BIN" -q -j "$THREADS" --state "$WORK/warm/state.json" -o "$WORK/warm/out" "$WORK/next"
+    t2=$(ms)
+    cold+=($((t1 - t0)))
+    warm+=($((t2 - t1)))
+done
+
+python3 - "$BASE" "$WORK/warm/out/rstscope_runs.log" "$BASE/$carry" "${cold[*]}" "${warm[*]}" <<'PY'
+import json, os, statistics, sys
+base, runs, carry, cold, warm = sys.argv[1:6]
+cold = [int(x) for x in cold.split()]
+warm = [int(x) for x in warm.split()]
+first = json.loads(open(os.path.join(base, 'out', 'rstscope_runs.log')).read().splitlines()[-1])
+last = json.loads(open(runs).read().splitlines()[-1])
+state = json.load(open(os.path.join(base, 'state.json')))
+c = state['carry']
+ratios = [w / k for w, k in zip(warm, cold)]
+print(f"carry after {first['files_processed']} files: {c['bytes']} bytes, {c['connections']} connections, "
+      f"{c['rows']} pending rows; written in {first.get('carry_save_seconds')} s (with the state), "
+      f"read back in {last.get('carry_load_seconds')} s")
+print(f"one rotated file: cold {statistics.median(cold)} ms, warm {statistics.median(warm)} ms (medians of {len(cold)} rounds)")
+print(f"warm / cold: median {statistics.median(ratios):.3f} (rounds: {' '.join(f'{x:.3f}' for x in ratios)}); target <= 1.05")
+PY
