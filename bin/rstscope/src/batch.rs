@@ -352,7 +352,10 @@ impl State {
                 path.display()
             )
         })?;
-        if bytes.len() as u64 != c.bytes || crc32fast::hash(&bytes) != c.crc32 {
+        // The payload's checksum is in the header (and checked against the payload below).
+        if bytes.len() as u64 != c.bytes
+            || rstscope_flow::carry_file_checksum(&bytes) != Some(c.crc32)
+        {
             return Err(format!(
                 "{}: the carry of live connections is not the one {} recorded ({} bytes, expected {}); {what_to_do}",
                 path.display(),
@@ -388,7 +391,7 @@ impl State {
         self.carry = Some(CarryRef {
             file,
             bytes: bytes.len() as u64,
-            crc32: crc32fast::hash(&bytes),
+            crc32: rstscope_flow::carry_file_checksum(&bytes).unwrap_or_default(),
             sensors: streams.len() as u64,
             connections: conns as u64,
             rows: streams.iter().map(|s| s.carry.pending_rows() as u64).sum(),

@@ -328,7 +328,7 @@ pub fn process_streams(
         groups.entry(k.clone()).or_default();
     }
     let order_key = |x: &(Option<i64>, usize)| (x.0.unwrap_or(i64::MAX), files[x.1].source.clone());
-    let mut pieces: Vec<Piece> = Vec::new();
+    let mut pieces: Vec<(Piece, Carry)> = Vec::new();
     let mut late_files = Vec::new();
     for (sensor, mut g) in groups {
         g.sort_by_key(order_key);
@@ -343,28 +343,27 @@ pub fn process_streams(
             };
         for x in late {
             late_files.push(x.1);
-            pieces.push(Piece {
+            let piece = Piece {
                 sensor: sensor.clone(),
                 files: vec![x.1],
-                carry: None,
                 last_file: None,
                 end: StreamEnd::Finish,
-            });
+            };
+            pieces.push((piece, Carry::new()));
         }
         let last_file = in_order
             .last()
             .map(|x| order_key(x))
             .or_else(|| carry.as_ref().and_then(|c| c.last_file.clone()));
-        pieces.push(Piece {
+        let piece = Piece {
             sensor,
             files: in_order.iter().map(|x| x.1).collect(),
-            carry: carry.map(|c| c.carry),
             last_file,
             end,
-        });
+        };
+        pieces.push((piece, carry.map(|c| c.carry).unwrap_or_default()));
     }
-    // A piece with nothing to read and nothing to end needs no work.
-    let run_piece = |piece: &Piece, carry: Carry, opts: &RunOptions, threads: usize| {
+    let run_piece = |(piece, carry): (Piece, Carry), threads: usize| {
         let ordered: Vec<InputFile> = piece.files.iter().map(|&i| files[i].clone()).collect();
         // A stream numbers its files from 0; progress reports name them by their index in
         // `files`.
@@ -377,23 +376,19 @@ pub fn process_streams(
         }
         let t0 = std::time::Instant::now();
         let out = run_stream(&ordered, &opts, threads, carry, piece.end);
-        (out, t0.elapsed())
+        (piece, out, t0.elapsed())
     };
-    let carries_in: Vec<Carry> = pieces
-        .iter_mut()
-        .map(|p| p.carry.take().unwrap_or_else(Carry::new))
-        .collect();
-    let work: Vec<(&Piece, Carry)> = pieces.iter().zip(carries_in).collect();
     // Sensors are independent streams: with several, each gets a thread of its own, and maps
     // its plain files as a single reader does (buffered reads measured slower: the kernel's
     // copy was ~40 % of such a run).
-    let busy = work.iter().filter(|(p, _)| !p.files.is_empty()).count();
+    let busy = pieces.iter().filter(|(p, _)| !p.files.is_empty()).count();
     let outputs: Vec<_> = if busy > 1 && threads > 1 {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
         let go = || {
             use rayon::prelude::*;
-            work.into_par_iter()
-                .map(|(p, c)| run_piece(p, c, opts, 1))
+            pieces
+                .into_par_iter()
+                .map(|w| run_piece(w, 1))
                 .collect::<Vec<_>>()
         };
         match pool {
@@ -401,16 +396,14 @@ pub fn process_streams(
             Err(_) => go(),
         }
     } else {
-        work.into_iter()
-            .map(|(p, c)| run_piece(p, c, opts, threads))
-            .collect()
+        pieces.into_iter().map(|w| run_piece(w, threads)).collect()
     };
     let mut by_index: Vec<Option<FileResult>> = files.iter().map(|_| None).collect();
-    let mut parts = Vec::with_capacity(pieces.len());
+    let mut parts = Vec::with_capacity(outputs.len());
     let mut flow = FlowStats::default();
     let mut sensors: Vec<SensorResult> = Vec::new();
     let mut carries = Vec::new();
-    for (piece, (out, took)) in pieces.iter().zip(outputs) {
+    for (piece, out, took) in outputs {
         let StreamOutput {
             results,
             mut events,
@@ -433,13 +426,7 @@ pub fn process_streams(
         for (r, &i) in results.into_iter().zip(&piece.files) {
             by_index[i] = Some(r);
         }
-        if let Some(carry) = carry {
-            carries.push(StreamCarry {
-                sensor: piece.sensor.clone(),
-                last_file: piece.last_file.clone(),
-                carry,
-            });
-        }
+        // A sensor's late files and its stream are one entry of the per-sensor figures.
         match sensors.iter_mut().find(|s| s.sensor == piece.sensor) {
             Some(s) => {
                 s.files += piece.files.len();
@@ -461,6 +448,13 @@ pub fn process_streams(
                 flow: st,
                 seconds: took.as_secs_f64(),
             }),
+        }
+        if let Some(carry) = carry {
+            carries.push(StreamCarry {
+                sensor: piece.sensor,
+                last_file: piece.last_file,
+                carry,
+            });
         }
     }
     sensors.retain(|s| s.files > 0 || s.rsts > 0);
@@ -487,7 +481,6 @@ pub fn process_streams(
 struct Piece {
     sensor: Option<String>,
     files: Vec<usize>,
-    carry: Option<Carry>,
     /// The ordering key of the last file the stream has read (this run's or an earlier one's).
     last_file: Option<(i64, String)>,
     end: StreamEnd,

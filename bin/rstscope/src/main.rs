@@ -75,15 +75,17 @@ Examples:
 Inputs are recognised by their magic bytes (pcap, pcapng, or gzip/zstd of either), not names.
 Files in a directory that are not captures are skipped with a notice.
 
-Nightly cron:
-  rstscope -q --state /var/lib/rstscope/state.json --min-age 5m --archive-names --gzip \\
+Nightly cron (one stream across runs: live connections are carried to the next run beside the
+state, each row is delivered once, in logs named by their packet-time window; every run appends
+a JSON line to DIR/rstscope_runs.log):
+  rstscope -q --state /var/lib/rstscope/state.json --min-age 5m --gzip \\
       --conn-log /var/log/zeek/2026-11-24 -o /var/log/rst /archive/2026-11-24/
 
 Exit status:
-  0   all inputs processed
+  0   all inputs processed (or nothing new with --state / --min-age)
   1   finished, but some inputs had errors (each reported on stderr with file and offset)
-  2   usage error, or nothing could be processed
-  74  the logs could not be written (nothing is left under a final name)
+  2   usage error, or nothing could be processed, or the --state file or its carry is unreadable
+  74  the logs, the state or the run record could not be written (nothing is left under a final name)
   75  another rstscope run holds the lock on the output directory; retry later"
 )]
 struct Cli {
@@ -397,8 +399,13 @@ fn run(cli: &Cli) -> u8 {
             .create(true)
             .append(true)
             .open(cli.out.join(RUNS_LOG))?;
-        f.write_all(line.as_bytes())?;
-        f.sync_data()
+        let before = f.metadata()?.len();
+        // One whole line or none: a write cut short (a full disk) is taken back.
+        if let Err(e) = f.write_all(line.as_bytes()).and_then(|()| f.sync_data()) {
+            let _ = f.set_len(before);
+            return Err(e);
+        }
+        Ok(())
     })();
     if let Err(e) = appended {
         let _ = writeln!(
@@ -614,7 +621,7 @@ fn run_locked(
         record.insert("carried_connections".into(), carried_in.into());
         record.insert("late_files".into(), json!([]));
         record.insert("outputs".into(), json!([]));
-        if skipped_state > 0 || !young.is_empty() || (state.is_some() && problems.is_empty()) {
+        if skipped_state > 0 || !young.is_empty() {
             if !cli.quiet {
                 let _ = writeln!(err, "rstscope: nothing new to process");
             }
@@ -933,7 +940,15 @@ fn run_locked(
         files.push(stage(&cli.out, &spec.report_name(), false, |out| {
             out.write_all(page.as_bytes())
         })?);
-        let renames: Vec<_> = files.iter().map(|f| f.paths()).collect();
+        // Absolute: the run that finishes them may start elsewhere.
+        let renames: Vec<_> = files
+            .iter()
+            .map(|f| {
+                let (tmp, fin) = f.paths();
+                let abs = |p: std::path::PathBuf| std::path::absolute(&p).unwrap_or(p);
+                (abs(tmp), abs(fin))
+            })
+            .collect();
         let path = commit_all_after(files, || {
             if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
                 // Inputs read to their end, and those that failed (with their error: not

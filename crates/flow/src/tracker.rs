@@ -31,7 +31,8 @@ use smallvec::SmallVec;
 
 mod carry;
 pub use carry::{
-    read_carry_file, write_carry_file, CarriedConn, Carry, StreamCarry, CARRY_VERSION,
+    carry_file_checksum, read_carry_file, write_carry_file, CarriedConn, Carry, StreamCarry,
+    CARRY_VERSION,
 };
 
 use crate::classify::{injected_rule, Cause, Evidence};

@@ -16,7 +16,7 @@ use super::*;
 use crate::zeek::EpState;
 
 /// The live connections of a sensor stream and its clock, between two pieces.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Carry {
     /// The newest packet time seen (ns); `i64::MIN` when no packet was.
     pub clock: i64,
@@ -59,21 +59,48 @@ impl CarriedConn {
     }
 }
 
-impl Carry {
-    /// An empty carry at the start of a stream.
-    pub fn new() -> Carry {
+/// Put connections in the canonical order (start time, then key). The connections are large:
+/// the sort runs over (key, index) and each is then moved once.
+fn sort_canonical(conns: Vec<CarriedConn>) -> Vec<CarriedConn> {
+    let mut keys: Vec<_> = conns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.order_key(), i))
+        .collect();
+    if keys.windows(2).all(|w| w[0] <= w[1]) {
+        return conns;
+    }
+    keys.sort_unstable();
+    let mut slots: Vec<Option<CarriedConn>> = conns.into_iter().map(Some).collect();
+    keys.into_iter()
+        .map(|(_, i)| slots[i].take().expect("each index once"))
+        .collect()
+}
+
+impl Default for Carry {
+    /// An empty carry: the start of a stream.
+    fn default() -> Carry {
         Carry {
             clock: i64::MIN,
             conns: Vec::new(),
         }
     }
+}
+
+impl Carry {
+    /// An empty carry at the start of a stream.
+    pub fn new() -> Carry {
+        Carry::default()
+    }
 
     /// The carries of several workers of one stream as one, in canonical order.
     pub fn merge(parts: Vec<Carry>) -> Carry {
         let clock = parts.iter().map(|c| c.clock).max().unwrap_or(i64::MIN);
-        let mut conns: Vec<CarriedConn> = parts.into_iter().flat_map(|c| c.conns).collect();
-        conns.sort_by_key(CarriedConn::order_key);
-        Carry { clock, conns }
+        let conns: Vec<CarriedConn> = parts.into_iter().flat_map(|c| c.conns).collect();
+        Carry {
+            clock,
+            conns: sort_canonical(conns),
+        }
     }
 
     /// Divide the connections among `n` workers by `owner` (each keeps the stream's clock).
@@ -192,9 +219,12 @@ const S_NEEDS_EXT: u16 = S_RST | S_PKTS_HI | S_TTL_WIDE;
 fn encode_conn(cc: &CarriedConn, w: &mut Writer) {
     let (k, c) = (&cc.key, &cc.conn);
     w.u8(k.fam);
-    w.u64(k.v4);
-    w.u128(k.v6[0]);
-    w.u128(k.v6[1]);
+    if k.fam == FAM_V4 {
+        w.u64(k.v4);
+    } else {
+        w.u128(k.v6[0]);
+        w.u128(k.v6[1]);
+    }
     w.u32(k.ports);
     w.i64(c.start_ns);
     w.i64(c.last_ns);
@@ -270,10 +300,15 @@ fn decode_conn(
     if fam > FAM_MIXED {
         return Err(r.error(format!("invalid address family {fam}")));
     }
+    let (v4, v6) = if fam == FAM_V4 {
+        (r.u64()?, [0; 2])
+    } else {
+        (0, [r.u128()?, r.u128()?])
+    };
     let key = Key {
         fam,
-        v4: r.u64()?,
-        v6: [r.u128()?, r.u128()?],
+        v4,
+        v6,
         ports: r.u32()?,
     };
     let mut c = Conn {
@@ -414,14 +449,13 @@ impl Tracker {
             }
             conns.push(CarriedConn { key, conn, rows });
         }
-        conns.sort_by_key(CarriedConn::order_key);
         let done = std::mem::take(&mut self.done);
         (
             done,
             self.stats,
             Carry {
                 clock: self.now,
-                conns,
+                conns: sort_canonical(conns),
             },
         )
     }
@@ -430,7 +464,14 @@ impl Tracker {
     pub fn resume(cfg: FlowConfig, carry: Carry) -> Tracker {
         let mut t = Tracker::new(cfg);
         t.now = carry.clock;
-        t.conns.reserve(carry.conns.len());
+        // Timers due after the clock wait in the ring, as they would have in one run (not all
+        // in the heap that holds only the entries due in the buckets already reached).
+        t.timers.drained = t.timers.drained.max(carry.clock >> BUCKET_SHIFT);
+        let n = carry.conns.len();
+        t.conns.reserve_exact(n);
+        t.table.reserve(n, |_| 0);
+        t.pending
+            .reserve_exact(carry.conns.iter().map(|c| c.rows.len()).sum());
         for cc in carry.conns {
             t.restore(cc);
         }
@@ -490,7 +531,18 @@ const CARRY_HEADER: usize = 8 + 4 + 8 + 4;
 
 /// The bytes of a carry file holding `streams`.
 pub fn write_carry_file(streams: &[StreamCarry]) -> Vec<u8> {
-    let mut w = Writer::default();
+    // Sized from the contents (a connection takes ~250 bytes, a row ~150 plus its strings),
+    // so that a large carry is not copied over and over as the buffer grows.
+    let conns: usize = streams.iter().map(|s| s.carry.conns.len()).sum();
+    let rows: usize = streams.iter().map(|s| s.carry.pending_rows()).sum();
+    let mut w = Writer {
+        buf: Vec::with_capacity(CARRY_HEADER + 64 + conns * 256 + rows * 256),
+    };
+    // The header first, its length and checksum filled in at the end.
+    w.buf.extend_from_slice(CARRY_MAGIC);
+    w.u32(CARRY_VERSION);
+    w.u64(0);
+    w.u32(0);
     w.u32(streams.len() as u32);
     for s in streams {
         w.opt(s.sensor.as_deref(), Writer::str);
@@ -500,13 +552,19 @@ pub fn write_carry_file(streams: &[StreamCarry]) -> Vec<u8> {
         });
         s.carry.encode(&mut w);
     }
-    let mut out = Vec::with_capacity(CARRY_HEADER + w.buf.len());
-    out.extend_from_slice(CARRY_MAGIC);
-    out.extend_from_slice(&CARRY_VERSION.to_le_bytes());
-    out.extend_from_slice(&(w.buf.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&w.buf).to_le_bytes());
-    out.extend_from_slice(&w.buf);
+    let mut out = w.buf;
+    let len = (out.len() - CARRY_HEADER) as u64;
+    let crc = crc32fast::hash(&out[CARRY_HEADER..]);
+    out[12..20].copy_from_slice(&len.to_le_bytes());
+    out[20..24].copy_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// The payload checksum a carry file's header records (what a state file names it by), when
+/// the bytes start with a carry header.
+pub fn carry_file_checksum(bytes: &[u8]) -> Option<u32> {
+    (bytes.len() >= CARRY_HEADER && bytes.starts_with(CARRY_MAGIC))
+        .then(|| u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]))
 }
 
 /// Read a carry file: its magic, version, length and checksum are checked before anything
