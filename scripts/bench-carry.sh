@@ -62,25 +62,7 @@ if [ ! -f "$PIECES/done" ]; then
     note "cutting it into $FILES rotated files (equal packet counts) in $PIECES"
     rm -rf "$PIECES"
     mkdir -p "$PIECES"
-    python3 - "$CAP/bench-000.pcap" "$PIECES" "$FILES" <<'PY'
-import struct, sys
-src, dst, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
-with open(src, 'rb') as f:
-    data = memoryview(f.read())
-magic = bytes(data[:4])
-e = '<' if magic in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1') else '>'
-off, starts = 24, []
-while off + 16 <= len(data):
-    starts.append(off)
-    off += 16 + struct.unpack_from(e + 'I', data, off + 8)[0]
-n = len(starts)
-starts.append(off)
-for i in range(k):
-    a, b = starts[i * n // k], starts[(i + 1) * n // k]
-    with open(f"{dst}/edge-{i:03d}.pcap", 'wb') as out:
-        out.write(data[:24])
-        out.write(data[a:b])
-PY
+    python3 "$ROOT/scripts/cut-pcap.py" "$CAP/bench-000.pcap" "$PIECES" "$FILES"
     touch "$PIECES/done"
 fi
 date_back "$PIECES"/*.pcap
