@@ -4,32 +4,45 @@
 //! Shared by the cargo-fuzz target `carry` and the regression test
 //! `crates/flow/tests/fuzz_regressions.rs` (both include this file with `#[path]`).
 //!
-//! Any bytes must give an error or carries; carries must be written back to bytes that read
-//! as the same carries, and trackers resumed from them must track more segments and finish
-//! without panicking.
+//! Any bytes must give an error or carries; carries must be written back to the same bytes
+//! (also after a tracker resumed and suspended them untouched), and trackers resumed from them
+//! must track more segments — decoding the connections they meet — and finish without
+//! panicking (a connection that does not decode is dropped and counted).
 
 use std::net::IpAddr;
 
 use rstscope_decode::{Segment, TcpOptions};
-use rstscope_flow::{read_carry_file, write_carry_file, FlowConfig, Tracker};
+use rstscope_flow::{read_carry_file, write_carry_file, FlowConfig, StreamCarry, Tracker};
 
 pub fn fuzz_carry(data: &[u8]) {
     let Ok(streams) = read_carry_file(data) else {
         return;
     };
-    // Written back, read again, written again: the same bytes (a fixed point after one round).
+    // Connections stay encoded until a tracker needs them: written back, the carry is the
+    // same bytes; resumed and suspended with no packet in between, too.
     let once = write_carry_file(&streams);
-    let again = read_carry_file(&once).expect("a carry we wrote reads back");
-    assert_eq!(write_carry_file(&again), once, "carry round trip");
+    assert_eq!(
+        once, data,
+        "a carry written back is the bytes it was read from"
+    );
+    let untouched: Vec<StreamCarry> = read_carry_file(&once)
+        .expect("a carry we wrote reads back")
+        .into_iter()
+        .map(|s| StreamCarry {
+            carry: Tracker::resume(FlowConfig::default(), s.carry)
+                .suspend(i64::MIN)
+                .2,
+            ..s
+        })
+        .collect();
+    assert_eq!(
+        write_carry_file(&untouched),
+        once,
+        "resumed and suspended untouched"
+    );
     for s in streams {
         // The carried connections' own endpoints, so the segments below meet them.
-        let eps: Vec<((IpAddr, u16), (IpAddr, u16))> = s
-            .carry
-            .conns
-            .iter()
-            .map(|c| c.endpoints())
-            .take(8)
-            .collect();
+        let eps: Vec<((IpAddr, u16), (IpAddr, u16))> = s.carry.endpoints().take(8).collect();
         let clock = s.carry.clock;
         let mut t = Tracker::resume(
             FlowConfig {

@@ -364,7 +364,7 @@ impl State {
                 c.bytes
             ));
         }
-        rstscope_flow::read_carry_file(&bytes).map_err(|e| {
+        rstscope_flow::read_carry_file_owned(bytes).map_err(|e| {
             format!(
                 "{}: cannot read the carry of live connections: {e}; {what_to_do}",
                 path.display()
@@ -379,7 +379,7 @@ impl State {
         state_path: &Path,
         streams: &[rstscope_flow::StreamCarry],
     ) -> std::io::Result<Option<PathBuf>> {
-        let conns: usize = streams.iter().map(|s| s.carry.conns.len()).sum();
+        let conns: usize = streams.iter().map(|s| s.carry.len()).sum();
         if conns == 0 && streams.iter().all(|s| s.last_file.is_none()) {
             self.carry = None;
             return Ok(None);

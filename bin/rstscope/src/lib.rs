@@ -421,6 +421,7 @@ pub fn process_streams(
         flow.connections += st.connections;
         flow.evicted += st.evicted;
         flow.peak_connections += st.peak_connections;
+        flow.carry_errors += st.carry_errors;
         let packets: u64 = results.iter().map(|r| r.decode.packets).sum();
         let bytes: u64 = results.iter().map(|r| r.read.file_bytes).sum();
         for (r, &i) in results.into_iter().zip(&piece.files) {
@@ -437,6 +438,7 @@ pub fn process_streams(
                 s.flow.connections += st.connections;
                 s.flow.evicted += st.evicted;
                 s.flow.peak_connections = s.flow.peak_connections.max(st.peak_connections);
+                s.flow.carry_errors += st.carry_errors;
                 s.seconds += took.as_secs_f64();
             }
             None => sensors.push(SensorResult {

@@ -543,7 +543,7 @@ fn run_locked(
             json!((carry_t0.elapsed().as_secs_f64() * 1e4).round() / 1e4),
         );
     }
-    let carried_in: u64 = carries.iter().map(|c| c.carry.conns.len() as u64).sum();
+    let carried_in: u64 = carries.iter().map(|c| c.carry.len() as u64).sum();
     let carried_clock = carries.iter().map(|c| c.carry.clock).max();
     let (mut files, problems) = discover(&cli.inputs);
     rstscope::assign_sensors(
@@ -656,7 +656,7 @@ fn run_locked(
                         rstscope_join::enrich::iso8601(c.carry.clock),
                         (first - c.carry.clock) as f64 / DAY as f64,
                         rstscope_join::enrich::iso8601(first),
-                        c.carry.conns.len()
+                        c.carry.len()
                     ),
                 );
             }
@@ -719,6 +719,16 @@ fn run_locked(
             );
         }
     }
+    if result.flow.carry_errors > 0 {
+        had_errors = true;
+        record.insert("carry_errors".into(), result.flow.carry_errors.into());
+        let _ = writeln!(
+            err,
+            "rstscope: error: {}: {} carried connections did not decode and were dropped (the carry file is damaged; their rows are lost)",
+            cli.state.as_deref().unwrap_or(std::path::Path::new("--state")).display(),
+            result.flow.carry_errors
+        );
+    }
     let mut late = Vec::new();
     for &i in &result.late_files {
         let f = &result.files[i];
@@ -732,11 +742,7 @@ fn run_locked(
             ),
         );
     }
-    let carried_out: u64 = result
-        .carries
-        .iter()
-        .map(|c| c.carry.conns.len() as u64)
-        .sum();
+    let carried_out: u64 = result.carries.iter().map(|c| c.carry.len() as u64).sum();
     let carried_rows: u64 = result
         .carries
         .iter()

@@ -199,6 +199,7 @@ pub(crate) fn run(
             stats.connections += st.connections;
             stats.evicted += st.evicted;
             stats.peak_connections += st.peak_connections;
+            stats.carry_errors += st.carry_errors;
         }
         let events = crate::concat_rows(parts);
         StreamOutput {

@@ -18,8 +18,8 @@ pub mod zeek;
 
 pub use classify::{injected_rule, Cause, Evidence};
 pub use tracker::{
-    carry_file_checksum, read_carry_file, write_carry_file, CarriedConn, Carry, FlowConfig,
-    FlowStats, StreamCarry, Tracker, CARRY_VERSION,
+    carry_file_checksum, read_carry_file, read_carry_file_owned, write_carry_file, Carry,
+    FlowConfig, FlowStats, StreamCarry, Tracker, CARRY_VERSION,
 };
 
 #[cfg(test)]

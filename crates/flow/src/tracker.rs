@@ -31,8 +31,8 @@ use smallvec::SmallVec;
 
 mod carry;
 pub use carry::{
-    carry_file_checksum, read_carry_file, write_carry_file, CarriedConn, Carry, StreamCarry,
-    CARRY_VERSION,
+    carry_file_checksum, read_carry_file, read_carry_file_owned, write_carry_file, Carry,
+    StreamCarry, CARRY_VERSION,
 };
 
 use crate::classify::{injected_rule, Cause, Evidence};
@@ -90,6 +90,9 @@ pub struct FlowStats {
     pub evicted: u64,
     /// Most connections tracked at once.
     pub peak_connections: u64,
+    /// Carried connections whose bytes did not decode (dropped; only a carry file made to pass
+    /// its checksum can hold one).
+    pub carry_errors: u64,
 }
 
 const NO_TIME: i64 = i64::MAX;
@@ -457,6 +460,9 @@ const C_ATTEMPT: u16 = 1 << 4;
 /// An endpoint has left the handshake states: Zeek's inactivity timeout is now
 /// `tcp_inactivity_timeout` (TCP_Endpoint::SetState), for good.
 const C_LONG_IDLE: u16 = 1 << 5;
+/// Restored from a carry and not decoded yet: only the key, start and timer are set (see
+/// `Tracker::materialize`).
+const C_LAZY: u16 = 1 << 6;
 const C_FAM_SHIFT: u32 = 8; // 2 bits: FAM_*
 
 // History bits (Zeek's HIST_*), originator in the low 8 bits.
@@ -946,6 +952,13 @@ pub struct Tracker {
     now: i64,
     live: u64,
     stats: FlowStats,
+    /// Connections resumed from a carry: where each one's encoding is, by slot (slots below
+    /// `lazy.len()`, while the slot's C_LAZY is set), its row count, and the buffers.
+    lazy: Vec<carry::LazyRef>,
+    lazy_rows: Vec<u32>,
+    lazy_bufs: Vec<Arc<Vec<u8>>>,
+    /// The capture file name of the last row decoded from a carry, shared by the next.
+    lazy_source: Option<Arc<str>>,
 }
 
 impl Tracker {
@@ -967,6 +980,10 @@ impl Tracker {
             now: i64::MIN,
             live: 0,
             stats: FlowStats::default(),
+            lazy: Vec::new(),
+            lazy_rows: Vec::new(),
+            lazy_bufs: Vec::new(),
+            lazy_source: None,
         }
     }
 
@@ -1024,6 +1041,13 @@ impl Tracker {
             .table
             .find(hash, |&s| conns[s as usize].key_eq(&key, v6))
             .copied();
+        // A connection carried from an earlier run is decoded at its first packet.
+        let found = match found {
+            Some(slot) if self.conns[slot as usize].flags & C_LAZY != 0 => {
+                self.materialize(slot).then_some(slot)
+            }
+            f => f,
+        };
         let slot = match found {
             Some(slot) => {
                 let c = &self.conns[slot as usize];
@@ -1048,10 +1072,14 @@ impl Tracker {
                 break;
             }
             self.timers.near.pop();
-            let c = &mut self.conns[slot as usize];
+            let c = &self.conns[slot as usize];
             if !c.live() || c.timer != t {
                 continue; // a stale entry
             }
+            if c.flags & C_LAZY != 0 && !self.materialize(slot) {
+                continue;
+            }
+            let c = &mut self.conns[slot as usize];
             let cur = c.deadline();
             if cur <= now {
                 self.finalize(slot);
@@ -1740,6 +1768,10 @@ impl Tracker {
         if !c.live() {
             return;
         }
+        if c.flags & C_LAZY != 0 && !self.materialize(slot) {
+            return; // it did not decode, and is gone
+        }
+        let c = &self.conns[slot as usize];
         let key = c.key(&self.v6);
         let hash = key.hash(&self.hasher);
         if let Ok(entry) = self.table.find_entry(hash, |&s| s == slot) {

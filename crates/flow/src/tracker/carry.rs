@@ -16,65 +16,40 @@ use super::*;
 use crate::zeek::EpState;
 
 /// The live connections of a sensor stream and its clock, between two pieces.
-#[derive(Debug)]
+///
+/// Connections stay in their encoded form until they are needed: a tracker resumed from a
+/// carry knows each one by its key and timer (enough to find it when a packet comes, and to
+/// expire it), decodes it when it is touched, and passes the bytes of those never touched on to
+/// the next carry unchanged. A warm start costs a table entry per carried connection, not a
+/// decoding.
+#[derive(Debug, Clone)]
 pub struct Carry {
     /// The newest packet time seen (ns); `i64::MIN` when no packet was.
     pub clock: i64,
-    pub conns: Vec<CarriedConn>,
+    /// Buffers holding encoded connections (shared by the parts a carry is split into).
+    bufs: Vec<Arc<Vec<u8>>>,
+    /// The connections, in canonical order.
+    conns: Vec<ConnRef>,
 }
 
-/// One live connection with its pending rows.
-#[derive(Debug)]
-pub struct CarriedConn {
+/// Where an encoded connection is, and what a tracker needs before decoding it.
+#[derive(Debug, Clone)]
+pub(super) struct ConnRef {
     key: Key,
-    conn: Conn,
-    /// Pending rows, oldest first.
-    rows: Vec<Pending>,
+    start_ns: i64,
+    timer: i64,
+    rows: u32,
+    buf: u32,
+    /// Byte range of the encoding in `bufs[buf]`.
+    at: u32,
+    end: u32,
 }
 
-impl std::fmt::Debug for Pending {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending")
-            .field("ev", &self.ev)
-            .field("evidence", &self.evidence)
-            .finish_non_exhaustive()
-    }
-}
-
-impl CarriedConn {
-    /// The connection's endpoints, (lo, hi) in the key's canonical order (for assigning it to
-    /// the worker that owns its packets).
-    pub fn endpoints(&self) -> ((IpAddr, u16), (IpAddr, u16)) {
-        self.key.endpoints()
-    }
-
-    /// RST rows waiting for the connection to end.
-    pub fn pending_rows(&self) -> usize {
-        self.rows.len()
-    }
-
+impl ConnRef {
     fn order_key(&self) -> (i64, u8, u64, [u128; 2], u32) {
         let k = &self.key;
-        (self.conn.start_ns, k.fam, k.v4, k.v6, k.ports)
+        (self.start_ns, k.fam, k.v4, k.v6, k.ports)
     }
-}
-
-/// Put connections in the canonical order (start time, then key). The connections are large:
-/// the sort runs over (key, index) and each is then moved once.
-fn sort_canonical(conns: Vec<CarriedConn>) -> Vec<CarriedConn> {
-    let mut keys: Vec<_> = conns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.order_key(), i))
-        .collect();
-    if keys.windows(2).all(|w| w[0] <= w[1]) {
-        return conns;
-    }
-    keys.sort_unstable();
-    let mut slots: Vec<Option<CarriedConn>> = conns.into_iter().map(Some).collect();
-    keys.into_iter()
-        .map(|(_, i)| slots[i].take().expect("each index once"))
-        .collect()
 }
 
 impl Default for Carry {
@@ -82,6 +57,7 @@ impl Default for Carry {
     fn default() -> Carry {
         Carry {
             clock: i64::MIN,
+            bufs: Vec::new(),
             conns: Vec::new(),
         }
     }
@@ -93,14 +69,40 @@ impl Carry {
         Carry::default()
     }
 
+    /// Connections carried.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// RST rows waiting in the carried connections.
+    pub fn pending_rows(&self) -> usize {
+        self.conns.iter().map(|c| c.rows as usize).sum()
+    }
+
+    /// The carried connections' endpoints, (lo, hi) in the key's canonical order.
+    pub fn endpoints(&self) -> impl Iterator<Item = ((IpAddr, u16), (IpAddr, u16))> + '_ {
+        self.conns.iter().map(|c| c.key.endpoints())
+    }
+
     /// The carries of several workers of one stream as one, in canonical order.
     pub fn merge(parts: Vec<Carry>) -> Carry {
         let clock = parts.iter().map(|c| c.clock).max().unwrap_or(i64::MIN);
-        let conns: Vec<CarriedConn> = parts.into_iter().flat_map(|c| c.conns).collect();
-        Carry {
-            clock,
-            conns: sort_canonical(conns),
+        let mut bufs = Vec::new();
+        let mut conns = Vec::new();
+        for p in parts {
+            let base = bufs.len() as u32;
+            bufs.extend(p.bufs);
+            conns.extend(p.conns.into_iter().map(|c| ConnRef {
+                buf: c.buf + base,
+                ..c
+            }));
         }
+        conns.sort_by_key(ConnRef::order_key);
+        Carry { clock, bufs, conns }
     }
 
     /// Divide the connections among `n` workers by `owner` (each keeps the stream's clock).
@@ -112,43 +114,98 @@ impl Carry {
         let mut parts: Vec<Carry> = (0..n.max(1))
             .map(|_| Carry {
                 clock: self.clock,
+                bufs: self.bufs.clone(),
                 conns: Vec::new(),
             })
             .collect();
         let last = parts.len() - 1;
         for c in self.conns {
-            let (lo, hi) = c.endpoints();
+            let (lo, hi) = c.key.endpoints();
             parts[owner(lo, hi).min(last)].conns.push(c);
         }
         parts
     }
 
-    pub fn pending_rows(&self) -> usize {
-        self.conns.iter().map(|c| c.rows.len()).sum()
+    fn bytes_of(&self, c: &ConnRef) -> &[u8] {
+        &self.bufs[c.buf as usize][c.at as usize..c.end as usize]
     }
 
-    /// Append the encoding of this carry.
-    pub fn encode(&self, w: &mut Writer) {
+    /// Append this carry: its clock, then the connections' encodings in canonical order.
+    fn write(&self, w: &mut Writer) {
         w.i64(self.clock);
         w.u32(self.conns.len() as u32);
         for c in &self.conns {
-            encode_conn(c, w);
+            w.buf.extend_from_slice(self.bytes_of(c));
         }
     }
 
-    /// Read a carry written by [`Carry::encode`]. Every value is checked so that the tracker
-    /// resumed from it cannot panic: states, history letters, and the extension a side's
-    /// bits say it has.
-    pub fn decode(r: &mut Reader<'_>) -> Result<Carry, DecodeError> {
+    /// Read a carry written by [`Carry::write`] from `buf` (which `r` reads), indexing its
+    /// connections: their key, start, timer and row count are read now, the rest when a
+    /// tracker needs them (and checked then).
+    fn read(r: &mut Reader<'_>, buf: &Arc<Vec<u8>>) -> Result<Carry, DecodeError> {
         let clock = r.i64()?;
         let n = r.count(MIN_CONN_BYTES)?;
         let mut conns = Vec::with_capacity(n);
-        let mut source: Option<Arc<str>> = None;
+        let mut last: Option<(i64, u8, u64, [u128; 2], u32)> = None;
         for _ in 0..n {
-            conns.push(decode_conn(r, &mut source)?);
+            let at = r.offset();
+            let len = r.u32()? as usize;
+            let end = r.offset() + len;
+            let (key, start_ns, timer, rows) = read_prefix(r)?;
+            if end < r.offset() || end > r.offset() + r.remaining() {
+                return Err(DecodeError {
+                    offset: at,
+                    what: format!("a connection of {len} bytes that does not fit"),
+                });
+            }
+            r.take(end - r.offset())?;
+            let c = ConnRef {
+                key,
+                start_ns,
+                timer,
+                rows,
+                buf: 0,
+                at: at as u32,
+                end: end as u32,
+            };
+            // Canonical order, and each key once: a tracker's table holds a connection once.
+            let k = c.order_key();
+            if last.is_some_and(|l| l >= k) {
+                return Err(DecodeError {
+                    offset: at,
+                    what: "connections out of order or repeated".into(),
+                });
+            }
+            last = Some(k);
+            conns.push(c);
         }
-        Ok(Carry { clock, conns })
+        Ok(Carry {
+            clock,
+            bufs: vec![Arc::clone(buf)],
+            conns,
+        })
     }
+}
+
+/// The fields an encoded connection starts with: key, start, timer and row count.
+fn read_prefix(r: &mut Reader<'_>) -> Result<(Key, i64, i64, u32), DecodeError> {
+    let fam = r.u8()?;
+    if fam > FAM_MIXED {
+        r.take(0)?;
+        return Err(r.error(format!("invalid address family {fam}")));
+    }
+    let (v4, v6) = if fam == FAM_V4 {
+        (r.u64()?, [0; 2])
+    } else {
+        (0, [r.u128()?, r.u128()?])
+    };
+    let key = Key {
+        fam,
+        v4,
+        v6,
+        ports: r.u32()?,
+    };
+    Ok((key, r.i64()?, r.i64()?, r.u32()?))
 }
 
 /// Fewest bytes an encoded connection takes (key, times, two sides, flags), for bounding
@@ -216,20 +273,24 @@ const C_CARRIED: u16 = C_ORIG_IS_LO | C_HANDSHAKE_DONE | C_FIN_SEEN | C_ATTEMPT 
 /// Side bits that need the extension.
 const S_NEEDS_EXT: u16 = S_RST | S_PKTS_HI | S_TTL_WIDE;
 
-fn encode_conn(cc: &CarriedConn, w: &mut Writer) {
-    let (k, c) = (&cc.key, &cc.conn);
-    w.u8(k.fam);
-    if k.fam == FAM_V4 {
-        w.u64(k.v4);
+/// Append the encoding of the live connection `c` with key `key` and its pending rows
+/// (oldest first): a length, the prefix [`read_prefix`] reads, then the rest.
+fn encode_conn(key: &Key, c: &Conn, rows: &[&Pending], w: &mut Writer) {
+    let len_at = w.buf.len();
+    w.u32(0);
+    w.u8(key.fam);
+    if key.fam == FAM_V4 {
+        w.u64(key.v4);
     } else {
-        w.u128(k.v6[0]);
-        w.u128(k.v6[1]);
+        w.u128(key.v6[0]);
+        w.u128(key.v6[1]);
     }
-    w.u32(k.ports);
+    w.u32(key.ports);
     w.i64(c.start_ns);
+    w.i64(c.timer);
+    w.u32(rows.len() as u32);
     w.i64(c.last_ns);
     w.i64(c.close_ns);
-    w.i64(c.timer);
     c.with_history(|h| w.bytes(h));
     w.u16(c.hist_seen);
     w.u16(c.flags & C_CARRIED);
@@ -280,8 +341,7 @@ fn encode_conn(cc: &CarriedConn, w: &mut Writer) {
             }
         }
     });
-    w.u32(cc.rows.len() as u32);
-    for p in &cc.rows {
+    for p in rows {
         w.u32(p.evidence.0);
         w.bool(p.sender_is_lo);
         w.bool(p.ttl_pending);
@@ -289,33 +349,30 @@ fn encode_conn(cc: &CarriedConn, w: &mut Writer) {
         w.u64(p.receiver_pkts);
         p.ev.encode(w);
     }
+    let len = (w.buf.len() - len_at - 4) as u32;
+    w.buf[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
-fn decode_conn(
-    r: &mut Reader<'_>,
-    source: &mut Option<Arc<str>>,
-) -> Result<CarriedConn, DecodeError> {
-    let at = r.offset();
-    let fam = r.u8()?;
-    if fam > FAM_MIXED {
-        return Err(r.error(format!("invalid address family {fam}")));
+/// A connection decoded from its encoding: its state (without the key's slot fields) and its
+/// pending rows, oldest first.
+struct Decoded {
+    conn: Conn,
+    rows: Vec<Pending>,
+}
+
+fn decode_conn(bytes: &[u8], source: &mut Option<Arc<str>>) -> Result<Decoded, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let r = &mut r;
+    let len = r.u32()? as usize;
+    if len != r.remaining() {
+        return Err(r.error("a connection whose length is not its own"));
     }
-    let (v4, v6) = if fam == FAM_V4 {
-        (r.u64()?, [0; 2])
-    } else {
-        (0, [r.u128()?, r.u128()?])
-    };
-    let key = Key {
-        fam,
-        v4,
-        v6,
-        ports: r.u32()?,
-    };
+    let (_, start_ns, timer, n_rows) = read_prefix(r)?;
     let mut c = Conn {
-        start_ns: r.i64()?,
+        start_ns,
+        timer,
         last_ns: r.i64()?,
         close_ns: r.i64()?,
-        timer: r.i64()?,
         ..Conn::DEAD
     };
     let letters_at = r.offset();
@@ -382,7 +439,10 @@ fn decode_conn(
         Ok(Box::new(e))
     })?;
     c.ext = ext;
-    let n = r.count(22)?;
+    let n = n_rows as usize;
+    if n.saturating_mul(22) > r.remaining() {
+        return Err(r.error("more rows than the connection's bytes hold"));
+    }
     let mut rows = Vec::with_capacity(n);
     for _ in 0..n {
         let evidence = Evidence(r.u32()?);
@@ -404,63 +464,89 @@ fn decode_conn(
     }
     let needs_ext = c.sides.iter().any(|s| s.bits & S_NEEDS_EXT != 0) || !rows.is_empty();
     if needs_ext && c.ext.is_none() {
-        return Err(DecodeError {
-            offset: at,
-            what: "a connection whose state needs its extension, which is missing".into(),
-        });
+        return Err(r.error("a connection whose state needs its extension, which is missing"));
+    }
+    if r.remaining() != 0 {
+        return Err(r.error("bytes after the connection's last row"));
     }
     for &l in letters {
         c.push_letter(l);
     }
-    // The timer is never above the deadline (see Conn::timer).
-    c.timer = c.timer.min(c.deadline());
-    Ok(CarriedConn { key, conn: c, rows })
+    Ok(Decoded { conn: c, rows })
+}
+
+/// Where a lazily restored connection's encoding is (see [`Carry`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LazyRef {
+    buf: u32,
+    at: u32,
+    end: u32,
 }
 
 impl Tracker {
     /// End of a piece of the stream that goes on later: connections whose deadline is not
     /// after `clock` (the stream's newest packet time, which a worker's own may be behind) end
     /// now; the rows of every connection that ended are returned with the counters, and the
-    /// live connections with their pending rows become the carry.
+    /// live connections with their pending rows become the carry. Connections carried in and
+    /// never touched since are passed on as the bytes they came in.
     pub fn suspend(mut self, clock: i64) -> (Vec<ResetEvent>, FlowStats, Carry) {
         if clock > self.now {
             self.now = clock;
             self.expire(clock);
         }
+        let mut bufs = std::mem::take(&mut self.lazy_bufs);
+        let fresh = bufs.len() as u32;
+        let mut w = Writer::default();
         let mut conns = Vec::with_capacity(self.live as usize);
+        let mut rows: Vec<&Pending> = Vec::new();
         for slot in 0..self.conns.len() {
-            if !self.conns[slot].live() {
+            let c = &self.conns[slot];
+            if !c.live() {
                 continue;
             }
-            let key = self.conns[slot].key(&self.v6);
-            let mut rows: Vec<Pending> = Vec::new();
-            let mut idx = self.conns[slot].rows();
-            while idx != NIL {
-                let p = self.pending[idx as usize].take().expect("pending row");
-                idx = p.next;
-                rows.push(p);
-            }
-            rows.reverse();
-            let live = &mut self.conns[slot];
-            let mut conn = std::mem::replace(live, Conn::DEAD);
-            conn.flags &= C_CARRIED;
-            if let Some(e) = conn.ext.as_deref_mut() {
-                e.pending = NIL;
-            }
-            conns.push(CarriedConn { key, conn, rows });
+            let key = c.key(&self.v6);
+            let (buf, at, end, n_rows) = if c.flags & C_LAZY != 0 {
+                let l = self.lazy[slot];
+                (l.buf, l.at, l.end, self.lazy_rows[slot])
+            } else {
+                rows.clear();
+                let mut idx = c.rows();
+                while idx != NIL {
+                    let p = self.pending[idx as usize].as_ref().expect("pending row");
+                    rows.push(p);
+                    idx = p.next;
+                }
+                rows.reverse();
+                let at = w.buf.len();
+                encode_conn(&key, c, &rows, &mut w);
+                (fresh, at as u32, w.buf.len() as u32, rows.len() as u32)
+            };
+            conns.push(ConnRef {
+                key,
+                start_ns: c.start_ns,
+                timer: c.timer,
+                rows: n_rows,
+                buf,
+                at,
+                end,
+            });
         }
+        bufs.push(Arc::new(w.buf));
+        conns.sort_by_key(ConnRef::order_key);
         let done = std::mem::take(&mut self.done);
         (
             done,
             self.stats,
             Carry {
                 clock: self.now,
-                conns: sort_canonical(conns),
+                bufs,
+                conns,
             },
         )
     }
 
-    /// A tracker that continues a stream from its carry.
+    /// A tracker that continues a stream from its carry. Each carried connection gets its
+    /// slot, table entry and timer now; its state is decoded when it is first needed.
     pub fn resume(cfg: FlowConfig, carry: Carry) -> Tracker {
         let mut t = Tracker::new(cfg);
         t.now = carry.clock;
@@ -469,48 +555,84 @@ impl Tracker {
         t.timers.drained = t.timers.drained.max(carry.clock >> BUCKET_SHIFT);
         let n = carry.conns.len();
         t.conns.reserve_exact(n);
+        t.lazy.reserve_exact(n);
+        t.lazy_rows.reserve_exact(n);
         t.table.reserve(n, |_| 0);
-        t.pending
-            .reserve_exact(carry.conns.iter().map(|c| c.rows.len()).sum());
-        for cc in carry.conns {
-            t.restore(cc);
+        for c in &carry.conns {
+            let key = &c.key;
+            let hash = key.hash(&t.hasher);
+            let k_addrs = if key.fam == FAM_V4 {
+                key.v4
+            } else {
+                t.v6.push(key.v6);
+                (t.v6.len() - 1) as u64
+            };
+            t.conns.push(Conn {
+                start_ns: c.start_ns,
+                timer: c.timer,
+                k_addrs,
+                k_ports: key.ports,
+                flags: C_LIVE | C_LAZY | (key.fam as u16) << C_FAM_SHIFT,
+                ..Conn::DEAD
+            });
+            t.lazy.push(LazyRef {
+                buf: c.buf,
+                at: c.at,
+                end: c.end,
+            });
+            t.lazy_rows.push(c.rows);
+            let slot = (t.conns.len() - 1) as u32;
+            t.timers.push(c.timer, slot);
+            let (conns, v6, hasher) = (&t.conns, &t.v6, &t.hasher);
+            t.table
+                .insert_unique(hash, slot, |&s| conns[s as usize].key(v6).hash(hasher));
+            t.live += 1;
         }
+        t.lazy_bufs = carry.bufs;
         t.stats.peak_connections = t.live;
         t
     }
 
-    fn restore(&mut self, cc: CarriedConn) {
-        let CarriedConn {
-            key,
-            mut conn,
-            rows,
-        } = cc;
-        let hash = key.hash(&self.hasher);
-        conn.k_ports = key.ports;
-        conn.k_addrs = if key.fam == FAM_V4 {
-            key.v4
-        } else {
-            self.v6.push(key.v6);
-            (self.v6.len() - 1) as u64
+    /// Decode a carried connection in its slot (its first packet, expiry, eviction or end
+    /// needs its state). A connection whose bytes do not decode — only a carry file made to
+    /// pass its checksum can hold one — is dropped and counted in
+    /// [`FlowStats::carry_errors`]; returns whether the connection is still there.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn materialize(&mut self, slot: u32) -> bool {
+        let l = self.lazy[slot as usize];
+        let bytes = &self.lazy_bufs[l.buf as usize][l.at as usize..l.end as usize];
+        let decoded = decode_conn(bytes, &mut self.lazy_source);
+        let c = &mut self.conns[slot as usize];
+        c.flags &= !C_LAZY;
+        let Ok(Decoded { conn, rows }) = decoded else {
+            self.stats.carry_errors += 1;
+            self.finalize(slot);
+            return false;
         };
-        conn.flags = (conn.flags & C_CARRIED) | C_LIVE | (key.fam as u16) << C_FAM_SHIFT;
+        let (k_addrs, k_ports, slot_flags) = (c.k_addrs, c.k_ports, c.flags & !C_CARRIED);
+        let carried = conn.flags & C_CARRIED;
+        *c = conn;
+        (c.k_addrs, c.k_ports) = (k_addrs, k_ports);
+        c.flags = carried | slot_flags;
         let mut head = NIL;
         for mut p in rows {
             p.next = head;
-            self.pending.push(Some(p));
-            head = (self.pending.len() - 1) as u32;
+            head = match self.pending_free.pop() {
+                Some(i) => {
+                    self.pending[i as usize] = Some(p);
+                    i
+                }
+                None => {
+                    self.pending.push(Some(p));
+                    (self.pending.len() - 1) as u32
+                }
+            };
         }
         if head != NIL {
-            conn.ext_mut().pending = head;
+            self.conns[slot as usize].ext_mut().pending = head;
         }
-        let timer = conn.timer;
-        self.conns.push(conn);
-        let slot = (self.conns.len() - 1) as u32;
-        self.timers.push(timer, slot);
-        let (conns, v6, hasher) = (&self.conns, &self.v6, &self.hasher);
-        self.table
-            .insert_unique(hash, slot, |&s| conns[s as usize].key(v6).hash(hasher));
-        self.live += 1;
+        true
     }
 }
 
@@ -531,12 +653,12 @@ const CARRY_HEADER: usize = 8 + 4 + 8 + 4;
 
 /// The bytes of a carry file holding `streams`.
 pub fn write_carry_file(streams: &[StreamCarry]) -> Vec<u8> {
-    // Sized from the contents (a connection takes ~250 bytes, a row ~150 plus its strings),
-    // so that a large carry is not copied over and over as the buffer grows.
-    let conns: usize = streams.iter().map(|s| s.carry.conns.len()).sum();
-    let rows: usize = streams.iter().map(|s| s.carry.pending_rows()).sum();
+    let conn_bytes: usize = streams
+        .iter()
+        .flat_map(|s| s.carry.conns.iter().map(|c| (c.end - c.at) as usize))
+        .sum();
     let mut w = Writer {
-        buf: Vec::with_capacity(CARRY_HEADER + 64 + conns * 256 + rows * 256),
+        buf: Vec::with_capacity(CARRY_HEADER + 64 * (streams.len() + 1) + conn_bytes),
     };
     // The header first, its length and checksum filled in at the end.
     w.buf.extend_from_slice(CARRY_MAGIC);
@@ -550,7 +672,7 @@ pub fn write_carry_file(streams: &[StreamCarry]) -> Vec<u8> {
             w.i64(*ts);
             w.str(name);
         });
-        s.carry.encode(&mut w);
+        s.carry.write(&mut w);
     }
     let mut out = w.buf;
     let len = (out.len() - CARRY_HEADER) as u64;
@@ -568,8 +690,16 @@ pub fn carry_file_checksum(bytes: &[u8]) -> Option<u32> {
 }
 
 /// Read a carry file: its magic, version, length and checksum are checked before anything
-/// else is, and every value after.
+/// else is, the streams and the connections' keys and timers after; the rest of each
+/// connection is checked when a tracker decodes it.
 pub fn read_carry_file(bytes: &[u8]) -> Result<Vec<StreamCarry>, DecodeError> {
+    read_carry_file_owned(bytes.to_vec())
+}
+
+/// [`read_carry_file`], keeping `bytes` as the buffer the connections are decoded from.
+pub fn read_carry_file_owned(bytes: Vec<u8>) -> Result<Vec<StreamCarry>, DecodeError> {
+    let shared = Arc::new(bytes);
+    let bytes: &[u8] = &shared;
     let mut r = Reader::new(bytes);
     let err = |offset: usize, what: String| DecodeError { offset, what };
     if r.take(8.min(bytes.len()))? != CARRY_MAGIC {
@@ -600,12 +730,15 @@ pub fn read_carry_file(bytes: &[u8]) -> Result<Vec<StreamCarry>, DecodeError> {
             "checksum mismatch: the carry file is corrupt".into(),
         ));
     }
+    if u32::try_from(bytes.len()).is_err() {
+        return Err(err(12, "a carry file over 4 GiB".into()));
+    }
     let n = r.count(1 + 1 + 8 + 4)?;
     let mut streams = Vec::with_capacity(n);
     for _ in 0..n {
         let sensor = r.opt(|r| r.str().map(str::to_string))?;
         let last_file = r.opt(|r| Ok((r.i64()?, r.str()?.to_string())))?;
-        let carry = Carry::decode(&mut r)?;
+        let carry = Carry::read(&mut r, &shared)?;
         streams.push(StreamCarry {
             sensor,
             last_file,
