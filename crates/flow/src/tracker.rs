@@ -356,7 +356,7 @@ impl Side {
 fn note_ttl_in(vals: &mut [u8; 3], cnts: &mut [u32; 3], ttl: u8) {
     for i in 0..3 {
         if cnts[i] > 0 && vals[i] == ttl {
-            cnts[i] += 1;
+            cnts[i] = cnts[i].saturating_add(1);
             return;
         }
     }
@@ -660,7 +660,8 @@ impl Conn {
             None => {
                 self.sides[i].pkts = 0;
                 self.sides[i].bits |= S_PKTS_HI;
-                self.ext_mut().side[i].pkts_hi += 1;
+                let hi = &mut self.ext_mut().side[i].pkts_hi;
+                *hi = hi.saturating_add(1);
             }
         }
     }
@@ -1234,9 +1235,9 @@ impl Tracker {
             let s = &c.sides[si];
             if s.has(S_SENT_DATA) && seq_lt(seg.seq, s.data_end) {
                 let e = &mut c.ext_mut().side[si];
-                e.rxmit += 1;
+                e.rxmit = e.rxmit.saturating_add(1);
                 if e.rxmit >= e.rxmit_next.max(1) {
-                    e.rxmit_next = e.rxmit_next.max(1) * 10;
+                    e.rxmit_next = e.rxmit_next.max(1).saturating_mul(10);
                     c.add_letter(is_orig, b'T');
                 }
             }
@@ -1248,9 +1249,9 @@ impl Tracker {
             && c.sides[pi].state() != EpState::Closed
         {
             let e = &mut c.ext_mut().side[si];
-            e.zero_win += 1;
+            e.zero_win = e.zero_win.saturating_add(1);
             if e.zero_win >= e.zero_win_next.max(1) {
-                e.zero_win_next = e.zero_win_next.max(1) * 10;
+                e.zero_win_next = e.zero_win_next.max(1).saturating_mul(10);
                 c.add_letter(is_orig, b'W');
             }
         }
@@ -1705,12 +1706,13 @@ impl Tracker {
         let sent_before = !c.no_pkts(si);
         let history = c.with_history(|h| String::from_utf8_lossy(h).into_owned());
         let rs = &mut c.ext_mut().side[si];
-        rs.rsts += 1;
+        // Saturating: counters can come from a carry file.
+        rs.rsts = rs.rsts.saturating_add(1);
         if rs.storm_run > 0
             && sent_before
             && seg.ts_ns.saturating_sub(rs.last_ns) < cfg.storm_gap_ns
         {
-            rs.storm_run += 1;
+            rs.storm_run = rs.storm_run.saturating_add(1);
         } else {
             rs.storm_run = 1;
             rs.storm_run_start_ns = seg.ts_ns;
