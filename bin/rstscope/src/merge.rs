@@ -155,19 +155,53 @@ fn open_log(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
     })
 }
 
-/// Read one shard directory: its reset.log (or .gz) and reset_summary.json.
-pub fn read_shard(dir: &Path) -> Result<Shard, String> {
-    let candidates = [
-        ("reset.log", false),
-        ("reset.log.gz", true),
-        ("reset.csv", false),
-        ("reset.csv.gz", true),
+/// A shard directory's log: `reset.log` (`.csv`, `.gz`), or the one log named with an archive
+/// stamp (`reset.<first>_<last>.log`, `--archive-names`). Returns its name, whether it is
+/// gzip, and the stamp.
+fn shard_log(dir: &Path) -> Result<(String, bool, Option<String>), String> {
+    const SUFFIXES: [(&str, bool); 4] = [
+        (".log", false),
+        (".log.gz", true),
+        (".csv", false),
+        (".csv.gz", true),
     ];
-    let (name, gzip) = candidates
-        .iter()
-        .find(|(n, _)| dir.join(n).exists())
-        .ok_or_else(|| format!("{}: no reset.log in this directory", dir.display()))?;
-    let path = dir.join(name);
+    for (suffix, gzip) in SUFFIXES {
+        let name = format!("reset{suffix}");
+        if dir.join(&name).exists() {
+            return Ok((name, gzip, None));
+        }
+    }
+    let mut stamped = Vec::new();
+    for e in std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("reset.") else {
+            continue;
+        };
+        for (suffix, gzip) in SUFFIXES {
+            if let Some(stamp) = rest.strip_suffix(suffix).filter(|s| !s.contains('.')) {
+                stamped.push((name.clone(), gzip, Some(stamp.to_string())));
+            }
+        }
+    }
+    match stamped.len() {
+        1 => Ok(stamped.remove(0)),
+        0 => Err(format!("{}: no reset.log in this directory", dir.display())),
+        n => Err(format!(
+            "{}: {n} logs named by window; merge directories of one run each",
+            dir.display()
+        )),
+    }
+}
+
+/// Read one shard directory: its reset.log (or .gz, or the one archive-named log) and its
+/// summary.
+pub fn read_shard(dir: &Path) -> Result<Shard, String> {
+    let (name, gzip, stamp) = shard_log(dir)?;
+    let gzip = &gzip;
+    let path = dir.join(&name);
     let reader = open_log(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     if name.contains(".csv") {
         let events = read_csv(reader, &path)?;
@@ -178,7 +212,7 @@ pub fn read_shard(dir: &Path) -> Result<Shard, String> {
             events,
             open: None,
             close: None,
-            summary: read_summary(dir),
+            summary: read_summary(dir, stamp.as_deref()),
         });
     }
     let mut events = Vec::new();
@@ -229,12 +263,16 @@ pub fn read_shard(dir: &Path) -> Result<Shard, String> {
         events,
         open,
         close,
-        summary: read_summary(dir),
+        summary: read_summary(dir, stamp.as_deref()),
     })
 }
 
-fn read_summary(dir: &Path) -> Value {
-    std::fs::read_to_string(dir.join("reset_summary.json"))
+fn read_summary(dir: &Path, stamp: Option<&str>) -> Value {
+    let name = match stamp {
+        Some(s) => format!("reset_summary.{s}.json"),
+        None => "reset_summary.json".to_string(),
+    };
+    std::fs::read_to_string(dir.join(name))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(Value::Null)

@@ -395,3 +395,64 @@ fn renames_a_killed_run_left_undone_are_finished_by_the_next() {
         .collect();
     assert!(hidden.is_empty(), "{hidden:?}");
 }
+
+/// The Kubernetes recipe: shards written with --archive-names are merged from their
+/// window-named logs into the rows one run over everything writes.
+#[test]
+fn archive_named_shards_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch");
+    for (sensor, name) in [("edge1", "sample.pcap"), ("edge2", "sample-vlan.pcap")] {
+        write_pcap(
+            &arch.join(sensor).join(name),
+            &records(&testdata().join(name)),
+        );
+    }
+    let one = dir.path().join("one");
+    assert_eq!(
+        rstscope(&["-q", arch.to_str().unwrap()], &one)
+            .status
+            .code(),
+        Some(0)
+    );
+    let mut shards = Vec::new();
+    for i in 0..2 {
+        let d = dir.path().join(format!("shard{i}"));
+        let shard = format!("{i}/2");
+        let r = rstscope(
+            &[
+                "-q",
+                "--archive-names",
+                "--shard",
+                &shard,
+                arch.to_str().unwrap(),
+            ],
+            &d,
+        );
+        assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+        if !logs(&d).is_empty() {
+            shards.push(d);
+        }
+    }
+    let merged = dir.path().join("merged");
+    let out = Command::new(env!("CARGO_BIN_EXE_rstscope"))
+        .arg("merge")
+        .arg("-o")
+        .arg(&merged)
+        .args(&shards)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let data = |p: &Path| -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        data(&merged.join("reset.log")),
+        data(&one.join("reset.log"))
+    );
+}
