@@ -456,3 +456,44 @@ fn archive_named_shards_merge() {
         data(&one.join("reset.log"))
     );
 }
+
+/// With -q a run says nothing when all is well, but a --conn-log that holds no conn log, or one
+/// that matches under half of the RSTs, is a warning on stderr (with the likely cause) and in
+/// the run record, which also counts the join.
+#[test]
+fn quiet_runs_still_warn_about_a_join_that_cannot_be_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = testdata().join("sample.pcap");
+    let cap = cap.to_str().unwrap();
+    let out = dir.path().join("out");
+    let r = rstscope(&["-q", cap], &out);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(r.stderr.is_empty(), "{}", stderr(&r));
+    // A directory without conn logs.
+    let empty = dir.path().join("zeek");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = rstscope(&["-q", "--conn-log", empty.to_str().unwrap(), cap], &out);
+    assert_eq!(r.status.code(), Some(0));
+    assert!(stderr(&r).contains("no conn log there"), "{}", stderr(&r));
+    // Another site's conn.log: no row has the RSTs' endpoints.
+    let conn = empty.join("conn.log");
+    std::fs::write(
+        &conn,
+        "#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n\
+         #types\ttime\tstring\taddr\tport\taddr\tport\tenum\n\
+         1795478400.000000\tCother\t172.16.0.1\t5555\t172.16.0.2\t80\ttcp\n",
+    )
+    .unwrap();
+    let r = rstscope(&["-q", "--conn-log", conn.to_str().unwrap(), cap], &out);
+    assert_eq!(r.status.code(), Some(0));
+    let err = stderr(&r);
+    assert!(
+        err.contains("matched only 0 of") && err.contains("wrong sensor"),
+        "{err}"
+    );
+    let last = run_records(&out).pop().unwrap();
+    assert_eq!(last["join_matched"], 0);
+    assert_eq!(last["conn_log_rows"], 1);
+    assert!(last["join_total"].as_u64().unwrap() > 0);
+    assert_eq!(last["warnings"].as_array().unwrap().len(), 1);
+}
