@@ -3,21 +3,11 @@
 //! To update the golden files after an intended change: `RSTSCOPE_BLESS=1 cargo test -p rstscope`
 //! and review the diff.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
+use std::process::Command;
 
-fn rstscope(args: &[&str], out: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rstscope"))
-        .args(args)
-        .arg("-o")
-        .arg(out)
-        .output()
-        .expect("run rstscope")
-}
+use common::{rstscope, testdata};
 
 fn run_ok(args: &[&str]) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();

@@ -2,23 +2,13 @@
 //! sharing a state, names that collide, and the run record. (The invariant itself — any cut
 //! into runs gives the rows of one run — is `carry.rs`.)
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
+use common::{rstscope, testdata};
 use rstscope_pcapgen::{PcapWriter, Record};
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
-fn rstscope(args: &[&str], out: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rstscope"))
-        .args(args)
-        .arg("-o")
-        .arg(out)
-        .output()
-        .unwrap()
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

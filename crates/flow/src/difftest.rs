@@ -144,44 +144,10 @@ fn compare(cfg: FlowConfig, pks: &[Pk]) {
     let mut new = Tracker::new(cfg);
     let mut other_seed = Tracker::new(cfg);
     let mut old = reference::Tracker::new(cfg);
-    let mut t = T0;
-    for (i, pk) in pks.iter().enumerate() {
-        t += pk.dt_ns;
-        let (a, ap, b, bp) = CONVS[pk.conv];
-        let (src, sport, dst, dport) = if pk.reverse {
-            (b, bp, a, ap)
-        } else {
-            (a, ap, b, bp)
-        };
-        let src: std::net::IpAddr = src.parse().unwrap();
-        let dst: std::net::IpAddr = dst.parse().unwrap();
-        let v4 = src.is_ipv4();
-        let seg = Segment {
-            ts_ns: t,
-            file: 0,
-            frame: i as u64 + 1,
-            src,
-            dst,
-            ttl: pk.ttl,
-            ip_id: if v4 { pk.ip_id } else { None },
-            df: v4.then_some(true),
-            sport,
-            dport,
-            seq: pk.seq,
-            ack: pk.ack,
-            flags: pk.flags,
-            window: pk.win,
-            options: TcpOptions {
-                window_scale: pk.wscale,
-                ..Default::default()
-            },
-            payload_len: pk.payload.len() as u32 + pk.extra_len,
-            payload: &pk.payload,
-            tunnel_depth: 0,
-        };
-        new.process(&seg, "diff.pcap");
-        other_seed.process(&seg, "diff.pcap");
-        old.process(&seg, "diff.pcap");
+    for (i, seg) in stream(pks).iter().enumerate() {
+        new.process(seg, "diff.pcap");
+        other_seed.process(seg, "diff.pcap");
+        old.process(seg, "diff.pcap");
         assert_eq!(new.stats(), old.stats(), "counters after packet {i}");
         assert_eq!(
             new.live_connections(),
