@@ -473,11 +473,15 @@ fn run_locked(
             }
         }) {
             Ok(l) => Some(l),
-            Err(rstscope::batch::LockError::Held(_)) => None,
-            Err(rstscope::batch::LockError::Io(p, e)) => {
+            // (lock_state waits for a lock another run holds: only I/O errors come back.)
+            Err(e) => {
+                let (p, why) = match e {
+                    rstscope::batch::LockError::Held(p) => (p, "held".to_string()),
+                    rstscope::batch::LockError::Io(p, e) => (p, e.to_string()),
+                };
                 let _ = writeln!(
                     err,
-                    "rstscope: error: cannot lock the state {}: {e}",
+                    "rstscope: error: cannot lock the state {}: {why}",
                     p.display()
                 );
                 return EXIT_CANNOT_WRITE;
@@ -563,27 +567,23 @@ fn run_locked(
             return EXIT_OK;
         }
     }
-    let mut skipped: Vec<String> = Vec::new();
+    let mut skipped_state = 0usize;
     let files: Vec<rstscope::InputFile> = match &state {
         Some(st) => files
             .into_iter()
             .filter(|f| {
                 let seen = st.seen(&f.path, cli.retry_failed);
-                if seen {
-                    skipped.push(f.path.to_string_lossy().into_owned());
-                }
+                skipped_state += usize::from(seen);
                 !seen
             })
             .collect(),
         None => files,
     };
-    let skipped_state = skipped.len();
     let (files, young) = match cli.min_age {
         Some(age) => rstscope::batch::split_by_age(files, age),
         None => (files, Vec::new()),
     };
-    skipped.extend(young.iter().map(|f| f.path.to_string_lossy().into_owned()));
-    record.insert("files_skipped".into(), skipped.len().into());
+    record.insert("files_skipped".into(), (skipped_state + young.len()).into());
     if !cli.quiet {
         for f in &young {
             let _ = writeln!(
