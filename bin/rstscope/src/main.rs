@@ -140,8 +140,10 @@ struct Cli {
     #[arg(long)]
     no_mmap: bool,
 
-    /// Remember processed inputs (path, size, mtime, hash of the first 64 KiB) in FILE and skip
-    /// them on later runs.
+    /// One stream across runs: remember processed inputs (path, size, mtime, hash of the first
+    /// 64 KiB) in FILE and skip them later; carry each sensor's live connections to the next run
+    /// (FILE.carry.N); deliver every row once, in logs named by their window (plus the run's
+    /// number when an earlier run used the name). Runs sharing FILE take turns.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
 
@@ -166,7 +168,7 @@ struct Cli {
     min_age: Option<std::time::Duration>,
 
     /// Name the logs by their packet-time window, Zeek-archive style:
-    /// reset.2026-11-24-00-00-00_2026-11-24-23-59-59.log (UTC).
+    /// reset.2026-11-24-00-00-00_2026-11-24-23-59-59.log (UTC). Implied by --state.
     #[arg(long)]
     archive_names: bool,
 
