@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use rstscope_capture::sniff;
+use rstscope_capture::{sniff, stream_head, Kind};
 
 /// A capture file to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,17 +182,42 @@ pub fn discover(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
                         .join("/")
                 })
                 .unwrap_or_else(|_| file_name(&path));
-            match head_of(&path) {
-                Ok(head) if sniff(&head).is_some() => files.push(InputFile {
-                    path,
-                    source,
-                    sensor: None,
+            let file = InputFile {
+                path,
+                source,
+                sensor: None,
+            };
+            match head_of(&file.path) {
+                Ok(head) => match sniff(&head) {
+                    Some(Kind::Capture(_)) => files.push(file),
+                    // Compressed: a capture only if what it holds is one (a rotated conn.log.gz,
+                    // notes.txt.zst, our own reset.log.gz are not). A stream that gives nothing
+                    // at all is left to the reader, which says where it breaks.
+                    Some(Kind::Compressed(c)) => match stream_head(&file.path, 4) {
+                        Ok(inner)
+                            if !inner.is_empty()
+                                && !matches!(sniff(&inner), Some(Kind::Capture(_))) =>
+                        {
+                            problems.push(InputProblem::SkippedInDirectory {
+                                path: file.path,
+                                head: format!("{} of {c} data {}", hex(&head), hex(&inner)),
+                            })
+                        }
+                        Ok(_) => files.push(file),
+                        Err(error) => problems.push(InputProblem::Unreadable {
+                            path: file.path,
+                            error,
+                        }),
+                    },
+                    None => problems.push(InputProblem::SkippedInDirectory {
+                        path: file.path,
+                        head: hex(&head),
+                    }),
+                },
+                Err(error) => problems.push(InputProblem::Unreadable {
+                    path: file.path,
+                    error,
                 }),
-                Ok(head) => problems.push(InputProblem::SkippedInDirectory {
-                    path,
-                    head: hex(&head),
-                }),
-                Err(error) => problems.push(InputProblem::Unreadable { path, error }),
             }
         }
     }
@@ -227,6 +252,51 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert!(!problems[0].is_error());
         assert!(problems[0].to_string().contains("README"));
+    }
+
+    /// Compressed files are captures only when what they hold is one: a rotated conn.log.gz,
+    /// notes in zstd or our own reset.log.gz in an archive directory are skipped with a notice
+    /// (not read, failing, every run); a pzstd capture (a skippable frame first) is read.
+    #[test]
+    fn compressed_non_captures_are_skipped_and_pzstd_captures_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let pcap =
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/sample.pcap"))
+                .unwrap();
+        std::fs::write(root.join("a.pcap.gz"), rstscope_pcapgen::gzip(&pcap)).unwrap();
+        std::fs::write(
+            root.join("conn.log.gz"),
+            rstscope_pcapgen::gzip(b"#separator \\x09\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("notes.txt.zst"),
+            rstscope_pcapgen::zstd(b"some notes"),
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("reset.log.gz"),
+            rstscope_pcapgen::gzip(b"#fields\tts\n"),
+        )
+        .unwrap();
+        // pzstd: a skippable frame (magic 0x184D2A50, little-endian, then its size) first.
+        let mut pz = vec![0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 0, 0, 0, 0];
+        pz.extend(rstscope_pcapgen::zstd(&pcap));
+        std::fs::write(root.join("p.pcap.zst"), &pz).unwrap();
+        let (files, problems) = discover(&[root.to_path_buf()]);
+        let sources: Vec<_> = files.iter().map(|f| f.source.as_str()).collect();
+        assert_eq!(sources, ["a.pcap.gz", "p.pcap.zst"]);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems.iter().all(|p| !p.is_error()));
+        let mut n = 0;
+        let report = rstscope_capture::read_path(
+            &root.join("p.pcap.zst"),
+            rstscope_capture::PlainAccess::Read,
+            |_| n += 1,
+        );
+        assert!(report.error.is_none(), "{:?}", report.error);
+        assert!(n > 10);
     }
 
     #[test]

@@ -220,6 +220,14 @@ struct MergeCli {
 }
 
 fn main() -> ExitCode {
+    // A file-size limit (`ulimit -f`) must be a write error like a full disk (EFBIG: exit 74,
+    // temporaries removed), not a SIGXFSZ that kills the run and leaves a temporary file.
+    #[cfg(unix)]
+    // SAFETY: sets the disposition of one signal to "ignore" before any thread is started; no
+    // handler code is installed.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "merge") {
         args.remove(1);

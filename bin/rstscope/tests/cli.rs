@@ -704,9 +704,10 @@ fn html_report_is_self_contained_and_escapes_capture_data() {
     }
 }
 
-/// A write that fails part-way (here: the file-size limit, `ulimit -f`, with SIGXFSZ ignored so
-/// the write returns EFBIG, as a full disk returns ENOSPC) leaves no file under a final name and
-/// no temporary file behind, exits 74, and the next run in the same directory succeeds.
+/// A write that fails part-way (here: the file-size limit, `ulimit -f`: rstscope ignores
+/// SIGXFSZ, so the write returns EFBIG, as a full disk returns ENOSPC) leaves no file under a
+/// final name and no temporary file behind, exits 74, and the next run in the same directory
+/// succeeds.
 /// (`scripts/disk-full.sh` does the same on a real full filesystem and a read-only mount.)
 #[test]
 fn failed_write_leaves_nothing_and_exits_74() {
@@ -715,7 +716,7 @@ fn failed_write_leaves_nothing_and_exits_74() {
     let bin = env!("CARGO_BIN_EXE_rstscope");
     let limited = Command::new("bash")
         .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 1 && exec \"$0\" \"$@\"")
+        .arg("ulimit -f 1 && exec \"$0\" \"$@\"")
         .args([bin, "-q", "-o", out.to_str().unwrap(), &td("sample.pcap")])
         .output()
         .unwrap();

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
 
-pub use peek::first_packet_ts;
+pub use peek::{first_packet_ts, stream_head};
 pub use source::{ByteSource, MmapSource, SliceSource, StreamSource};
 
 /// Largest record we accept when the file header does not announce a larger snap length:
@@ -94,6 +94,8 @@ pub fn sniff(head: &[u8]) -> Option<Kind> {
         | [0x34, 0xcd, 0xb2, 0xa1] => Some(Kind::Capture(Format::Pcap)),
         [0x0a, 0x0d, 0x0d, 0x0a] => Some(Kind::Capture(Format::PcapNg)),
         [0x28, 0xb5, 0x2f, 0xfd] => Some(Kind::Compressed(Compression::Zstd)),
+        // A zstd skippable frame first (pzstd writes one before its frames): zstd -d reads it.
+        [0x50..=0x5f, 0x2a, 0x4d, 0x18] => Some(Kind::Compressed(Compression::Zstd)),
         [0x1f, 0x8b, _, _] => Some(Kind::Compressed(Compression::Gzip)),
         _ => None,
     }

@@ -37,6 +37,30 @@ enum Peek {
     None,
 }
 
+/// The first `n` bytes of the capture stream in `path`: the file's own, or for a gzip or zstd
+/// file its first decompressed bytes (fewer when the stream is shorter or broken).
+pub fn stream_head(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    std::fs::File::open(path)?
+        .take(n as u64)
+        .read_to_end(&mut head)?;
+    let Some(Kind::Compressed(c)) = sniff(&head) else {
+        return Ok(head);
+    };
+    let f = std::fs::File::open(path)?;
+    let mut out = Vec::with_capacity(n);
+    let _ = match c {
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(f)
+            .take(n as u64)
+            .read_to_end(&mut out),
+        Compression::Zstd => zstd::stream::read::Decoder::new(f)?
+            .take(n as u64)
+            .read_to_end(&mut out),
+        Compression::None => return Ok(head),
+    };
+    Ok(out)
+}
+
 /// The first packet's timestamp within the first `limit` (decompressed) bytes of `path`.
 fn peek(path: &Path, limit: usize) -> Option<Peek> {
     let mut f = std::fs::File::open(path).ok()?;

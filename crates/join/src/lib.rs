@@ -26,7 +26,7 @@ const TS_SLACK_NS: i64 = 1_000;
 /// Find conn.log files: files named on the command line, and in directories (recursively, in
 /// name order) files whose name starts with `conn` and ends in `.log`, `.log.gz`, `.json` or
 /// `.json.gz` (Zeek's rotated `conn.2026-11-24-00-00-00.log.gz`, zeekctl's
-/// `conn.00:00:00-01:00:00.log.gz`).
+/// `conn.00:00:00-01:00:00.log.gz`) — except rstscope's own `conn_rst*` logs.
 pub fn discover_conn_logs(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
@@ -46,7 +46,9 @@ pub fn discover_conn_logs(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
                 let ends = [".log", ".log.gz", ".json", ".json.gz"]
                     .iter()
                     .any(|s| name.ends_with(s));
-                if name.starts_with("conn") && ends {
+                // Never our own conn_rst.log (an output directory that is also the conn.log
+                // directory would join it again every run), nor a hidden temporary.
+                if name.starts_with("conn") && !name.starts_with("conn_rst") && ends {
                     out.push(p);
                 }
             }

@@ -505,3 +505,23 @@ fn times_parse_exactly() {
     );
     assert_eq!(parse_time("1.5e9"), Some(1_500_000_000_000_000_000));
 }
+
+#[test]
+fn our_own_conn_rst_logs_are_not_conn_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "conn.log",
+        "conn.2026-11-24-00-00-00.log.gz",
+        "conn_rst.log",
+        "conn_rst.2026-11-24-00-00-00_2026-11-24-23-59-59.log.gz",
+    ] {
+        std::fs::write(dir.path().join(name), b"").unwrap();
+    }
+    let (logs, problems) = crate::discover_conn_logs(&[dir.path().to_path_buf()]);
+    assert!(problems.is_empty());
+    let names: Vec<String> = logs
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["conn.2026-11-24-00-00-00.log.gz", "conn.log"]);
+}
