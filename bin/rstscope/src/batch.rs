@@ -27,18 +27,42 @@ pub enum LockError {
 /// process ends, even if it is killed. Compatible with `flock -n` wrappers on the same file.
 pub fn lock_output_dir(dir: &Path) -> Result<File, LockError> {
     let path = dir.join(LOCK_NAME);
-    std::fs::create_dir_all(dir).map_err(|e| LockError::Io(path.clone(), e))?;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| LockError::Io(path.clone(), e))?;
+    if dir.exists() && !dir.is_dir() {
+        return Err(LockError::Io(
+            dir.to_path_buf(),
+            std::io::Error::other("the output must be a directory, and this is not one"),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| LockError::Io(dir.to_path_buf(), e))?;
+    let f = open_lock_file(&path)?;
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Held(path)),
         Err(std::fs::TryLockError::Error(e)) => Err(LockError::Io(path, e)),
     }
+}
+
+/// Open (or create) a lock file, readable and writable by its owner only: a shared lock
+/// (`flock -s`) another user took on a world-readable lock file would block every run.
+fn open_lock_file(path: &Path) -> Result<File, LockError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let f = opts
+        .open(path)
+        .map_err(|e| LockError::Io(path.to_path_buf(), e))?;
+    // A lock file an earlier version created 0644 is narrowed too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = f.metadata() {
+            if m.permissions().mode() & 0o077 != 0 {
+                let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+    Ok(f)
 }
 
 /// Remove temporary files a killed run left in the output directory (hidden `.NAME.tmp-*`
@@ -197,12 +221,7 @@ pub fn lock_state(path: &Path, waiting: impl FnOnce(&Path)) -> Result<File, Lock
     let (dir, name) = split_path(path);
     let lock = dir.join(format!("{name}.lock"));
     std::fs::create_dir_all(dir).map_err(|e| LockError::Io(lock.clone(), e))?;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock)
-        .map_err(|e| LockError::Io(lock.clone(), e))?;
+    let f = open_lock_file(&lock)?;
     match f.try_lock() {
         Ok(()) => return Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => waiting(&lock),
@@ -236,7 +255,12 @@ impl State {
             runs: v.get("runs").and_then(Value::as_u64).unwrap_or(0),
             ..State::default()
         };
-        if let Some(files) = v.get("files").and_then(Value::as_object) {
+        let files = match v.get("files") {
+            None => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(_) => return Err(bad("\"files\" is not an object")),
+        };
+        if let Some(files) = files {
             for (k, f) in files {
                 let entry = (|| {
                     Some(FileEntry {
@@ -249,9 +273,11 @@ impl State {
                         missing_since: f.get("missing_since").and_then(Value::as_i64),
                     })
                 })();
-                if let Some(e) = entry {
-                    st.files.insert(k.clone(), e);
-                }
+                // An entry dropped would have its file read (and delivered) again.
+                match entry {
+                    Some(e) => st.files.insert(k.clone(), e),
+                    None => return Err(bad(&format!("a malformed entry for {k:?}"))),
+                };
             }
         }
         if let Some(c) = v.get("carry").filter(|c| !c.is_null()) {
@@ -488,6 +514,54 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_of_the_wrong_shape_is_refused_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        for (text, what) in [
+            (r#"{"version": 9, "files": {}}"#, "version 9"),
+            (r#"{"files": {}}"#, "no version"),
+            (r#"{"version": 2, "files": []}"#, "not an object"),
+            (
+                r#"{"version": 2, "files": {"/a.pcap": {"size": "big"}}}"#,
+                "malformed entry",
+            ),
+            (r#"{"version": 2, "carry": {"file": 3}}"#, "carry"),
+            ("[1, 2]", "no version"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let e = State::load(&p).unwrap_err();
+            assert!(e.contains(what), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn lock_files_are_private_and_an_output_file_is_not_a_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let _l = lock_output_dir(dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join(LOCK_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let _s = lock_state(&dir.path().join("state.json"), |_| {}).unwrap();
+        let mode = std::fs::metadata(dir.path().join("state.json.lock"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        match lock_output_dir(&file) {
+            Err(LockError::Io(p, e)) => {
+                assert_eq!(p, file);
+                assert!(e.to_string().contains("must be a directory"), "{e}");
+            }
+            _ => panic!("a file as the output directory"),
+        }
+    }
 
     #[test]
     fn durations() {

@@ -249,7 +249,7 @@ fn run_merge(m: &MergeCli) -> u8 {
         Err(rstscope::batch::LockError::Io(p, e)) => {
             let _ = writeln!(
                 err,
-                "rstscope: error: cannot create the lock {}: {e}",
+                "rstscope: error: cannot lock the output directory ({}): {e}",
                 p.display()
             );
             return EXIT_CANNOT_WRITE;
@@ -363,7 +363,7 @@ fn run(cli: &Cli) -> u8 {
         Err(rstscope::batch::LockError::Io(p, e)) => {
             let _ = writeln!(
                 err,
-                "rstscope: error: cannot create the lock {}: {e}",
+                "rstscope: error: cannot lock the output directory ({}): {e}",
                 p.display()
             );
             return EXIT_CANNOT_WRITE;
