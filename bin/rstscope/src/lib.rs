@@ -21,6 +21,24 @@ use rstscope_reset::ResetEvent;
 
 pub use inputs::{assign_sensors, discover, InputFile, InputProblem, SensorFrom};
 
+/// `text` with its control characters (C0, DEL, C1) written `\xNN` (`\u{NN}` for C1), so
+/// that it stays one line and cannot send terminal escape sequences; for messages that quote
+/// file names and other input.
+pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c as u32 {
+            n @ (0..=0x1f | 0x7f) => out.push_str(&format!("\\x{n:02x}")),
+            n @ 0x80..=0x9f => out.push_str(&format!("\\u{{{n:x}}}")),
+            _ => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Counts of what decoding made of a file's packets.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DecodeStats {
@@ -558,6 +576,15 @@ pub struct OutputOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_quote_control_characters_escaped() {
+        assert_eq!(terminal_safe("a.pcap: ok"), "a.pcap: ok");
+        assert_eq!(
+            terminal_safe("x\nrstscope: error: FORGED\u{1b}[2J\t\u{9b}31m\u{7f}"),
+            "x\\x0arstscope: error: FORGED\\x1b[2J\\x09\\u{9b}31m\\x7f"
+        );
+    }
 
     #[test]
     fn sort_rows_agrees_with_log_order_on_any_thread_count() {

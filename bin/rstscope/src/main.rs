@@ -14,6 +14,16 @@ use rstscope_capture::PlainAccess;
 use rstscope_flow::FlowConfig;
 use rstscope_reset::EventOptions;
 
+/// Write one message line to stderr with the control characters of what it quotes (file
+/// names, sensor names, errors about hostile input) escaped: a name cannot break the line,
+/// forge another one or drive the terminal.
+macro_rules! say {
+    ($err:expr, $($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        let _ = writeln!($err, "{}", rstscope::terminal_safe(&line));
+    }};
+}
+
 /// Exit statuses (also in README and --help).
 const EXIT_OK: u8 = 0;
 const EXIT_SOME_ERRORS: u8 = 1;
@@ -243,11 +253,11 @@ fn run_merge(m: &MergeCli) -> u8 {
     let _lock = match rstscope::batch::lock_output_dir(&m.out) {
         Ok(l) => l,
         Err(rstscope::batch::LockError::Held(p)) => {
-            let _ = writeln!(err, "rstscope: another rstscope run holds {}; not starting (exit status 75: retry later)", p.display());
+            say!(err, "rstscope: another rstscope run holds {}; not starting (exit status 75: retry later)", p.display());
             return EXIT_LOCKED;
         }
         Err(rstscope::batch::LockError::Io(p, e)) => {
-            let _ = writeln!(
+            say!(
                 err,
                 "rstscope: error: cannot lock the output directory ({}): {e}",
                 p.display()
@@ -260,7 +270,7 @@ fn run_merge(m: &MergeCli) -> u8 {
         match rstscope::merge::read_shard(d) {
             Ok(s) => shards.push(s),
             Err(e) => {
-                let _ = writeln!(err, "rstscope: error: {e}");
+                say!(err, "rstscope: error: {e}");
                 return EXIT_FAILED;
             }
         }
@@ -268,7 +278,7 @@ fn run_merge(m: &MergeCli) -> u8 {
     let format = shards[0].format;
     let gzip = shards[0].gzip;
     if shards.iter().any(|s| s.format != format || s.gzip != gzip) {
-        let _ = writeln!(
+        say!(
             err,
             "rstscope: error: the shards were written in different formats"
         );
@@ -316,7 +326,7 @@ fn run_merge(m: &MergeCli) -> u8 {
     })();
     match written {
         Ok(()) => {
-            let _ = writeln!(
+            say!(
                 err,
                 "rstscope merge: {} RSTs from {} shards",
                 events.len(),
@@ -325,7 +335,7 @@ fn run_merge(m: &MergeCli) -> u8 {
             EXIT_OK
         }
         Err(e) => {
-            let _ = writeln!(
+            say!(
                 err,
                 "rstscope: error: cannot write the merged logs in {}: {e} (exit status 74)",
                 m.out.display()
@@ -353,7 +363,7 @@ fn run(cli: &Cli) -> u8 {
     let _lock = match rstscope::batch::lock_output_dir(&cli.out) {
         Ok(l) => l,
         Err(rstscope::batch::LockError::Held(p)) => {
-            let _ = writeln!(
+            say!(
                 err,
                 "rstscope: another rstscope run holds {}; not starting (exit status 75: retry later)",
                 p.display()
@@ -361,7 +371,7 @@ fn run(cli: &Cli) -> u8 {
             return EXIT_LOCKED;
         }
         Err(rstscope::batch::LockError::Io(p, e)) => {
-            let _ = writeln!(
+            say!(
                 err,
                 "rstscope: error: cannot lock the output directory ({}): {e}",
                 p.display()
@@ -418,7 +428,7 @@ fn run(cli: &Cli) -> u8 {
         Ok(())
     })();
     if let Err(e) = appended {
-        let _ = writeln!(
+        say!(
             err,
             "rstscope: error: cannot append the run record to {}: {e} (exit status 74)",
             cli.out.join(RUNS_LOG).display()
@@ -467,7 +477,7 @@ fn run_locked(
     let mut err = std::io::stderr();
     // Warnings go to stderr even with -q, and into the run record.
     let mut warn = |err: &mut std::io::Stderr, w: String| {
-        let _ = writeln!(err, "rstscope: warning: {w}");
+        say!(err, "rstscope: warning: {w}");
         warnings.push(w);
     };
     // The state: locked for the whole run (runs sharing it take turns), then a commit a killed
@@ -475,7 +485,7 @@ fn run_locked(
     let _state_lock = match &cli.state {
         Some(p) => match rstscope::batch::lock_state(p, |lock| {
             if !cli.quiet {
-                let _ = writeln!(
+                say!(
                     err,
                     "rstscope: notice: waiting for another run that holds {}",
                     lock.display()
@@ -489,7 +499,7 @@ fn run_locked(
                     rstscope::batch::LockError::Held(p) => (p, "held".to_string()),
                     rstscope::batch::LockError::Io(p, e) => (p, e.to_string()),
                 };
-                let _ = writeln!(
+                say!(
                     err,
                     "rstscope: error: cannot lock the state {}: {why}",
                     p.display()
@@ -503,7 +513,7 @@ fn run_locked(
         Some(p) => match rstscope::batch::State::load(p) {
             Ok(s) => Some(s),
             Err(e) => {
-                let _ = writeln!(err, "rstscope: error: {e}");
+                say!(err, "rstscope: error: {e}");
                 return EXIT_FAILED;
             }
         },
@@ -522,7 +532,7 @@ fn run_locked(
     }
     let stale = rstscope::batch::remove_stale_temporaries(&cli.out);
     if stale > 0 && !cli.quiet {
-        let _ = writeln!(
+        say!(
             err,
             "rstscope: notice: removed {stale} temporary files an interrupted run left in {}",
             cli.out.display()
@@ -533,7 +543,7 @@ fn run_locked(
         (Some(st), Some(p)) if !cli.discard_carry => match st.load_carry(p) {
             Ok(c) => c,
             Err(e) => {
-                let _ = writeln!(err, "rstscope: error: {e}");
+                say!(err, "rstscope: error: {e}");
                 return EXIT_FAILED;
             }
         },
@@ -572,7 +582,7 @@ fn run_locked(
         files.retain(|f| rstscope::merge::shard_of(f.sensor.as_deref(), n) == i);
         if files.is_empty() {
             if !cli.quiet {
-                let _ = writeln!(err, "rstscope: shard {i}/{n} has no inputs");
+                say!(err, "rstscope: shard {i}/{n} has no inputs");
             }
             return EXIT_OK;
         }
@@ -596,14 +606,14 @@ fn run_locked(
     record.insert("files_skipped".into(), (skipped_state + young.len()).into());
     if !cli.quiet {
         for f in &young {
-            let _ = writeln!(
+            say!(
                 err,
                 "rstscope: notice: {}: skipped, modified less than --min-age ago",
                 f.path.display()
             );
         }
         if skipped_state > 0 {
-            let _ = writeln!(
+            say!(
                 err,
                 "rstscope: notice: {skipped_state} inputs skipped, already processed (--state)"
             );
@@ -613,9 +623,9 @@ fn run_locked(
     for p in &problems {
         if p.is_error() {
             had_errors = true;
-            let _ = writeln!(err, "rstscope: error: {p}");
+            say!(err, "rstscope: error: {p}");
         } else if !cli.quiet {
-            let _ = writeln!(err, "rstscope: notice: {p}");
+            say!(err, "rstscope: notice: {p}");
         }
     }
     let end = if cli.state.is_none() || cli.finish {
@@ -633,7 +643,7 @@ fn run_locked(
         record.insert("outputs".into(), json!([]));
         if skipped_state > 0 || !young.is_empty() {
             if !cli.quiet {
-                let _ = writeln!(err, "rstscope: nothing new to process");
+                say!(err, "rstscope: nothing new to process");
             }
             return if had_errors {
                 EXIT_SOME_ERRORS
@@ -641,7 +651,7 @@ fn run_locked(
                 EXIT_OK
             };
         }
-        let _ = writeln!(
+        say!(
             err,
             "rstscope: error: no capture files found in the inputs given"
         );
@@ -704,7 +714,7 @@ fn run_locked(
     for f in &result.files {
         if let Some(e) = f.error() {
             had_errors = true;
-            let _ = writeln!(
+            say!(
                 err,
                 "rstscope: error: {}: {e}{}",
                 f.input.path.display(),
@@ -732,7 +742,7 @@ fn run_locked(
     if result.flow.carry_errors > 0 {
         had_errors = true;
         record.insert("carry_errors".into(), result.flow.carry_errors.into());
-        let _ = writeln!(
+        say!(
             err,
             "rstscope: error: {}: {} carried connections did not decode and were dropped (the carry file is damaged; their rows are lost)",
             cli.state.as_deref().unwrap_or(std::path::Path::new("--state")).display(),
@@ -765,7 +775,7 @@ fn run_locked(
     record.insert("carried_rows".into(), carried_rows.into());
     record.insert("late_files".into(), late.into());
     if !any_read {
-        let _ = writeln!(err, "rstscope: error: none of the inputs could be read");
+        say!(err, "rstscope: error: none of the inputs could be read");
         return EXIT_FAILED;
     }
     let spec = OutputSpec {
@@ -839,7 +849,7 @@ fn run_locked(
         let (logs, problems) = rstscope_join::discover_conn_logs(&cli.conn_log);
         for p in &problems {
             had_errors = true;
-            let _ = writeln!(err, "rstscope: error: {p}");
+            say!(err, "rstscope: error: {p}");
         }
         if logs.is_empty() && problems.is_empty() {
             warn(
@@ -858,7 +868,7 @@ fn run_locked(
         for l in &report.logs {
             if let Some(e) = &l.error {
                 had_errors = true;
-                let _ = writeln!(err, "rstscope: error: {}: {e}", l.path.display());
+                say!(err, "rstscope: error: {}: {e}", l.path.display());
             }
             for m in &l.first_malformed {
                 warn(&mut err, m.to_string());
@@ -996,9 +1006,11 @@ fn run_locked(
         Ok(path) => {
             if !cli.quiet {
                 let packets: u64 = result.files.iter().map(|f| f.decode.packets).sum();
-                let _ = write!(err, "{}", summary::table(&summary));
+                for line in summary::table(&summary).lines() {
+                    say!(err, "{line}");
+                }
                 if let Some(j) = &join {
-                    let _ = writeln!(
+                    say!(
                         err,
                         "conn.log join: {} RSTs matched, {} kept rstscope's uid ({} conn.log rows read)",
                         j.matched,
@@ -1011,7 +1023,7 @@ fn run_locked(
                 } else {
                     String::new()
                 };
-                let _ = writeln!(
+                say!(
                     err,
                     "rstscope: {} RSTs in {} packets from {} files, {} connections{carried} -> {}",
                     result.events.len(),
@@ -1024,7 +1036,7 @@ fn run_locked(
         }
         Err(e) => {
             record.insert("outputs".into(), json!([]));
-            let _ = writeln!(
+            say!(
                 err,
                 "rstscope: error: cannot write the logs in {}: {e} (exit status 74)",
                 cli.out.display()
@@ -1105,7 +1117,9 @@ fn progress_bar(files: &[rstscope::InputFile]) -> (indicatif::MultiProgress, rst
             let b = bars.entry(i).or_insert_with(|| {
                 let b = m.add(indicatif::ProgressBar::new(size));
                 b.set_style(file_style.clone());
-                b.set_message(names.get(i).cloned().unwrap_or_default());
+                b.set_message(
+                    rstscope::terminal_safe(names.get(i).map_or("", String::as_str)).into_owned(),
+                );
                 b
             });
             b.set_position(now);

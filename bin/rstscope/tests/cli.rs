@@ -742,3 +742,36 @@ fn failed_write_leaves_nothing_and_exits_74() {
         expected
     );
 }
+
+/// File names are attacker-controlled too: a name with a newline and terminal escapes is
+/// quoted escaped in every message, so it cannot forge a line or drive the terminal.
+#[test]
+fn file_names_cannot_forge_lines_or_escape_to_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch");
+    std::fs::create_dir_all(&arch).unwrap();
+    let evil = "x\nrstscope: error: FORGED LINE\u{1b}[2J";
+    std::fs::write(arch.join(format!("{evil}.txt")), b"not a capture").unwrap();
+    std::fs::copy(
+        testdata().join("bad/truncated.pcap"),
+        arch.join(format!("{evil}.pcap")),
+    )
+    .unwrap();
+    let out = rstscope(&[arch.to_str().unwrap()], &dir.path().join("out"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.starts_with("rstscope: error: FORGED")),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("x\\x0arstscope: error: FORGED LINE\\x1b[2J")
+            .count(),
+        2,
+        "{stderr}"
+    );
+}
