@@ -123,6 +123,11 @@ const HEAD_BYTES: usize = 64 * 1024;
 
 pub fn fingerprint(path: &Path) -> std::io::Result<Fingerprint> {
     let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        // A FIFO or a device has no identity to remember, and reading its head would take
+        // the data the run is to read: it is read every run.
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mtime_ns = meta
         .modified()?
         .duration_since(SystemTime::UNIX_EPOCH)

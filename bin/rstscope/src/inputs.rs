@@ -68,13 +68,18 @@ pub enum InputProblem {
     },
     /// A file found in a directory is not a capture; it is skipped.
     SkippedInDirectory { path: PathBuf, head: String },
+    /// A FIFO, socket or device found in a directory; it is skipped.
+    NotRegular { path: PathBuf },
 }
 
 impl InputProblem {
     /// Explicitly named inputs that fail are errors; stray files in an archive directory are
     /// only notices.
     pub fn is_error(&self) -> bool {
-        !matches!(self, InputProblem::SkippedInDirectory { .. })
+        !matches!(
+            self,
+            InputProblem::SkippedInDirectory { .. } | InputProblem::NotRegular { .. }
+        )
     }
 }
 
@@ -84,6 +89,11 @@ impl std::fmt::Display for InputProblem {
             InputProblem::Unreadable { path, error } => {
                 write!(f, "{}: cannot read: {error}", path.display())
             }
+            InputProblem::NotRegular { path } => write!(
+                f,
+                "{}: skipped, not a regular file (a FIFO, socket or device)",
+                path.display()
+            ),
             InputProblem::SkippedInDirectory { path, head } => write!(
                 f,
                 "{}: skipped, not a capture file (first bytes {head})",
@@ -169,7 +179,14 @@ pub fn discover(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
                     continue;
                 }
             };
+            if entry.file_type().is_dir() || entry.file_type().is_symlink() {
+                continue;
+            }
             if !entry.file_type().is_file() {
+                // A FIFO, socket or device in an archive directory would block or never end.
+                problems.push(InputProblem::NotRegular {
+                    path: entry.path().to_path_buf(),
+                });
                 continue;
             }
             let path = entry.path().to_path_buf();

@@ -846,10 +846,19 @@ fn run_locked(
     let mut join = None;
     let mut conn_logs = Vec::new();
     if !cli.conn_log.is_empty() {
-        let (logs, problems) = rstscope_join::discover_conn_logs(&cli.conn_log);
+        let rstscope_join::ConnLogs {
+            logs,
+            errors: problems,
+            notices,
+        } = rstscope_join::discover_conn_logs(&cli.conn_log);
         for p in &problems {
             had_errors = true;
             say!(err, "rstscope: error: {p}");
+        }
+        if !cli.quiet {
+            for n in &notices {
+                say!(err, "rstscope: notice: {n}");
+            }
         }
         if logs.is_empty() && problems.is_empty() {
             warn(

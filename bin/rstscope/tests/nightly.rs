@@ -487,3 +487,88 @@ fn quiet_runs_still_warn_about_a_join_that_cannot_be_right() {
     assert!(last["join_total"].as_u64().unwrap() > 0);
     assert_eq!(last["warnings"].as_array().unwrap().len(), 1);
 }
+
+/// Run rstscope with a deadline: a FIFO must never hang a run.
+fn run_with_deadline(args: &[&str], out: &Path, secs: u64) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rstscope"))
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() > secs {
+            let _ = child.kill();
+            panic!("rstscope {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &Path) {
+    let st = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(st.success());
+}
+
+/// A FIFO named as an input is read once, as a stream (it used to be opened twice: the peek
+/// took the data and the read blocked for ever). FIFOs inside an archive directory or a
+/// --conn-log directory are skipped with a notice instead of blocking the run.
+#[test]
+fn fifos_are_read_once_or_skipped_never_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("live.pcap");
+    mkfifo(&fifo);
+    let bytes = std::fs::read(testdata().join("sample.pcap")).unwrap();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, bytes))
+    };
+    let out = dir.path().join("out");
+    let r = run_with_deadline(&["-q", fifo.to_str().unwrap()], &out, 20);
+    writer.join().unwrap().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let (_d, want) = {
+        let d = tempfile::tempdir().unwrap();
+        let o = rstscope(
+            &["-q", testdata().join("sample.pcap").to_str().unwrap()],
+            d.path(),
+        );
+        assert_eq!(o.status.code(), Some(0));
+        let log = std::fs::read_to_string(d.path().join("reset.log")).unwrap();
+        (d, log)
+    };
+    let rows = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.replace("live.pcap", "sample.pcap"))
+            .collect()
+    };
+    assert_eq!(
+        rows(&std::fs::read_to_string(out.join("reset.log")).unwrap()),
+        rows(&want)
+    );
+    // In directories: skipped with a notice.
+    let arch = dir.path().join("arch");
+    let zeek = dir.path().join("zeek");
+    std::fs::create_dir_all(&arch).unwrap();
+    std::fs::create_dir_all(&zeek).unwrap();
+    std::fs::copy(testdata().join("sample.pcap"), arch.join("a.pcap")).unwrap();
+    mkfifo(&arch.join("b.pcap"));
+    mkfifo(&zeek.join("conn.log"));
+    let r = run_with_deadline(
+        &["--conn-log", zeek.to_str().unwrap(), arch.to_str().unwrap()],
+        &dir.path().join("out2"),
+        20,
+    );
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("b.pcap: skipped, not a regular file")
+            && err.contains("conn.log: skipped, not a regular file"),
+        "{err}"
+    );
+}

@@ -223,7 +223,13 @@ where
             return r;
         }
     };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let meta = file.metadata();
+    if meta.as_ref().is_ok_and(|m| !m.is_file()) {
+        // A FIFO or a device: one pass over a stream, which cannot be mapped, measured or
+        // read again.
+        return read_unseekable(file, &mut visit);
+    }
+    let len = meta.map(|m| m.len()).unwrap_or(0);
     if len == 0 {
         let mut r = ReadReport::new(Compression::None, 0);
         r.error = Some(CaptureError::Empty);
@@ -267,6 +273,35 @@ where
         None => {
             let mut r = ReadReport::new(Compression::None, len);
             r.error = Some(CaptureError::NotCapture(hex_head(&head[..head_len])));
+            r
+        }
+    }
+}
+
+/// Read a capture from a FIFO or a device, once: its first bytes decide the format and are
+/// then read again from memory, followed by the rest of the stream.
+fn read_unseekable<F: FnMut(&Packet<'_>)>(file: File, visit: &mut F) -> ReadReport {
+    let mut head = [0u8; 4];
+    let n = match read_head(&file, &mut head) {
+        Ok(n) => n,
+        Err(e) => {
+            let mut r = ReadReport::new(Compression::None, 0);
+            r.error = Some(CaptureError::Io(e));
+            return r;
+        }
+    };
+    let stream = (&head[..n]).chain(file);
+    match sniff(&head[..n]) {
+        Some(Kind::Compressed(c)) => read_compressed(stream, 0, c, visit),
+        Some(Kind::Capture(_)) => read_stream(stream, 0, Compression::None, visit),
+        None if n == 0 => {
+            let mut r = ReadReport::new(Compression::None, 0);
+            r.error = Some(CaptureError::Empty);
+            r
+        }
+        None => {
+            let mut r = ReadReport::new(Compression::None, 0);
+            r.error = Some(CaptureError::NotCapture(hex_head(&head[..n])));
             r
         }
     }

@@ -19,6 +19,10 @@ const PEEK_BYTES: usize = 4 << 20;
 /// Timestamp (ns) of the first packet of the capture at `path`, if it has one within its first
 /// few MiB. Never fails loudly: unreadable or empty files give None.
 pub fn first_packet_ts(path: &Path) -> Option<i64> {
+    // A FIFO or a device can be read only once: by the run, not by a peek.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
     match peek(path, PEEK_FIRST)? {
         Peek::Found(ts) => Some(ts),
         Peek::NotWithin => match peek(path, PEEK_BYTES)? {

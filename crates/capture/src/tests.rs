@@ -483,3 +483,24 @@ fn first_packet_time_from_the_head_of_plain_and_compressed_files() {
     assert_eq!(first_packet_ts(&empty), None);
     assert_eq!(first_packet_ts(&dir.path().join("missing")), None);
 }
+
+#[test]
+fn devices_are_read_as_streams_and_named_for_what_they_hold() {
+    // /dev/zero is not "empty": it is a stream of zeros, not a capture.
+    let r = crate::read_path(
+        std::path::Path::new("/dev/zero"),
+        crate::PlainAccess::Mmap,
+        |_| {},
+    );
+    let e = r.error.expect("an error").to_string();
+    assert!(
+        e.contains("not a capture file (first bytes 00 00 00 00)"),
+        "{e}"
+    );
+    let r = crate::read_path(
+        std::path::Path::new("/dev/null"),
+        crate::PlainAccess::Mmap,
+        |_| {},
+    );
+    assert!(matches!(r.error, Some(crate::CaptureError::Empty)));
+}

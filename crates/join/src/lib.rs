@@ -27,10 +27,16 @@ const TS_SLACK_NS: i64 = 1_000;
 /// name order) files whose name starts with `conn` and ends in `.log`, `.log.gz`, `.json` or
 /// `.json.gz` (Zeek's rotated `conn.2026-11-24-00-00-00.log.gz`, zeekctl's
 /// `conn.00:00:00-01:00:00.log.gz`) — except rstscope's own `conn_rst*` logs.
-pub fn discover_conn_logs(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
+pub fn discover_conn_logs(paths: &[PathBuf]) -> ConnLogs {
     let mut out = Vec::new();
     let mut problems = Vec::new();
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<String>) {
+    let mut notices = Vec::new();
+    fn walk(
+        dir: &Path,
+        out: &mut Vec<PathBuf>,
+        problems: &mut Vec<String>,
+        notices: &mut Vec<String>,
+    ) {
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
             Err(e) => {
@@ -41,7 +47,7 @@ pub fn discover_conn_logs(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
         entries.sort();
         for p in entries {
             if p.is_dir() {
-                walk(&p, out, problems);
+                walk(&p, out, problems, notices);
             } else if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
                 let ends = [".log", ".log.gz", ".json", ".json.gz"]
                     .iter()
@@ -49,21 +55,43 @@ pub fn discover_conn_logs(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
                 // Never our own conn_rst.log (an output directory that is also the conn.log
                 // directory would join it again every run), nor a hidden temporary.
                 if name.starts_with("conn") && !name.starts_with("conn_rst") && ends {
-                    out.push(p);
+                    // A FIFO (or socket, device) named like a log would block the run.
+                    if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
+                        out.push(p);
+                    } else {
+                        notices.push(format!(
+                            "{}: skipped, not a regular file (a FIFO, socket or device)",
+                            p.display()
+                        ));
+                    }
                 }
             }
         }
     }
     for p in paths {
         if p.is_dir() {
-            walk(p, &mut out, &mut problems);
+            walk(p, &mut out, &mut problems, &mut notices);
         } else if p.exists() {
             out.push(p.clone());
         } else {
             problems.push(format!("{}: no such conn.log", p.display()));
         }
     }
-    (out, problems)
+    ConnLogs {
+        logs: out,
+        errors: problems,
+        notices,
+    }
+}
+
+/// What [`discover_conn_logs`] found.
+#[derive(Debug, Default)]
+pub struct ConnLogs {
+    pub logs: Vec<PathBuf>,
+    /// Paths that could not be read: errors.
+    pub errors: Vec<String>,
+    /// Files passed over (not regular files): notices.
+    pub notices: Vec<String>,
 }
 
 /// Parse a conn.log time: `1071580904.891921` (TSV, or a JSON number's text) or ISO 8601

@@ -302,7 +302,11 @@ fn rotated_logs_in_a_directory() {
         "dns.00:00:00-01:00:00.log.gz",
         b"ignored",
     );
-    let (logs, problems) = discover_conn_logs(&[dir.path().to_path_buf()]);
+    let crate::ConnLogs {
+        logs,
+        errors: problems,
+        ..
+    } = discover_conn_logs(&[dir.path().to_path_buf()]);
     assert!(problems.is_empty());
     assert_eq!(logs.len(), 2);
     let mut events = fixture_events();
@@ -517,7 +521,11 @@ fn our_own_conn_rst_logs_are_not_conn_logs() {
     ] {
         std::fs::write(dir.path().join(name), b"").unwrap();
     }
-    let (logs, problems) = crate::discover_conn_logs(&[dir.path().to_path_buf()]);
+    let crate::ConnLogs {
+        logs,
+        errors: problems,
+        ..
+    } = crate::discover_conn_logs(&[dir.path().to_path_buf()]);
     assert!(problems.is_empty());
     let names: Vec<String> = logs
         .iter()
