@@ -183,6 +183,9 @@ pub struct JoinReport {
     pub joined: HashMap<String, RstAggregate>,
 }
 
+/// Longest conn.log uid joined (Zeek's are ~18 characters).
+pub const MAX_UID: usize = 64;
+
 /// Give every event the uid of its conn.log row. Events must be in the contract's row order.
 ///
 /// A row is a candidate for an event when it has the event's Community ID (if the log has that
@@ -209,7 +212,8 @@ pub fn join(events: &mut [ResetEvent], logs: &[PathBuf]) -> JoinReport {
             path: path.clone(),
             ..Default::default()
         };
-        let stats = read_conn_log(path, |row, _line| {
+        let mut long_uids: Vec<u64> = Vec::new();
+        let stats = read_conn_log(path, |row, line| {
             order += 1;
             if let Some(p) = row.get("proto") {
                 if p != "tcp" {
@@ -231,10 +235,16 @@ pub fn join(events: &mut [ResetEvent], logs: &[PathBuf]) -> JoinReport {
             if by_cid.is_none() && by_key.is_none() {
                 return;
             }
-            // A row without a uid (unset, or an empty cell) cannot give an RST its uid.
+            // A row without a uid (unset, or an empty cell) cannot give an RST its uid; nor can
+            // one whose uid is far longer than Zeek's (~18 characters): it would be copied into
+            // every row of ours it joins.
             let Some(uid) = row.get("uid").filter(|u| !u.is_empty()) else {
                 return;
             };
+            if uid.len() > MAX_UID {
+                long_uids.push(line);
+                return;
+            }
             let idx = cands.len() as u32;
             cands.push(Candidate {
                 uid: uid.into_owned(),
@@ -250,9 +260,18 @@ pub fn join(events: &mut [ResetEvent], logs: &[PathBuf]) -> JoinReport {
                 wanted.get_mut(&k).expect("wanted").push(idx);
             }
         });
+        let mut malformed = stats.malformed;
+        for line in long_uids {
+            malformed.push(Malformed {
+                path: path.clone(),
+                line,
+                reason: format!("a uid longer than {MAX_UID} bytes"),
+            });
+        }
+        malformed.sort_by_key(|m| m.line);
         lr.rows = stats.rows;
-        lr.malformed = stats.malformed.len() as u64;
-        lr.first_malformed = stats.malformed.into_iter().take(20).collect();
+        lr.malformed = malformed.len() as u64;
+        lr.first_malformed = malformed.into_iter().take(20).collect();
         lr.error = stats.error;
         report.logs.push(lr);
     }

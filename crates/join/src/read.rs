@@ -138,6 +138,47 @@ fn open(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
     }
 }
 
+/// Longest conn.log line read (1 MiB; Zeek's lines are a few hundred bytes): a longer one is
+/// counted as malformed and skipped without being held (`/dev/zero` or a file without line
+/// breaks cannot fill the memory).
+pub const MAX_LINE: usize = 1 << 20;
+
+/// Read one line (through its `\n`) into `buf`, keeping at most `cap` bytes of it. Returns the
+/// bytes consumed and whether the line was longer than `cap` (then `buf` holds only its start).
+fn read_line_capped(
+    r: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut overlong = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok((consumed, overlong));
+        }
+        let (chunk, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (&avail[..=i], true),
+            None => (avail, false),
+        };
+        let n = chunk.len();
+        if !overlong && buf.len() + n <= cap {
+            buf.extend_from_slice(chunk);
+        } else {
+            overlong = true;
+        }
+        r.consume(n);
+        consumed += n;
+        if done {
+            return Ok((consumed, overlong));
+        }
+    }
+}
+
 /// Stream the rows of one conn.log (TSV or JSON lines; plain or gzip).
 pub fn read_conn_log<F: FnMut(&Row<'_>, u64)>(path: &Path, mut on_row: F) -> ReadStats {
     let mut stats = ReadStats::default();
@@ -166,15 +207,23 @@ pub fn read_conn_log<F: FnMut(&Row<'_>, u64)>(path: &Path, mut on_row: F) -> Rea
     };
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
+        let overlong = match read_line_capped(&mut reader, &mut buf, MAX_LINE) {
+            Ok((0, _)) => break,
+            Ok((n, overlong)) => overlong.then_some(n),
             Err(e) => {
                 stats.error = Some(format!("after line {line_no}: {e}"));
                 break;
             }
-        }
+        };
         line_no += 1;
+        if let Some(n) = overlong {
+            bad(
+                &mut stats,
+                line_no,
+                format!("a line of {n} bytes, longer than the {MAX_LINE} a conn.log line may have"),
+            );
+            continue;
+        }
         let mut line = buf.as_slice();
         if line.last() == Some(&b'\n') {
             line = &line[..line.len() - 1];

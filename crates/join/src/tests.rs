@@ -533,3 +533,45 @@ fn our_own_conn_rst_logs_are_not_conn_logs() {
         .collect();
     assert_eq!(names, ["conn.2026-11-24-00-00-00.log.gz", "conn.log"]);
 }
+
+/// A conn.log line longer than 1 MiB (a file without line breaks, `/dev/zero`) is counted as
+/// malformed and skipped without being held; a uid far longer than Zeek's is not copied into
+/// our rows. The rows around them join as usual.
+#[test]
+fn overlong_lines_and_uids_are_malformed_not_held_or_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from(
+        "#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n",
+    );
+    text.push_str(&"x".repeat(3 * crate::read::MAX_LINE));
+    text.push('\n');
+    let row = |uid: &str, port: u16| {
+        format!(
+            "{}.000000\t{uid}\t10.0.0.1\t{port}\t10.0.0.2\t80\ttcp\n",
+            T0 / S
+        )
+    };
+    text.push_str(&row(&"C".repeat(crate::MAX_UID + 1), 40001));
+    text.push_str(&row("CGOOD", 40002));
+    let p = write(dir.path(), "conn.log", text.as_bytes());
+    let mut events = vec![
+        rst(T0, ("10.0.0.1", 40001), ("10.0.0.2", 80), "Cown1"),
+        rst(T0, ("10.0.0.1", 40002), ("10.0.0.2", 80), "Cown2"),
+    ];
+    let report = join(&mut events, &[p]);
+    assert_eq!(events[0].uid, "Cown1", "the long uid was not copied");
+    assert_eq!(events[1].uid, "CGOOD");
+    let log = &report.logs[0];
+    assert_eq!(log.malformed, 2);
+    assert!(
+        log.first_malformed[0].reason.contains("longer than"),
+        "{:?}",
+        log.first_malformed
+    );
+    assert_eq!(log.first_malformed[0].line, 3);
+    assert!(
+        log.first_malformed[1].reason.contains("uid longer"),
+        "{:?}",
+        log.first_malformed
+    );
+}
