@@ -143,6 +143,10 @@ fn open(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
 /// breaks cannot fill the memory).
 pub const MAX_LINE: usize = 1 << 20;
 
+/// Bytes without a line break after which a file is not a conn.log at all (`/dev/zero`): its
+/// reading stops with an error.
+const MAX_SKIP: usize = 64 << 20;
+
 /// Read one line (through its `\n`) into `buf`, keeping at most `cap` bytes of it. Returns the
 /// bytes consumed and whether the line was longer than `cap` (then `buf` holds only its start).
 fn read_line_capped(
@@ -175,6 +179,11 @@ fn read_line_capped(
         consumed += n;
         if done {
             return Ok((consumed, overlong));
+        }
+        if consumed > MAX_SKIP {
+            return Err(std::io::Error::other(format!(
+                "no line break in {MAX_SKIP} bytes: not a conn.log"
+            )));
         }
     }
 }

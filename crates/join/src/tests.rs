@@ -575,3 +575,13 @@ fn overlong_lines_and_uids_are_malformed_not_held_or_copied() {
         log.first_malformed
     );
 }
+
+/// An endless file without line breaks (`--conn-log /dev/zero`) ends with an error after a
+/// bounded read, never holding it and never hanging.
+#[test]
+fn an_endless_line_is_an_error_after_a_bounded_read() {
+    let stats = crate::read_conn_log(Path::new("/dev/zero"), |_, _| {});
+    let e = stats.error.expect("an error");
+    assert!(e.contains("no line break"), "{e}");
+    assert_eq!(stats.rows, 0);
+}
