@@ -257,6 +257,8 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
     if let Some(p) = &progress {
         (p.0)(file_index as usize, read.capture_bytes, true);
     }
+    // Packets on an interface no IDB described cannot be decoded (no link type): malformed.
+    stats.malformed += read.packets_without_interface;
     let mut read = read;
     let size_after = std::fs::metadata(&input.path).map(|m| m.len()).ok();
     if read.error.is_none() && size_before != size_after {

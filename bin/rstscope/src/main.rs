@@ -729,6 +729,16 @@ fn run_locked(
         if f.read.packets > 0 || f.error().is_none() {
             any_read = true;
         }
+        if f.read.packets_without_interface > 0 {
+            warn(
+                &mut err,
+                format!(
+                    "{}: {} packets name a pcapng interface no interface block described; skipped, counted as malformed",
+                    f.input.path.display(),
+                    f.read.packets_without_interface
+                ),
+            );
+        }
         for (lt, n) in &f.decode.unknown_linktypes {
             warn(
                 &mut err,

@@ -775,3 +775,47 @@ fn file_names_cannot_forge_lines_or_escape_to_the_terminal() {
         "{stderr}"
     );
 }
+
+/// A pcapng packet naming an interface no interface block described cannot be decoded: it is
+/// counted as malformed for its file and reported (not dropped silently).
+#[test]
+fn packets_on_an_undeclared_pcapng_interface_are_reported() {
+    let block = |t: u32, body: &[u8]| {
+        let len = (12 + body.len()) as u32;
+        let mut b = t.to_le_bytes().to_vec();
+        b.extend(len.to_le_bytes());
+        b.extend(body);
+        b.extend(len.to_le_bytes());
+        b
+    };
+    let mut shb = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+    shb.extend([1, 0, 0, 0]);
+    shb.extend([0xff; 8]);
+    let mut idb = vec![1, 0, 0, 0];
+    idb.extend(65535u32.to_le_bytes());
+    let mut epb = 5u32.to_le_bytes().to_vec();
+    epb.extend([0; 8]);
+    epb.extend(60u32.to_le_bytes());
+    epb.extend(60u32.to_le_bytes());
+    epb.extend([0; 60]);
+    let mut file = block(0x0a0d_0d0a, &shb);
+    file.extend(block(1, &idb));
+    file.extend(block(6, &epb));
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("iface.pcapng");
+    std::fs::write(&cap, file).unwrap();
+    let out = rstscope(&["-q", cap.to_str().unwrap()], &dir.path().join("out"));
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "iface.pcapng: 1 packets name a pcapng interface no interface block described"
+        ),
+        "{err}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/reset_summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["files"][0]["malformed"], 1, "{summary}");
+}

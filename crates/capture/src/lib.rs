@@ -716,7 +716,9 @@ fn read_pcapng<S: ByteSource, F: FnMut(&Packet<'_>)>(
                 let caplen = (spb.origlen as usize).min(spb.data.len()).min(snap);
                 packet = Some((0, None, spb.origlen, &spb.data[..caplen]));
             }
-            Block::Unknown(ub) if ub.block_type == OPB_TYPE => {
+            // (The type as the block's own byte order says: pcap-parser reads an unknown
+            // block's type little-endian, so a big-endian section's would never match.)
+            Block::Unknown(ub) if block_type == OPB_TYPE => {
                 // Obsolete Packet Block: if_id(2) drops(2) ts_high ts_low caplen origlen data
                 let d = ub.data;
                 if d.len() < 20 {

@@ -504,3 +504,77 @@ fn devices_are_read_as_streams_and_named_for_what_they_hold() {
     );
     assert!(matches!(r.error, Some(crate::CaptureError::Empty)));
 }
+
+/// A pcapng block in the section's byte order: type, total length, body padded to 4, length.
+fn ng_block(be: bool, block_type: u32, body: &[u8]) -> Vec<u8> {
+    let u32b = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    let pad = (4 - body.len() % 4) % 4;
+    let len = (12 + body.len() + pad) as u32;
+    let mut b = Vec::new();
+    b.extend(u32b(block_type));
+    b.extend(u32b(len));
+    b.extend(body);
+    b.extend(std::iter::repeat_n(0, pad));
+    b.extend(u32b(len));
+    b
+}
+
+/// Section header and one Ethernet interface, in the given byte order.
+fn ng_head(be: bool) -> Vec<u8> {
+    let u16b = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    let u32b = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    let mut shb = Vec::new();
+    shb.extend(u32b(0x1a2b_3c4d));
+    shb.extend(u16b(1));
+    shb.extend(u16b(0));
+    shb.extend([0xff; 8]);
+    let mut idb = Vec::new();
+    idb.extend(u16b(1));
+    idb.extend(u16b(0));
+    idb.extend(u32b(65535));
+    let mut out = ng_block(be, 0x0a0d_0d0a, &shb);
+    out.extend(ng_block(be, 1, &idb));
+    out
+}
+
+#[test]
+fn obsolete_packet_blocks_are_read_in_big_endian_sections_too() {
+    for be in [false, true] {
+        let u16b = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let u32b = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let data = [0xaau8; 60];
+        let mut opb = Vec::new();
+        opb.extend(u16b(0)); // interface
+        opb.extend(u16b(0)); // drops
+        opb.extend(u32b(0));
+        opb.extend(u32b(1_000_000));
+        opb.extend(u32b(data.len() as u32));
+        opb.extend(u32b(data.len() as u32));
+        opb.extend(data);
+        let mut file = ng_head(be);
+        file.extend(ng_block(be, 2, &opb));
+        let mut n = 0;
+        let r = crate::read_bytes(&file, |p| {
+            assert_eq!(p.data.len(), 60);
+            assert_eq!(p.ts_ns, 1_000_000_000);
+            n += 1;
+        });
+        assert!(r.error.is_none(), "{:?}", r.error);
+        assert_eq!((n, r.skipped_blocks), (1, 0), "big-endian: {be}");
+    }
+}
+
+#[test]
+fn packets_on_an_undeclared_interface_are_counted() {
+    let mut epb = Vec::new();
+    epb.extend(5u32.to_le_bytes()); // interface 5: only interface 0 exists
+    epb.extend(0u32.to_le_bytes());
+    epb.extend(0u32.to_le_bytes());
+    epb.extend(60u32.to_le_bytes());
+    epb.extend(60u32.to_le_bytes());
+    epb.extend([0u8; 60]);
+    let mut file = ng_head(false);
+    file.extend(ng_block(false, 6, &epb));
+    let r = crate::read_bytes(&file, |_| panic!("no packet can be delivered"));
+    assert_eq!((r.packets, r.packets_without_interface), (0, 1));
+}
