@@ -262,10 +262,23 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
     let mut read = read;
     let size_after = std::fs::metadata(&input.path).map(|m| m.len()).ok();
     if read.error.is_none() && size_before != size_after {
+        let (before, after) = (size_before.unwrap_or(0), size_after.unwrap_or(0));
+        // A plain file read through to its new end lost nothing; otherwise say where it ended.
+        let all_read =
+            read.compression == rstscope_capture::Compression::None && read.capture_bytes >= after;
+        let what = if all_read {
+            "all of it was read, but it may still be being written (--min-age skips such files)"
+                .to_string()
+        } else if after < before {
+            "it was truncated: packets past its new end may be lost".to_string()
+        } else {
+            format!(
+                "packets after byte {} were not read (--min-age skips files still being written)",
+                read.capture_bytes
+            )
+        };
         read.error = Some(CaptureError::Io(std::io::Error::other(format!(
-            "the file changed size while it was read ({} to {} bytes); its later packets were not read",
-            size_before.unwrap_or(0),
-            size_after.unwrap_or(0)
+            "the file changed size while it was read ({before} to {after} bytes); {what}"
         ))));
     }
     FileResult {
@@ -578,6 +591,48 @@ pub struct OutputOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file that grows between the reading and the check says exactly what was not read.
+    #[test]
+    fn a_file_growing_while_read_says_where_reading_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("growing.pcap");
+        let bytes = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/sample.pcap"),
+        )
+        .unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let appender = path.clone();
+        let opts = RunOptions {
+            // Called once the file is read, before its size is checked again: append to it.
+            progress: Some(Progress(std::sync::Arc::new(move |_, _, done| {
+                if done {
+                    use std::io::Write;
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&appender)
+                        .unwrap();
+                    f.write_all(&[0u8; 100]).unwrap();
+                }
+            }))),
+            access: PlainAccess::Read,
+            ..RunOptions::default()
+        };
+        let input = InputFile {
+            path: path.clone(),
+            source: "growing.pcap".into(),
+            sensor: None,
+        };
+        let r = process_file(&input, 0, &opts, |_| {});
+        let e = r.error().expect("an error").to_string();
+        let want = format!(
+            "({} to {} bytes); packets after byte {} were not read",
+            bytes.len(),
+            bytes.len() + 100,
+            bytes.len()
+        );
+        assert!(e.contains(&want), "{e}");
+    }
 
     #[test]
     fn messages_quote_control_characters_escaped() {

@@ -212,7 +212,8 @@ pub fn join(events: &mut [ResetEvent], logs: &[PathBuf]) -> JoinReport {
             path: path.clone(),
             ..Default::default()
         };
-        let mut long_uids: Vec<u64> = Vec::new();
+        // Rows read well but unusable: (line, why).
+        let mut bad_rows: Vec<(u64, String)> = Vec::new();
         let stats = read_conn_log(path, |row, line| {
             order += 1;
             if let Some(p) = row.get("proto") {
@@ -231,6 +232,25 @@ pub fn join(events: &mut [ResetEvent], logs: &[PathBuf]) -> JoinReport {
                 let rp: u16 = row.get("id.resp_p")?.parse().ok()?;
                 Some(key5((oh, op), (rh, rp)))
             })();
+            if ends.is_none() {
+                // Endpoints that are there but are no address or port (999.1.1.1, 99999999):
+                // a malformed row, not one that simply has no match.
+                let bad = ["id.orig_h", "id.resp_h"]
+                    .iter()
+                    .filter_map(|f| row.get(f).map(|v| (f, v)))
+                    .find(|(_, v)| v.parse::<IpAddr>().is_err())
+                    .or_else(|| {
+                        ["id.orig_p", "id.resp_p"]
+                            .iter()
+                            .filter_map(|f| row.get(f).map(|v| (f, v)))
+                            .find(|(_, v)| v.parse::<u16>().is_err())
+                    });
+                if let Some((field, value)) = bad {
+                    let value: String = value.chars().take(40).collect();
+                    bad_rows.push((line, format!("{field} {value:?} is not valid")));
+                    return;
+                }
+            }
             let by_key = ends.filter(|k| wanted.contains_key(k));
             if by_cid.is_none() && by_key.is_none() {
                 return;
@@ -242,7 +262,7 @@ pub fn join(events: &mut [ResetEvent], logs: &[PathBuf]) -> JoinReport {
                 return;
             };
             if uid.len() > MAX_UID {
-                long_uids.push(line);
+                bad_rows.push((line, format!("a uid longer than {MAX_UID} bytes")));
                 return;
             }
             let idx = cands.len() as u32;
@@ -261,11 +281,11 @@ pub fn join(events: &mut [ResetEvent], logs: &[PathBuf]) -> JoinReport {
             }
         });
         let mut malformed = stats.malformed;
-        for line in long_uids {
+        for (line, reason) in bad_rows {
             malformed.push(Malformed {
                 path: path.clone(),
                 line,
-                reason: format!("a uid longer than {MAX_UID} bytes"),
+                reason,
             });
         }
         malformed.sort_by_key(|m| m.line);

@@ -243,7 +243,7 @@ pub fn read_conn_log<F: FnMut(&Row<'_>, u64)>(path: &Path, mut on_row: F) -> Rea
         if line.is_empty() {
             continue;
         }
-        if line[0] == b'{' {
+        if line[0] == b'{' || line[0] == b'[' {
             match serde_json::from_slice::<serde_json::Value>(line) {
                 Ok(serde_json::Value::Object(map)) => {
                     stats.rows += 1;

@@ -585,3 +585,37 @@ fn an_endless_line_is_an_error_after_a_bounded_read() {
     assert!(e.contains("no line break"), "{e}");
     assert_eq!(stats.rows, 0);
 }
+
+/// Rows whose endpoints are no address or port, and a JSON line that is not an object, are
+/// counted as malformed with what is wrong, not left unjoined without a word.
+#[test]
+fn invalid_endpoints_and_json_arrays_are_malformed() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\n\
+         {t}.000000\tCA\t999.1.1.1\t40001\t10.0.0.2\t80\ttcp\n\
+         {t}.000000\tCB\t10.0.0.1\t99999999\t10.0.0.2\t80\ttcp\n\
+         {t}.000000\tCC\t10.0.0.1\t40003\t10.0.0.2\t80\ttcp\n",
+        t = T0 / S
+    );
+    let p = write(dir.path(), "conn.log", text.as_bytes());
+    let q = write(dir.path(), "conn.json", b"[1,2]\n");
+    let mut events = vec![rst(T0, ("10.0.0.1", 40003), ("10.0.0.2", 80), "Cown")];
+    let report = join(&mut events, &[p, q]);
+    assert_eq!(events[0].uid, "CC");
+    let tsv = &report.logs[0];
+    assert_eq!(tsv.malformed, 2, "{:?}", tsv.first_malformed);
+    assert!(tsv.first_malformed[0]
+        .reason
+        .contains("id.orig_h \"999.1.1.1\""));
+    assert!(tsv.first_malformed[1]
+        .reason
+        .contains("id.orig_p \"99999999\""));
+    let json = &report.logs[1];
+    assert_eq!(json.malformed, 1);
+    assert!(
+        json.first_malformed[0].reason.contains("not an object"),
+        "{:?}",
+        json.first_malformed
+    );
+}
