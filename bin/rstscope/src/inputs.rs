@@ -70,6 +70,8 @@ pub enum InputProblem {
     SkippedInDirectory { path: PathBuf, head: String },
     /// A FIFO, socket or device found in a directory; it is skipped.
     NotRegular { path: PathBuf },
+    /// A file reached a second time (named twice, or under overlapping directories); skipped.
+    Duplicate { path: PathBuf },
 }
 
 impl InputProblem {
@@ -78,7 +80,9 @@ impl InputProblem {
     pub fn is_error(&self) -> bool {
         !matches!(
             self,
-            InputProblem::SkippedInDirectory { .. } | InputProblem::NotRegular { .. }
+            InputProblem::SkippedInDirectory { .. }
+                | InputProblem::NotRegular { .. }
+                | InputProblem::Duplicate { .. }
         )
     }
 }
@@ -89,6 +93,11 @@ impl std::fmt::Display for InputProblem {
             InputProblem::Unreadable { path, error } => {
                 write!(f, "{}: cannot read: {error}", path.display())
             }
+            InputProblem::Duplicate { path } => write!(
+                f,
+                "{}: skipped, the same file was already given (its rows once)",
+                path.display()
+            ),
             InputProblem::NotRegular { path } => write!(
                 f,
                 "{}: skipped, not a regular file (a FIFO, socket or device)",
@@ -134,6 +143,23 @@ fn file_name(p: &Path) -> String {
 
 /// Expand the command-line inputs into capture files, in a deterministic order.
 pub fn discover(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
+    let (files, mut problems) = discover_all(inputs);
+    // The same file reached twice (named twice, overlapping directories) would give its rows
+    // twice: the first is kept.
+    let mut seen = std::collections::HashSet::new();
+    let mut kept = Vec::with_capacity(files.len());
+    for f in files {
+        let canonical = std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone());
+        if seen.insert(canonical) {
+            kept.push(f);
+        } else {
+            problems.push(InputProblem::Duplicate { path: f.path });
+        }
+    }
+    (kept, problems)
+}
+
+fn discover_all(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for input in inputs {
@@ -314,6 +340,22 @@ mod tests {
         );
         assert!(report.error.is_none(), "{:?}", report.error);
         assert!(n > 10);
+    }
+
+    #[test]
+    fn a_file_reached_twice_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("s1")).unwrap();
+        std::fs::write(root.join("s1/a.pcap"), [0xd4, 0xc3, 0xb2, 0xa1, 0, 0]).unwrap();
+        let a = root.join("s1/a.pcap");
+        let (files, problems) = discover(&[root.to_path_buf(), root.join("s1"), a.clone(), a]);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].source, "s1/a.pcap");
+        assert_eq!(problems.len(), 3);
+        assert!(problems
+            .iter()
+            .all(|p| !p.is_error() && p.to_string().contains("already given")));
     }
 
     #[test]

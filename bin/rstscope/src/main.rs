@@ -266,7 +266,17 @@ fn run_merge(m: &MergeCli) -> u8 {
         }
     };
     let mut shards = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for d in &m.dirs {
+        // A shard given twice would give its rows twice.
+        if !seen.insert(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())) {
+            say!(
+                err,
+                "rstscope: notice: {}: skipped, the same shard was already given",
+                d.display()
+            );
+            continue;
+        }
         match rstscope::merge::read_shard(d) {
             Ok(s) => shards.push(s),
             Err(e) => {

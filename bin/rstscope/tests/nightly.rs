@@ -425,14 +425,17 @@ fn archive_named_shards_merge() {
         }
     }
     let merged = dir.path().join("merged");
+    // Each shard given twice: merged once.
     let out = Command::new(env!("CARGO_BIN_EXE_rstscope"))
         .arg("merge")
         .arg("-o")
         .arg(&merged)
         .args(&shards)
+        .args(&shards)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the same shard was already given"));
     let data = |p: &Path| -> Vec<String> {
         std::fs::read_to_string(p)
             .unwrap()

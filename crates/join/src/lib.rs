@@ -77,8 +77,22 @@ pub fn discover_conn_logs(paths: &[PathBuf]) -> ConnLogs {
             problems.push(format!("{}: no such conn.log", p.display()));
         }
     }
+    // The same log reached twice (named twice, overlapping directories) would be joined twice.
+    let mut seen = std::collections::HashSet::new();
+    let mut logs = Vec::with_capacity(out.len());
+    for p in out {
+        let canonical = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+        if seen.insert(canonical) {
+            logs.push(p);
+        } else {
+            notices.push(format!(
+                "{}: skipped, the same conn log was already given",
+                p.display()
+            ));
+        }
+    }
     ConnLogs {
-        logs: out,
+        logs,
         errors: problems,
         notices,
     }

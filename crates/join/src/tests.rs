@@ -619,3 +619,13 @@ fn invalid_endpoints_and_json_arrays_are_malformed() {
         json.first_malformed
     );
 }
+
+#[test]
+fn the_same_conn_log_given_twice_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "conn.log", b"");
+    let found = crate::discover_conn_logs(&[p.clone(), dir.path().to_path_buf(), p]);
+    assert_eq!(found.logs.len(), 1);
+    assert_eq!(found.notices.len(), 2);
+    assert!(found.errors.is_empty());
+}
