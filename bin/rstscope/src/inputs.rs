@@ -72,6 +72,8 @@ pub enum InputProblem {
     NotRegular { path: PathBuf },
     /// A file reached a second time (named twice, or under overlapping directories); skipped.
     Duplicate { path: PathBuf },
+    /// A symbolic link found in a directory, not followed (`--follow` follows them).
+    Symlink { path: PathBuf },
 }
 
 impl InputProblem {
@@ -83,6 +85,7 @@ impl InputProblem {
             InputProblem::SkippedInDirectory { .. }
                 | InputProblem::NotRegular { .. }
                 | InputProblem::Duplicate { .. }
+                | InputProblem::Symlink { .. }
         )
     }
 }
@@ -93,6 +96,11 @@ impl std::fmt::Display for InputProblem {
             InputProblem::Unreadable { path, error } => {
                 write!(f, "{}: cannot read: {error}", path.display())
             }
+            InputProblem::Symlink { path } => write!(
+                f,
+                "{}: skipped, a symbolic link (--follow reads what links point to)",
+                path.display()
+            ),
             InputProblem::Duplicate { path } => write!(
                 f,
                 "{}: skipped, the same file was already given (its rows once)",
@@ -143,7 +151,13 @@ fn file_name(p: &Path) -> String {
 
 /// Expand the command-line inputs into capture files, in a deterministic order.
 pub fn discover(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
-    let (files, mut problems) = discover_all(inputs);
+    discover_following(inputs, false)
+}
+
+/// [`discover`], following symbolic links inside directories when `follow` (`--follow`);
+/// otherwise they are skipped with a notice.
+pub fn discover_following(inputs: &[PathBuf], follow: bool) -> (Vec<InputFile>, Vec<InputProblem>) {
+    let (files, mut problems) = discover_all(inputs, follow);
     // The same file reached twice (named twice, overlapping directories) would give its rows
     // twice: the first is kept.
     let mut seen = std::collections::HashSet::new();
@@ -159,7 +173,7 @@ pub fn discover(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
     (kept, problems)
 }
 
-fn discover_all(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
+fn discover_all(inputs: &[PathBuf], follow: bool) -> (Vec<InputFile>, Vec<InputProblem>) {
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for input in inputs {
@@ -187,7 +201,7 @@ fn discover_all(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
         // included: `.reset.log.tmp-*`, `.rstscope.lock`), marker files and files a capture
         // tool writes under a dot name before renaming them.
         let walk = walkdir::WalkDir::new(input)
-            .follow_links(false)
+            .follow_links(follow)
             .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| {
@@ -205,7 +219,13 @@ fn discover_all(inputs: &[PathBuf]) -> (Vec<InputFile>, Vec<InputProblem>) {
                     continue;
                 }
             };
-            if entry.file_type().is_dir() || entry.file_type().is_symlink() {
+            if entry.file_type().is_dir() {
+                continue;
+            }
+            if entry.file_type().is_symlink() {
+                problems.push(InputProblem::Symlink {
+                    path: entry.path().to_path_buf(),
+                });
                 continue;
             }
             if !entry.file_type().is_file() {
@@ -340,6 +360,30 @@ mod tests {
         );
         assert!(report.error.is_none(), "{:?}", report.error);
         assert!(n > 10);
+    }
+
+    #[test]
+    fn symlinks_are_skipped_with_a_notice_or_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("archive")).unwrap();
+        std::fs::create_dir_all(root.join("elsewhere")).unwrap();
+        std::fs::write(
+            root.join("elsewhere/a.pcap"),
+            [0xd4, 0xc3, 0xb2, 0xa1, 0, 0],
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(root.join("elsewhere/a.pcap"), root.join("archive/a.pcap"))
+            .unwrap();
+        let (files, problems) = discover(&[root.join("archive")]);
+        assert!(files.is_empty());
+        assert_eq!(problems.len(), 1);
+        assert!(!problems[0].is_error());
+        assert!(problems[0].to_string().contains("symbolic link"));
+        let (files, problems) = discover_following(&[root.join("archive")], true);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].source, "a.pcap");
+        assert!(problems.is_empty());
     }
 
     #[test]

@@ -19,7 +19,9 @@ use rstscope_decode::{decode, Decoded, FrameInfo, Segment};
 use rstscope_flow::{Carry, FlowConfig, FlowStats, StreamCarry, Tracker};
 use rstscope_reset::ResetEvent;
 
-pub use inputs::{assign_sensors, discover, InputFile, InputProblem, SensorFrom};
+pub use inputs::{
+    assign_sensors, discover, discover_following, InputFile, InputProblem, SensorFrom,
+};
 
 /// `text` with its control characters (C0, DEL, C1) written `\xNN` (`\u{NN}` for C1), so
 /// that it stays one line and cannot send terminal escape sequences; for messages that quote

@@ -9,7 +9,7 @@ use rstscope::output::{
     commit_all, commit_all_after, stage, stage_conn_rst, stage_reset_log, stage_summary, Format,
     OutputSpec,
 };
-use rstscope::{discover, summary, RunOptions};
+use rstscope::{summary, RunOptions};
 use rstscope_capture::PlainAccess;
 use rstscope_flow::FlowConfig;
 use rstscope_reset::EventOptions;
@@ -181,6 +181,11 @@ struct Cli {
     /// reset.2026-11-24-00-00-00_2026-11-24-23-59-59.log (UTC). Implied by --state.
     #[arg(long)]
     archive_names: bool,
+
+    /// Follow symbolic links found in input directories (otherwise they are skipped with a
+    /// notice).
+    #[arg(short = 'L', long)]
+    follow: bool,
 
     /// How capture files are grouped into sensors. Each sensor's files are one stream ordered by
     /// first packet time (connections cross file boundaries); sensors are tracked separately
@@ -579,7 +584,7 @@ fn run_locked(
     }
     let carried_in: u64 = carries.iter().map(|c| c.carry.len() as u64).sum();
     let carried_clock = carries.iter().map(|c| c.carry.clock).max();
-    let (mut files, problems) = discover(&cli.inputs);
+    let (mut files, problems) = rstscope::discover_following(&cli.inputs, cli.follow);
     rstscope::assign_sensors(
         &mut files,
         match cli.sensor_from {
