@@ -50,6 +50,8 @@ pub struct DecodeStats {
     pub not_tcp: u64,
     pub non_first_fragments: u64,
     pub malformed: u64,
+    /// Packets with IP under more tunnel layers than are followed.
+    pub too_deep: u64,
     /// Packets per link type we do not decode.
     pub unknown_linktypes: BTreeMap<u16, u64>,
 }
@@ -62,6 +64,7 @@ impl DecodeStats {
         self.not_tcp += other.not_tcp;
         self.non_first_fragments += other.non_first_fragments;
         self.malformed += other.malformed;
+        self.too_deep += other.too_deep;
         for (k, v) in &other.unknown_linktypes {
             *self.unknown_linktypes.entry(*k).or_default() += v;
         }
@@ -253,6 +256,7 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
             Decoded::NotTcp => stats.not_tcp += 1,
             Decoded::NonFirstFragment => stats.non_first_fragments += 1,
             Decoded::Malformed(_) => stats.malformed += 1,
+            Decoded::TooDeep => stats.too_deep += 1,
             Decoded::UnknownLinkType(lt) => *stats.unknown_linktypes.entry(lt).or_default() += 1,
         }
     });

@@ -744,6 +744,17 @@ fn run_locked(
         if f.read.packets > 0 || f.error().is_none() {
             any_read = true;
         }
+        if f.decode.too_deep > 0 {
+            warn(
+                &mut err,
+                format!(
+                    "{}: {} packets carry IP under more than {} tunnel layers; not looked into (a RST there is not in the log)",
+                    f.input.path.display(),
+                    f.decode.too_deep,
+                    rstscope_decode::MAX_TUNNEL_DEPTH
+                ),
+            );
+        }
         if f.read.packets_without_interface > 0 {
             warn(
                 &mut err,

@@ -274,6 +274,7 @@ pub fn run_inputs(result: &RunResult) -> RunInputs {
                 "rsts": f.decode.rst,
                 "non_first_fragments": f.decode.non_first_fragments,
                 "malformed": f.decode.malformed,
+                "too_deep": f.decode.too_deep,
                 "unknown_linktypes": f.decode.unknown_linktypes.iter()
                     .map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 "error": f.error().map(|e| e.to_string()),

@@ -87,6 +87,9 @@ pub enum Decoded<'a> {
     UnknownLinkType(u16),
     /// The frame ends or goes wrong before a complete TCP header; the reason names the layer.
     Malformed(&'static str),
+    /// IP inside more tunnel layers than are followed ([`MAX_TUNNEL_DEPTH`]): not looked into
+    /// (it may hold a TCP segment, even a RST), and counted so.
+    TooDeep,
 }
 
 /// Where the packet came from, copied into the segment.
@@ -99,6 +102,8 @@ pub struct FrameInfo {
 
 /// Tunnels nested deeper than this are not followed (a crafted packet could nest forever).
 const MAX_DEPTH: u8 = 8;
+/// Tunnel layers followed: IP inside more is [`Decoded::TooDeep`].
+pub const MAX_TUNNEL_DEPTH: u8 = MAX_DEPTH;
 
 /// Decode a captured frame of link type `linktype` (already masked to 16 bits).
 pub fn decode(linktype: u16, data: &[u8], info: FrameInfo) -> Decoded<'_> {
@@ -324,7 +329,7 @@ impl Decoder {
     #[inline]
     fn ip<'a>(&self, d: &'a [u8], depth: u8) -> Decoded<'a> {
         if depth > MAX_DEPTH {
-            return Decoded::NotTcp;
+            return Decoded::TooDeep;
         }
         if self.fast {
             if let Some(decoded) = self.ip_tcp_fast(d, depth) {

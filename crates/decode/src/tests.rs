@@ -854,3 +854,27 @@ fn diagnostic_payloads() {
     assert_eq!(decode_rst_reason(8, &[0x33, 0xaa, 0, 4]), None);
     assert_eq!(decode_rst_reason(11, b"220 mailgat"), None);
 }
+
+/// A RST under more GRE layers than the decoder follows is not silently "not TCP": it is
+/// `TooDeep`, which runs count and report. One layer less decodes.
+#[test]
+fn ip_under_too_many_tunnel_layers_is_too_deep() {
+    let mut pkt = seed_rst_v4().to_ip();
+    let mut decoded = Vec::new();
+    for layers in 0..=usize::from(crate::MAX_TUNNEL_DEPTH) + 1 {
+        if layers > 0 {
+            pkt = tunnel::gre("10.1.1.1", "10.2.2.2", &pkt);
+        }
+        let frame = Link::Ethernet.frame(&pkt);
+        decoded.push(matches!(decode(1, &frame, INFO), Decoded::Tcp(_)));
+        if layers == usize::from(crate::MAX_TUNNEL_DEPTH) + 1 {
+            assert_eq!(decode(1, &frame, INFO), Decoded::TooDeep, "{layers} layers");
+        }
+    }
+    assert!(
+        decoded[..=usize::from(crate::MAX_TUNNEL_DEPTH)]
+            .iter()
+            .all(|&d| d),
+        "{decoded:?}"
+    );
+}
