@@ -255,11 +255,27 @@ pub fn commit_all_after(
     for f in &files {
         f.tmp.as_file().sync_all()?;
     }
+    // What can be checked before the first rename is: a final name taken by a directory, or
+    // by a file that cannot be replaced (immutable, read-only filesystem), would fail the set
+    // half-way, with some of the new logs already in place.
+    for f in &files {
+        let p = &f.final_path;
+        if p.is_dir() {
+            return Err(named(p, std::io::Error::other("a directory has this name")));
+        }
+        if p.exists() {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(p)
+                .map_err(|e| named(p, e))?;
+        }
+    }
     before_rename()?;
     let mut paths = Vec::with_capacity(files.len());
     for f in files {
-        f.tmp.persist(&f.final_path).map_err(|e| e.error)?;
-        paths.push(f.final_path);
+        let p = f.final_path.clone();
+        f.tmp.persist(&p).map_err(|e| named(&p, e.error))?;
+        paths.push(p);
     }
     let mut dirs: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
     dirs.dedup();
@@ -271,8 +287,20 @@ pub fn commit_all_after(
     Ok(paths)
 }
 
+/// `e`, naming the file it concerns.
+fn named(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 /// The first half of [`write_atomic`]: `dir/name`'s bytes in a temporary file, flushed.
 pub fn stage<F>(dir: &Path, name: &str, gzip: bool, write: F) -> std::io::Result<Staged>
+where
+    F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
+{
+    stage_unnamed(dir, name, gzip, write).map_err(|e| named(&dir.join(name), e))
+}
+
+fn stage_unnamed<F>(dir: &Path, name: &str, gzip: bool, write: F) -> std::io::Result<Staged>
 where
     F: FnOnce(&mut dyn Write) -> std::io::Result<()>,
 {

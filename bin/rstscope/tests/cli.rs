@@ -819,3 +819,33 @@ fn packets_on_an_undeclared_pcapng_interface_are_reported() {
     .unwrap();
     assert_eq!(summary["files"][0]["malformed"], 1, "{summary}");
 }
+
+/// A final name that cannot be replaced (here the report's name is taken by a directory) is
+/// found before any log is renamed: exit 74 naming that file, and no new log in place.
+#[test]
+fn an_output_name_that_cannot_be_replaced_fails_before_any_rename() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("reset_report.html")).unwrap();
+    let r = rstscope(
+        &["-q", testdata().join("sample.pcap").to_str().unwrap()],
+        &out,
+    );
+    assert_eq!(r.status.code(), Some(74));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("reset_report.html: a directory has this name"),
+        "{err}"
+    );
+    assert!(
+        !out.join("reset.log").exists(),
+        "a log was renamed into place"
+    );
+    assert!(!out.join("reset_summary.json").exists());
+    let temps: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+}
