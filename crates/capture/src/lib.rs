@@ -13,6 +13,8 @@
 //! per-block parsers, checking lengths itself before asking for bytes.
 
 mod peek;
+#[cfg(target_os = "linux")]
+mod sigbus;
 mod source;
 
 use std::fs::File;
@@ -255,8 +257,9 @@ where
         Some(Kind::Compressed(c)) => read_compressed(file, len, c, &mut visit),
         Some(Kind::Capture(_)) if access == PlainAccess::Mmap => {
             // SAFETY: the map is read-only and private to this function. Another process may
-            // still truncate the file while we read it (a SIGBUS then); callers that must
-            // survive files still being written use `PlainAccess::Read` or `--min-age`.
+            // still truncate the file while we read it: on Linux the access past the new end
+            // is caught (`sigbus`) and ends this file with an error; callers that must survive
+            // files still being written elsewhere use `PlainAccess::Read` or `--min-age`.
             match unsafe { memmap2::Mmap::map(&file) } {
                 Ok(map) => {
                     #[cfg(unix)]

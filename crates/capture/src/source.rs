@@ -144,6 +144,9 @@ pub struct MmapSource<'a> {
     map: &'a memmap2::Mmap,
     pos: usize,
     prefetched: usize,
+    /// The map's protection against the file being truncated under it (see `sigbus`).
+    #[cfg(target_os = "linux")]
+    guard: crate::sigbus::Guard,
     /// Bytes from the start of the map released so far (a multiple of [`RELEASE_STEP`]).
     #[cfg(unix)]
     released: usize,
@@ -155,6 +158,8 @@ impl<'a> MmapSource<'a> {
             map,
             pos: 0,
             prefetched: 0,
+            #[cfg(target_os = "linux")]
+            guard: crate::sigbus::Guard::register(map.as_ptr(), map.len()),
             #[cfg(unix)]
             released: 0,
         }
@@ -188,6 +193,10 @@ impl<'a> MmapSource<'a> {
 impl ByteSource for MmapSource<'_> {
     #[inline]
     fn window(&mut self, _want: usize) -> Result<&[u8], CaptureError> {
+        #[cfg(target_os = "linux")]
+        if let Some(at) = self.guard.fault() {
+            return Err(truncated_under_map(at));
+        }
         Ok(&self.map[self.pos..])
     }
     #[inline]
@@ -202,6 +211,15 @@ impl ByteSource for MmapSource<'_> {
     fn decompressed(&self) -> bool {
         false
     }
+}
+
+#[cfg(target_os = "linux")]
+#[cold]
+#[inline(never)]
+fn truncated_under_map(at: usize) -> CaptureError {
+    CaptureError::Io(std::io::Error::other(format!(
+        "the file was truncated while it was read: its bytes from offset {at} on are gone"
+    )))
 }
 
 /// A reader (usually a decompressor) behind a buffer that grows to the largest record asked for.

@@ -578,3 +578,36 @@ fn packets_on_an_undeclared_interface_are_counted() {
     let r = crate::read_bytes(&file, |_| panic!("no packet can be delivered"));
     assert_eq!((r.packets, r.packets_without_interface), (0, 1));
 }
+
+/// A mapped capture truncated while it is read (another process's `cp`, `rsync --inplace`)
+/// ends that file with an error instead of a SIGBUS that kills the process.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_capture_truncated_under_its_map_is_an_error_not_a_sigbus() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.pcap");
+    let bytes = PcapWriter::new(1).write(&records(20_000));
+    assert!(bytes.len() > 1 << 20, "{}", bytes.len());
+    std::fs::write(&path, &bytes).unwrap();
+    let mut n = 0u64;
+    let r = read_path(&path, PlainAccess::Mmap, |_| {
+        n += 1;
+        if n == 10 {
+            // Truncate it under the map, as another process would.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(8192)
+                .unwrap();
+        }
+    });
+    let e = r.error.expect("an error").to_string();
+    assert!(e.contains("truncated while it was read"), "{e}");
+    assert!((10..20_000).contains(&n), "{n}");
+    // Reading goes on for other files.
+    std::fs::write(&path, &bytes).unwrap();
+    let r = read_path(&path, PlainAccess::Mmap, |_| {});
+    assert!(r.error.is_none());
+    assert_eq!(r.packets, 20_000);
+}
