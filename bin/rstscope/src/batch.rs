@@ -23,6 +23,17 @@ pub enum LockError {
     Io(PathBuf, std::io::Error),
 }
 
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Held(p) => write!(f, "another rstscope run holds {}", p.display()),
+            LockError::Io(p, e) => write!(f, "cannot lock {}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for LockError {}
+
 /// Take the run lock in `dir` (created if needed); released when the file is dropped or the
 /// process ends, even if it is killed. Compatible with `flock -n` wrappers on the same file.
 pub fn lock_output_dir(dir: &Path) -> Result<File, LockError> {

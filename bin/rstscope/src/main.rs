@@ -253,22 +253,29 @@ fn main() -> ExitCode {
     ExitCode::from(run(&cli))
 }
 
-fn run_merge(m: &MergeCli) -> u8 {
-    let mut err = std::io::stderr().lock();
-    let _lock = match rstscope::batch::lock_output_dir(&m.out) {
-        Ok(l) => l,
-        Err(rstscope::batch::LockError::Held(p)) => {
-            say!(err, "rstscope: another rstscope run holds {}; not starting (exit status 75: retry later)", p.display());
-            return EXIT_LOCKED;
-        }
-        Err(rstscope::batch::LockError::Io(p, e)) => {
+/// Take the output directory's lock, or say why not and give the exit status: 75 when another
+/// run holds it (retry later), 74 when it cannot be taken at all.
+fn lock_out(dir: &std::path::Path, err: &mut impl std::io::Write) -> Result<std::fs::File, u8> {
+    rstscope::batch::lock_output_dir(dir).map_err(|e| match e {
+        rstscope::batch::LockError::Held(_) => {
             say!(
                 err,
-                "rstscope: error: cannot lock the output directory ({}): {e}",
-                p.display()
+                "rstscope: {e}; not starting (exit status 75: retry later)"
             );
-            return EXIT_CANNOT_WRITE;
+            EXIT_LOCKED
         }
+        rstscope::batch::LockError::Io(..) => {
+            say!(err, "rstscope: error: {e}");
+            EXIT_CANNOT_WRITE
+        }
+    })
+}
+
+fn run_merge(m: &MergeCli) -> u8 {
+    let mut err = std::io::stderr().lock();
+    let _lock = match lock_out(&m.out, &mut err) {
+        Ok(l) => l,
+        Err(status) => return status,
     };
     let mut shards = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -375,24 +382,9 @@ fn run(cli: &Cli) -> u8 {
     use serde_json::json;
     let mut err = std::io::stderr();
     // Overlapping runs (a slow night, a manual re-run) must not clobber each other's logs.
-    let _lock = match rstscope::batch::lock_output_dir(&cli.out) {
+    let _lock = match lock_out(&cli.out, &mut err) {
         Ok(l) => l,
-        Err(rstscope::batch::LockError::Held(p)) => {
-            say!(
-                err,
-                "rstscope: another rstscope run holds {}; not starting (exit status 75: retry later)",
-                p.display()
-            );
-            return EXIT_LOCKED;
-        }
-        Err(rstscope::batch::LockError::Io(p, e)) => {
-            say!(
-                err,
-                "rstscope: error: cannot lock the output directory ({}): {e}",
-                p.display()
-            );
-            return EXIT_CANNOT_WRITE;
-        }
+        Err(status) => return status,
     };
     let mut record = serde_json::Map::new();
     record.insert(
@@ -510,15 +502,7 @@ fn run_locked(
             Ok(l) => Some(l),
             // (lock_state waits for a lock another run holds: only I/O errors come back.)
             Err(e) => {
-                let (p, why) = match e {
-                    rstscope::batch::LockError::Held(p) => (p, "held".to_string()),
-                    rstscope::batch::LockError::Io(p, e) => (p, e.to_string()),
-                };
-                say!(
-                    err,
-                    "rstscope: error: cannot lock the state {}: {why}",
-                    p.display()
-                );
+                say!(err, "rstscope: error: the state: {e}");
                 return EXIT_CANNOT_WRITE;
             }
         },
