@@ -568,6 +568,11 @@ fn run_locked(
     }
     let carried_in: u64 = carries.iter().map(|c| c.carry.len() as u64).sum();
     let carried_clock = carries.iter().map(|c| c.carry.clock).max();
+    // (sensor, clock, connections) of each carried stream, for the gap check after reading.
+    let carried_clocks: Vec<(Option<String>, i64, usize)> = carries
+        .iter()
+        .map(|c| (c.sensor.clone(), c.carry.clock, c.carry.len()))
+        .collect();
     let (mut files, problems) = rstscope::discover_following(&cli.inputs, cli.follow);
     rstscope::assign_sensors(
         &mut files,
@@ -656,31 +661,6 @@ fn run_locked(
         );
         return EXIT_FAILED;
     }
-    // A carried clock far behind a new file's first packet: files missing in between?
-    for c in &carries {
-        let first_new = files
-            .iter()
-            .filter(|f| f.sensor == c.sensor)
-            .filter_map(|f| rstscope_capture::first_packet_ts(&f.path))
-            .filter(|&t| t > c.carry.clock)
-            .min();
-        if let Some(first) = first_new {
-            const DAY: i64 = 86_400 * 1_000_000_000;
-            if c.carry.clock != i64::MIN && first.saturating_sub(c.carry.clock) > DAY {
-                warn(
-                    &mut err,
-                    format!(
-                        "sensor {}: the carried stream ends at {}, {:.1} days before its next file's first packet ({}): captures missing in between? ({} carried connections time out)",
-                        c.sensor.as_deref().unwrap_or("(unnamed)"),
-                        rstscope_join::enrich::iso8601(c.carry.clock),
-                        (first - c.carry.clock) as f64 / DAY as f64,
-                        rstscope_join::enrich::iso8601(first),
-                        c.carry.len()
-                    ),
-                );
-            }
-        }
-    }
     let draw = match cli.progress {
         ProgressArg::Never => false,
         ProgressArg::Always => true,
@@ -768,6 +748,32 @@ fn run_locked(
             cli.state.as_deref().unwrap_or(std::path::Path::new("--state")).display(),
             result.flow.carry_errors
         );
+    }
+    // A carried clock far behind a sensor's next packets: files missing in between? (The
+    // files' first packet times come from the reading, not another peek at each file.)
+    for (sensor, clock, conns) in &carried_clocks {
+        let first_new = result
+            .files
+            .iter()
+            .filter(|f| f.input.sensor == *sensor)
+            .filter_map(|f| f.first_ts)
+            .filter(|&t| t > *clock)
+            .min();
+        if let Some(first) = first_new {
+            const DAY: i64 = 86_400 * 1_000_000_000;
+            if *clock != i64::MIN && first.saturating_sub(*clock) > DAY {
+                warn(
+                    &mut err,
+                    format!(
+                        "sensor {}: the carried stream ends at {}, {:.1} days before its next file's first packet ({}): captures missing in between? ({conns} carried connections time out)",
+                        sensor.as_deref().unwrap_or("(unnamed)"),
+                        rstscope_join::enrich::iso8601(*clock),
+                        (first - clock) as f64 / DAY as f64,
+                        rstscope_join::enrich::iso8601(first),
+                    ),
+                );
+            }
+        }
     }
     let mut late = Vec::new();
     for &i in &result.late_files {

@@ -575,3 +575,44 @@ fn fifos_are_read_once_or_skipped_never_hang() {
         "{err}"
     );
 }
+
+/// A sensor's next file starting days after the carried stream ends (nights of captures
+/// missing) is a warning, also under -q.
+#[test]
+fn a_gap_of_days_after_the_carried_stream_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch");
+    let state = dir.path().join("state.json");
+    let out = dir.path().join("out");
+    let recs = records(&testdata().join("sample.pcap"));
+    write_pcap(&arch.join("a.pcap"), &recs);
+    let args = [
+        "-q",
+        "--state",
+        state.to_str().unwrap(),
+        arch.to_str().unwrap(),
+    ];
+    let r = rstscope(&args, &out);
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    assert!(r.stderr.is_empty(), "{}", stderr(&r));
+    const DAY: i64 = 86_400 * 1_000_000_000;
+    let later: Vec<Record> = recs
+        .iter()
+        .map(|r| Record {
+            ts_ns: r.ts_ns + 3 * DAY,
+            ..r.clone()
+        })
+        .collect();
+    write_pcap(&arch.join("b.pcap"), &later);
+    let r = rstscope(&args, &out);
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let err = stderr(&r);
+    assert!(
+        err.contains("days before its next file's first packet"),
+        "{err}"
+    );
+    assert_eq!(
+        run_records(&out)[1]["warnings"].as_array().unwrap().len(),
+        1
+    );
+}

@@ -953,10 +953,9 @@ pub struct Tracker {
     now: i64,
     live: u64,
     stats: FlowStats,
-    /// Connections resumed from a carry: where each one's encoding is, by slot (slots below
-    /// `lazy.len()`, while the slot's C_LAZY is set), its row count, and the buffers.
+    /// Connections resumed from a carry: where each one's encoding is and its row count, by
+    /// slot (slots below `lazy.len()`, while the slot's C_LAZY is set), and the buffers.
     lazy: Vec<carry::LazyRef>,
-    lazy_rows: Vec<u32>,
     lazy_bufs: Vec<Arc<Vec<u8>>>,
     /// The capture file name of the last row decoded from a carry, shared by the next.
     lazy_source: Option<Arc<str>>,
@@ -982,7 +981,6 @@ impl Tracker {
             live: 0,
             stats: FlowStats::default(),
             lazy: Vec::new(),
-            lazy_rows: Vec::new(),
             lazy_bufs: Vec::new(),
             lazy_source: None,
         }

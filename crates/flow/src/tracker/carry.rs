@@ -481,6 +481,8 @@ pub(super) struct LazyRef {
     buf: u32,
     at: u32,
     end: u32,
+    /// Its pending rows.
+    rows: u32,
 }
 
 impl Tracker {
@@ -507,7 +509,7 @@ impl Tracker {
             let key = c.key(&self.v6);
             let (buf, at, end, n_rows) = if c.flags & C_LAZY != 0 {
                 let l = self.lazy[slot];
-                (l.buf, l.at, l.end, self.lazy_rows[slot])
+                (l.buf, l.at, l.end, l.rows)
             } else {
                 rows.clear();
                 let mut idx = c.rows();
@@ -556,7 +558,6 @@ impl Tracker {
         let n = carry.conns.len();
         t.conns.reserve_exact(n);
         t.lazy.reserve_exact(n);
-        t.lazy_rows.reserve_exact(n);
         t.table.reserve(n, |_| 0);
         for c in &carry.conns {
             let key = &c.key;
@@ -579,8 +580,8 @@ impl Tracker {
                 buf: c.buf,
                 at: c.at,
                 end: c.end,
+                rows: c.rows,
             });
-            t.lazy_rows.push(c.rows);
             let slot = (t.conns.len() - 1) as u32;
             t.timers.push(c.timer, slot);
             let (conns, v6, hasher) = (&t.conns, &t.v6, &t.hasher);
