@@ -9,6 +9,9 @@ pub mod output;
 mod parallel;
 pub mod report;
 pub mod summary;
+mod units;
+
+pub use units::ParallelStats;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -322,6 +325,8 @@ pub struct RunResult {
     /// Indexes (in `files`) of late files: files whose first packet sorts at or before the last
     /// file their sensor's carried stream had read. Each was read as a stream of its own.
     pub late_files: Vec<usize>,
+    /// How sensor streams cut into units were stitched (all zero when none was).
+    pub parallel: ParallelStats,
 }
 
 /// How a run ends its sensor streams.
@@ -442,13 +447,18 @@ pub fn process_streams(
     let mut flow = FlowStats::default();
     let mut sensors: Vec<SensorResult> = Vec::new();
     let mut carries = Vec::new();
+    let mut parallel = ParallelStats::default();
     for (piece, out, took) in outputs {
         let StreamOutput {
             results,
             mut events,
             stats: st,
             carry,
+            parallel: par,
         } = out;
+        parallel.units += par.units;
+        parallel.replayed_packets += par.replayed_packets;
+        parallel.redone_units += par.redone_units;
         // One name shared by the sensor's rows.
         let sensor_name: Option<Arc<str>> = piece.sensor.as_deref().map(Arc::from);
         for e in &mut events {
@@ -514,6 +524,7 @@ pub fn process_streams(
         last_ts,
         carries,
         late_files,
+        parallel,
     }
 }
 
@@ -546,6 +557,8 @@ pub(crate) struct StreamOutput {
     pub stats: FlowStats,
     /// The carry, when the stream was not finished.
     pub carry: Option<Carry>,
+    /// How a stream cut into units was stitched.
+    pub parallel: ParallelStats,
 }
 
 /// One sensor's files, in order, as one stream continued from `carry`.
@@ -581,7 +594,10 @@ fn run_stream(
             events,
             stats,
             carry,
+            parallel: ParallelStats::default(),
         }
+    } else if files.len() >= 2 {
+        units::run(files, opts, threads, carry, end)
     } else {
         parallel::run(files, opts, threads - 1, carry, end)
     }

@@ -317,6 +317,7 @@ pub fn merged_inputs(shards: &[Shard]) -> RunInputs {
     let mut files: Vec<Value> = Vec::new();
     let mut sensors: Vec<Value> = Vec::new();
     let mut flow = FlowStats::default();
+    let mut parallel = crate::ParallelStats::default();
     let (mut packets, mut bytes, mut errors) = (0u64, 0u64, 0u64);
     let u = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     for s in shards {
@@ -327,6 +328,10 @@ pub fn merged_inputs(shards: &[Shard]) -> RunInputs {
         flow.evicted += u(j, "connections_evicted");
         flow.peak_connections += u(j, "peak_connections");
         flow.segments += u(j, "tcp_segments");
+        let par = &j["parallel"];
+        parallel.units += u(par, "units");
+        parallel.replayed_packets += u(par, "replayed_packets");
+        parallel.redone_units += u(par, "redone_units");
         packets += u(j, "packets");
         bytes += u(j, "bytes");
         errors += u(j, "files_with_errors");
@@ -341,6 +346,7 @@ pub fn merged_inputs(shards: &[Shard]) -> RunInputs {
         files,
         sensors,
         flow,
+        parallel,
         packets,
         bytes,
         files_with_errors: errors,

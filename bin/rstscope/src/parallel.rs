@@ -15,9 +15,9 @@ use crate::{process_file, InputFile, RunOptions, StreamEnd, StreamOutput};
 
 /// A segment handed to a worker: the decoded fields, and the payload only for RSTs (the only
 /// packets whose bytes end up in a row).
-struct OwnedSegment {
+pub(crate) struct OwnedSegment {
     ts_ns: i64,
-    file: u32,
+    pub(crate) file: u32,
     frame: u64,
     src: IpAddr,
     dst: IpAddr,
@@ -37,7 +37,7 @@ struct OwnedSegment {
 }
 
 impl OwnedSegment {
-    fn of(s: &Segment<'_>) -> OwnedSegment {
+    pub(crate) fn of(s: &Segment<'_>) -> OwnedSegment {
         OwnedSegment {
             ts_ns: s.ts_ns,
             file: s.file,
@@ -64,7 +64,7 @@ impl OwnedSegment {
         }
     }
 
-    fn as_segment(&self) -> Segment<'_> {
+    pub(crate) fn as_segment(&self) -> Segment<'_> {
         Segment {
             ts_ns: self.ts_ns,
             file: self.file,
@@ -207,6 +207,7 @@ pub(crate) fn run(
             events,
             stats,
             carry: (end == StreamEnd::Carry).then(|| Carry::merge(carries)),
+            parallel: Default::default(),
         }
     })
 }

@@ -135,6 +135,8 @@ pub struct RunInputs {
     pub files: Vec<Value>,
     pub sensors: Vec<Value>,
     pub flow: rstscope_flow::FlowStats,
+    /// How sensor streams cut into units were stitched.
+    pub parallel: crate::ParallelStats,
     pub packets: u64,
     pub bytes: u64,
     pub files_with_errors: u64,
@@ -238,6 +240,11 @@ pub fn from_parts(events: &[rstscope_reset::ResetEvent], inputs: RunInputs) -> S
         "connections_evicted": inputs.flow.evicted,
         "peak_connections": inputs.flow.peak_connections,
         "tcp_segments": inputs.flow.segments,
+        "parallel": {
+            "units": inputs.parallel.units,
+            "replayed_packets": inputs.parallel.replayed_packets,
+            "redone_units": inputs.parallel.redone_units,
+        },
         "packets": inputs.packets,
         "bytes": inputs.bytes,
         "files": inputs.files,
@@ -309,6 +316,7 @@ pub fn run_inputs(result: &RunResult) -> RunInputs {
         files,
         sensors,
         flow: result.flow,
+        parallel: result.parallel,
         packets: result.files.iter().map(|f| f.decode.packets).sum(),
         bytes: result.files.iter().map(|f| f.read.file_bytes).sum(),
         files_with_errors: result.files.iter().filter(|f| f.error().is_some()).count() as u64,

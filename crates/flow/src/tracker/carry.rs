@@ -126,6 +126,15 @@ impl Carry {
         parts
     }
 
+    /// Split off the connections whose endpoints `take` selects: (taken, kept), both at this
+    /// carry's clock.
+    pub fn partition(self, take: impl Fn((IpAddr, u16), (IpAddr, u16)) -> bool) -> (Carry, Carry) {
+        let mut parts = self.split(2, |lo, hi| usize::from(!take(lo, hi)));
+        let kept = parts.pop().unwrap_or_default();
+        let taken = parts.pop().unwrap_or_default();
+        (taken, kept)
+    }
+
     fn bytes_of(&self, c: &ConnRef) -> &[u8] {
         &self.bufs[c.buf as usize][c.at as usize..c.end as usize]
     }
