@@ -233,7 +233,9 @@ struct Stitch {
 impl Stitch {
     fn add(&mut self, files: &[InputFile], index: usize, out: UnitOutput, opts: &RunOptions) {
         let cap = opts.flow.max_connections.max(1) as u64;
-        let in_doubt = out.first_ts.is_some_and(|t| self.state.clock > t.saturating_add(SLACK_NS))
+        let in_doubt = out
+            .first_ts
+            .is_some_and(|t| self.state.clock > t.saturating_add(SLACK_NS))
             || out.stats.evicted > 0
             || self.state.len() as u64 + out.stats.peak_connections > cap;
         if in_doubt {
@@ -321,11 +323,8 @@ impl Stitch {
             let k = conn_key((r.orig_h, r.orig_p), (r.resp_h, r.resp_p));
             regions.get(&k).is_none_or(|reg| r.frame > reg.last_frame)
         });
-        let (_, live) = live.partition(|a, b| {
-            regions
-                .get(&conn_key(a, b))
-                .is_some_and(|reg| !reg.closed)
-        });
+        let (_, live) =
+            live.partition(|a, b| regions.get(&conn_key(a, b)).is_some_and(|reg| !reg.closed));
         self.stats.connections =
             (self.stats.connections + warm_stats.connections).saturating_sub(cold_connections);
         self.stats.carry_errors += warm_stats.carry_errors;

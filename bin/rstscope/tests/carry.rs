@@ -1054,3 +1054,131 @@ fn nothing_new_writes_no_log() {
     inc.run(true);
     inc.check_against_one_run("nothing new in the middle");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Threads: one sensor's files tracked as units on several threads and stitched
+
+/// reset.log and the summary's counts of one run over `pieces` with `-j threads`.
+fn threaded_run(dir: &Path, arch: &Path, threads: u32, extra: &[&str]) -> (Vec<u8>, Vec<u64>) {
+    let out = dir.join(format!("j{threads}"));
+    let mut args: Vec<String> = vec!["-q".into(), "-j".into(), threads.to_string(), "-o".into()];
+    args.push(out.to_string_lossy().into_owned());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let r = rstscope(&args, &[arch]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "-j {threads}: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("reset_summary.json")).unwrap()).unwrap();
+    let counts = ["rsts", "connections", "tcp_segments", "packets"]
+        .iter()
+        .map(|k| summary[k].as_u64().unwrap())
+        .collect();
+    (std::fs::read(out.join("reset.log")).unwrap(), counts)
+}
+
+/// The pieces of one sensor tracked with 1, 2 and 8 threads: the same bytes and counts.
+fn check_threads(pieces: &Pieces, extra: &[&str], what: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let arch = tmp.path().join("arch");
+    for (name, bytes) in pieces {
+        deliver(&arch, name, bytes);
+    }
+    let (want, want_counts) = threaded_run(tmp.path(), &arch, 1, extra);
+    for threads in [2, 8] {
+        let (got, counts) = threaded_run(tmp.path(), &arch, threads, extra);
+        assert!(
+            got == want,
+            "{what}: -j {threads} differs from -j 1:\n{}",
+            diff(
+                &String::from_utf8_lossy(&got)
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>(),
+                &String::from_utf8_lossy(&want)
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            )
+        );
+        assert_eq!(counts, want_counts, "{what}: -j {threads} summary counts");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, max_shrink_iters: 16, ..ProptestConfig::default() })]
+
+    /// The long-lived generated capture (connections crossing every cut, gaps past every
+    /// timeout) cut at 1–10 random packets.
+    #[test]
+    fn threads_stitch_generated_pieces(
+        seed in any::<u64>(),
+        cuts in prop::collection::vec(any::<Index>(), 1..=10),
+    ) {
+        let cap = generated(seed, FLOWS);
+        let cuts = cuts_of(cap.packets.len(), &cuts);
+        check_threads(&pieces_of(&cap, &cuts), &[], &format!("{} cut at {cuts:?}", cap.name));
+    }
+
+    /// A testdata capture cut at 1–6 random packets.
+    #[test]
+    fn threads_stitch_testdata_pieces(
+        which in any::<Index>(),
+        cuts in prop::collection::vec(any::<Index>(), 1..=6),
+    ) {
+        let caps = testdata_captures();
+        let cap = which.get(&caps);
+        let cuts = cuts_of(cap.packets.len(), &cuts);
+        check_threads(&pieces_of(cap, &cuts), &[], &format!("{} cut at {cuts:?}", cap.name));
+    }
+}
+
+/// The summary's `parallel` figures of a `-j 2` run over `pieces`, after checking it against
+/// `-j 1`.
+fn parallel_figures(pieces: &Pieces, what: &str) -> serde_json::Value {
+    check_threads(pieces, &[], what);
+    let tmp = tempfile::tempdir().unwrap();
+    let arch = tmp.path().join("arch");
+    for (name, bytes) in pieces {
+        deliver(&arch, name, bytes);
+    }
+    threaded_run(tmp.path(), &arch, 2, &[]);
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("j2/reset_summary.json")).unwrap())
+            .unwrap();
+    s["parallel"].clone()
+}
+
+/// Connections cross the cuts of the generated capture, so stitching replays some packets and
+/// redoes no unit.
+#[test]
+fn stitching_replays_carried_connections() {
+    let cap = generated(1, FLOWS);
+    let n = cap.packets.len();
+    let cuts = BTreeSet::from([n / 4, n / 2, 3 * n / 4]);
+    let p = parallel_figures(&pieces_of(&cap, &cuts), "generated cut in four");
+    assert_eq!(p["units"], 4, "{p}");
+    assert_eq!(p["redone_units"], 0, "{p}");
+    let replayed = p["replayed_packets"].as_u64().unwrap();
+    assert!(replayed > 0 && replayed < n as u64 / 2, "{p}");
+}
+
+/// Two files of one sensor that overlap in time (every other packet each): the second starts
+/// long before the first ends, so stitching cannot be proven and the unit is redone in order.
+#[test]
+fn overlapping_files_are_redone_in_order() {
+    let cap = generated(2, FLOWS);
+    let even: Vec<_> = cap.packets.iter().step_by(2).cloned().collect();
+    let odd: Vec<_> = cap.packets.iter().skip(1).step_by(2).cloned().collect();
+    let ext = cap.flavor.extension();
+    let pieces = vec![
+        (format!("a.{ext}"), write_piece(cap.flavor, &even)),
+        (format!("b.{ext}"), write_piece(cap.flavor, &odd)),
+    ];
+    let p = parallel_figures(&pieces, "generated as two interleaved files");
+    assert_eq!(p["units"], 2, "{p}");
+    assert_eq!(p["redone_units"], 1, "{p}");
+}
