@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rstscope_capture::{read_path, CaptureError, PlainAccess, ReadReport};
+use rstscope_capture::{read_path_until, CaptureError, PlainAccess, ReadReport};
 use rstscope_decode::{decode, Decoded, FrameInfo, Segment};
 use rstscope_flow::{Carry, FlowConfig, FlowStats, StreamCarry, Tracker};
 use rstscope_reset::ResetEvent;
@@ -221,6 +221,19 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
     opts: &RunOptions,
     mut sink: F,
 ) -> FileResult {
+    process_file_until(input, file_index, opts, |seg| {
+        sink(seg);
+        true
+    })
+}
+
+/// [`process_file`], stopping after the first segment for which `sink` returns false.
+pub fn process_file_until<F: FnMut(&Segment<'_>) -> bool>(
+    input: &InputFile,
+    file_index: u32,
+    opts: &RunOptions,
+    mut sink: F,
+) -> FileResult {
     let t0 = std::time::Instant::now();
     let mut stats = DecodeStats::default();
     let mut first_ts: Option<i64> = None;
@@ -234,7 +247,7 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
         opts.access
     };
     let size_before = std::fs::metadata(&input.path).map(|m| m.len()).ok();
-    let read = read_path(&input.path, access, |pkt| {
+    let read = read_path_until(&input.path, access, |pkt| {
         stats.packets += 1;
         if stats.packets % 8192 == 0 {
             if let Some(p) = &progress {
@@ -254,7 +267,7 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
                 if seg.is_rst() {
                     stats.rst += 1;
                 }
-                sink(&seg);
+                return sink(&seg);
             }
             Decoded::NotTcp => stats.not_tcp += 1,
             Decoded::NonFirstFragment => stats.non_first_fragments += 1,
@@ -262,6 +275,7 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
             Decoded::TooDeep => stats.too_deep += 1,
             Decoded::UnknownLinkType(lt) => *stats.unknown_linktypes.entry(lt).or_default() += 1,
         }
+        true
     });
     if let Some(p) = &progress {
         (p.0)(file_index as usize, read.capture_bytes, true);

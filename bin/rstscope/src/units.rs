@@ -27,8 +27,9 @@ use rstscope_flow::zeek::timers::INACTIVITY;
 use rstscope_flow::{Carry, FlowStats, Tracker};
 use rstscope_reset::ResetEvent;
 
-use crate::parallel::OwnedSegment;
-use crate::{process_file, FileResult, InputFile, RunOptions, StreamEnd, StreamOutput};
+use crate::{
+    process_file, process_file_until, FileResult, InputFile, RunOptions, StreamEnd, StreamOutput,
+};
 
 /// How far a unit's first packet may be behind the stitched clock (timestamps going back
 /// across a cut) before the unit is redone sequentially; also added to the candidate window.
@@ -63,6 +64,26 @@ fn key_hash(k: &ConnKey) -> u64 {
     h ^ (h >> 29)
 }
 
+/// Hashes a [`key_hash`] value by using it as it is.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type ByKeyHash<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PreHashed>>;
+
 fn seg_key(s: &Segment<'_>) -> ConnKey {
     conn_key((s.src, s.sport), (s.dst, s.dport))
 }
@@ -78,9 +99,19 @@ pub struct ParallelStats {
     pub redone_units: u64,
 }
 
+/// A stretch of a unit's packets that a carried connection may need replayed: from its key's
+/// first packet in the unit (within the candidate window) to the last before a silence of the
+/// inactivity timeout.
+struct KeySpan {
+    /// Index (among the unit's TCP segments) of the last packet in the span.
+    last: u64,
+    newest: i64,
+    closed: bool,
+}
+
 /// What a unit's cold run gave.
 struct UnitOutput {
-    result: FileResult,
+    results: Vec<FileResult>,
     rows: Vec<ResetEvent>,
     stats: FlowStats,
     /// Connections still live at the unit's end.
@@ -89,54 +120,95 @@ struct UnitOutput {
     first_ts: Option<i64>,
     /// The newest packet time.
     clock: i64,
-    /// Candidate packets (see the module notes), in capture order, with their key hashes.
-    log_hashes: Vec<u64>,
-    log: Vec<OwnedSegment>,
+    /// Candidate keys (see the module notes) by key hash.
+    spans: ByKeyHash<KeySpan>,
 }
 
-fn run_unit(f: &InputFile, index: u32, opts: &RunOptions) -> UnitOutput {
+/// A unit: consecutive files of the stream, `files[range]`.
+type Unit = std::ops::Range<usize>;
+
+/// Cut the stream's files into at most `n` units of consecutive files, of about equal bytes.
+fn plan(files: &[InputFile], n: usize) -> Vec<Unit> {
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|f| std::fs::metadata(&f.path).map_or(0, |m| m.len()).max(1))
+        .collect();
+    let n = n.clamp(1, files.len().max(1));
+    // prefix[i]: bytes of files[..i].
+    let mut prefix = vec![0u64];
+    for s in &sizes {
+        prefix.push(prefix.last().copied().unwrap_or(0) + s);
+    }
+    let total = prefix[files.len()];
+    let mut cuts = vec![0];
+    for k in 1..n {
+        let target = total as u128 * k as u128 / n as u128;
+        let lo = cuts.last().copied().unwrap_or(0) + 1;
+        let hi = files.len() - (n - k);
+        // The cut nearest to the k-th share, leaving a file for every unit still to come.
+        let best = (lo..=hi)
+            .min_by_key(|&c| (prefix[c] as u128).abs_diff(target))
+            .unwrap_or(lo);
+        cuts.push(best);
+    }
+    cuts.push(files.len());
+    cuts.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions) -> UnitOutput {
     let mut tracker = Tracker::new(opts.flow);
-    let source = f.source.as_str();
     let mut first_ts = None;
     let mut window_end = i64::MAX;
     let mut clock = i64::MIN;
-    let mut log_hashes = Vec::new();
-    let mut log = Vec::new();
-    // Keys logged before the window closed: their later packets are logged too.
-    let mut open: Option<HashSet<u64>> = None;
-    let result = process_file(f, index, opts, |seg| {
-        let ts = seg.ts_ns;
-        if first_ts.is_none() {
-            first_ts = Some(ts);
-            window_end = ts.saturating_add(INACTIVITY + SLACK_NS);
-        }
-        clock = clock.max(ts);
-        let h = key_hash(&seg_key(seg));
-        let keep = if ts < window_end {
-            if let Some(open) = &mut open {
-                open.insert(h);
+    let mut spans: ByKeyHash<KeySpan> = ByKeyHash::default();
+    let mut index = 0u64;
+    let mut results = Vec::with_capacity(unit.len());
+    for i in unit {
+        let f = &files[i];
+        let source = f.source.as_str();
+        results.push(process_file(f, i as u32, opts, |seg| {
+            let ts = seg.ts_ns;
+            if first_ts.is_none() {
+                first_ts = Some(ts);
+                window_end = ts.saturating_add(INACTIVITY + SLACK_NS);
             }
-            true
-        } else {
-            open.get_or_insert_with(|| log_hashes.iter().copied().collect())
-                .contains(&h)
-        };
-        if keep {
-            log_hashes.push(h);
-            log.push(OwnedSegment::of(seg));
-        }
-        tracker.process(seg, source);
-    });
+            clock = clock.max(ts);
+            let h = key_hash(&seg_key(seg));
+            match spans.get_mut(&h) {
+                Some(s) if !s.closed => {
+                    if ts >= s.newest.saturating_add(INACTIVITY) {
+                        s.closed = true;
+                    } else {
+                        s.last = index;
+                        s.newest = s.newest.max(ts);
+                    }
+                }
+                Some(_) => {}
+                None if ts < window_end => {
+                    spans.insert(
+                        h,
+                        KeySpan {
+                            last: index,
+                            newest: ts,
+                            closed: false,
+                        },
+                    );
+                }
+                None => {}
+            }
+            index += 1;
+            tracker.process(seg, source);
+        }));
+    }
     let (rows, stats, live) = tracker.suspend(i64::MIN);
     UnitOutput {
-        result,
+        results,
         rows,
         stats,
         live,
         first_ts,
         clock,
-        log_hashes,
-        log,
+        spans,
     }
 }
 
@@ -149,6 +221,7 @@ pub(crate) fn run(
     carry: Carry,
     end: StreamEnd,
 ) -> StreamOutput {
+    let units = plan(files, threads);
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, UnitOutput)>();
     let mut stitch = Stitch {
@@ -156,19 +229,19 @@ pub(crate) fn run(
         rows: Vec::new(),
         stats: FlowStats::default(),
         parallel: ParallelStats {
-            units: files.len() as u64,
+            units: units.len() as u64,
             ..ParallelStats::default()
         },
         results: Vec::with_capacity(files.len()),
     };
     std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
+        for _ in 0..threads.clamp(1, units.len()) {
             let tx = tx.clone();
-            let next = &next;
+            let (next, units) = (&next, &units);
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(f) = files.get(i) else { break };
-                let out = run_unit(f, i as u32, opts);
+                let Some(unit) = units.get(i) else { break };
+                let out = run_unit(files, unit.clone(), opts);
                 if tx.send((i, out)).is_err() {
                     break;
                 }
@@ -181,7 +254,7 @@ pub(crate) fn run(
         for (i, out) in rx {
             waiting.insert(i, out);
             while let Some(out) = waiting.remove(&want) {
-                stitch.add(files, want, out, opts);
+                stitch.add(files, units[want].clone(), out, opts);
                 want += 1;
             }
         }
@@ -231,7 +304,7 @@ struct Stitch {
 }
 
 impl Stitch {
-    fn add(&mut self, files: &[InputFile], index: usize, out: UnitOutput, opts: &RunOptions) {
+    fn add(&mut self, files: &[InputFile], unit: Unit, out: UnitOutput, opts: &RunOptions) {
         let cap = opts.flow.max_connections.max(1) as u64;
         let in_doubt = out
             .first_ts
@@ -239,109 +312,142 @@ impl Stitch {
             || out.stats.evicted > 0
             || self.state.len() as u64 + out.stats.peak_connections > cap;
         if in_doubt {
-            self.redo(files, index, opts);
+            self.redo(files, unit, opts);
             return;
         }
         let UnitOutput {
-            result,
+            results,
             mut rows,
             stats,
             live,
+            first_ts,
             clock,
-            log_hashes,
-            log,
-            ..
+            spans,
         } = out;
-        self.results.push(result);
+        self.results.extend(results);
         add_stats(&mut self.stats, &stats);
-        if self.state.is_empty() {
-            // Nothing carried: the cold run is the warm one.
+        // The unit's first packet moves the stream's clock on: carried connections whose
+        // deadline it passes end, as in one run, and cannot go on in this unit.
+        if let Some(t) = first_ts.filter(|&t| t > self.state.clock && !self.state.is_empty()) {
+            let (ended, st, state) =
+                Tracker::resume(opts.flow, std::mem::take(&mut self.state)).suspend(t);
+            self.stats.carry_errors += st.carry_errors;
+            self.state = state;
+            self.rows.push(ended);
+        }
+        // The carried connections with packets in this unit, and how far into it they reach.
+        let mut carried: HashSet<ConnKey> = HashSet::new();
+        let mut reach = None;
+        for (a, b) in self.state.endpoints() {
+            let k = conn_key(a, b);
+            if let Some(span) = spans.get(&key_hash(&k)) {
+                reach = reach.max(Some(span.last));
+                carried.insert(k);
+            }
+        }
+        let Some(reach) = reach else {
+            // No carried connection goes on here: the cold run is the warm one.
             self.state = Carry::merge(vec![std::mem::take(&mut self.state), live]);
             self.rows.push(rows);
             return;
-        }
-        // The carried connections' packets in this unit, up to each one's first silence of the
-        // inactivity timeout (after which cold and warm trackers agree again).
-        let carried: HashSet<ConnKey> = self
-            .state
-            .endpoints()
-            .map(|(a, b)| conn_key(a, b))
-            .collect();
-        let carried_hashes: HashSet<u64> = carried.iter().map(key_hash).collect();
+        };
+        // Read the unit again up to there, replaying those connections' packets up to each
+        // one's first silence of the inactivity timeout (after which cold and warm trackers
+        // agree again), from their carried state and from a cold start: the cold count of
+        // connections is replaced by the warm one.
         struct Region {
             newest: i64,
-            last_frame: u64,
+            /// (file, frame) of the last packet replayed.
+            last: (usize, u64),
             closed: bool,
         }
         let mut regions: HashMap<ConnKey, Region> = HashMap::new();
-        let mut replay: Vec<&OwnedSegment> = Vec::new();
-        for (h, s) in log_hashes.iter().zip(&log) {
-            if !carried_hashes.contains(h) {
-                continue;
-            }
-            let seg = s.as_segment();
-            let k = seg_key(&seg);
-            if !carried.contains(&k) {
-                continue;
-            }
-            let r = regions.entry(k).or_insert(Region {
-                newest: seg.ts_ns,
-                last_frame: seg.frame,
-                closed: false,
-            });
-            if r.closed {
-                continue;
-            }
-            if seg.ts_ns >= r.newest.saturating_add(INACTIVITY) {
-                r.closed = true;
-                continue;
-            }
-            r.newest = r.newest.max(seg.ts_ns);
-            r.last_frame = seg.frame;
-            replay.push(s);
-        }
-        if regions.is_empty() {
-            self.state = Carry::merge(vec![std::mem::take(&mut self.state), live]);
-            self.rows.push(rows);
-            return;
-        }
-        self.parallel.replayed_packets += replay.len() as u64;
+        // The files were reported read once already.
+        let opts = &RunOptions {
+            progress: None,
+            ..opts.clone()
+        };
         let mut warm = Tracker::resume(opts.flow, std::mem::take(&mut self.state));
-        // The same packets from a cold start count the connections the unit's cold run made of
-        // them, which the warm replay's count replaces.
         let mut cold = Tracker::new(opts.flow);
-        for s in &replay {
-            let seg = s.as_segment();
-            let source = files[s.file as usize].source.as_str();
-            warm.process(&seg, source);
-            cold.process(&seg, source);
+        let mut index = 0u64;
+        let mut replayed = 0u64;
+        for i in unit.clone() {
+            if index > reach {
+                break;
+            }
+            let f = &files[i];
+            let source = f.source.as_str();
+            process_file_until(f, i as u32, opts, |seg| {
+                index += 1;
+                let k = seg_key(seg);
+                if carried.contains(&k) {
+                    let r = regions.entry(k).or_insert(Region {
+                        newest: seg.ts_ns,
+                        last: (i, seg.frame),
+                        closed: false,
+                    });
+                    if !r.closed {
+                        if seg.ts_ns >= r.newest.saturating_add(INACTIVITY) {
+                            r.closed = true;
+                        } else {
+                            r.newest = r.newest.max(seg.ts_ns);
+                            r.last = (i, seg.frame);
+                            warm.process(seg, source);
+                            cold.process(seg, source);
+                            replayed += 1;
+                        }
+                    }
+                }
+                index <= reach
+            });
         }
+        self.parallel.replayed_packets += replayed;
         let (warm_rows, warm_stats, warm_live) = warm.suspend(clock);
-        let cold_connections = cold.stats().connections;
         // The replay's rows and live state replace the cold ones of those connections.
+        let position: HashMap<&str, usize> = unit
+            .clone()
+            .map(|i| (files[i].source.as_str(), i))
+            .collect();
         rows.retain(|r| {
             let k = conn_key((r.orig_h, r.orig_p), (r.resp_h, r.resp_p));
-            regions.get(&k).is_none_or(|reg| r.frame > reg.last_frame)
+            regions.get(&k).is_none_or(|reg| {
+                let at = (
+                    position.get(&*r.source).copied().unwrap_or(usize::MAX),
+                    r.frame,
+                );
+                at > reg.last
+            })
         });
-        let (_, live) =
-            live.partition(|a, b| regions.get(&conn_key(a, b)).is_some_and(|reg| !reg.closed));
-        self.stats.connections =
-            (self.stats.connections + warm_stats.connections).saturating_sub(cold_connections);
+        // A cold connection begun within a replayed stretch is the replay's; one begun after
+        // it (past the silence) stands.
+        let (_, live) = live.partition(|a, b, start_ns| {
+            regions
+                .get(&conn_key(a, b))
+                .is_some_and(|reg| start_ns <= reg.newest)
+        });
+        self.stats.connections = (self.stats.connections + warm_stats.connections)
+            .saturating_sub(cold.stats().connections);
         self.stats.carry_errors += warm_stats.carry_errors;
         self.state = Carry::merge(vec![warm_live, live]);
         self.rows.push(rows);
         self.rows.push(warm_rows);
     }
 
-    /// Track unit `index` again, warm from the stitched state, as one sequential run would.
-    fn redo(&mut self, files: &[InputFile], index: usize, opts: &RunOptions) {
+    /// Track the unit again, warm from the stitched state, as one sequential run would.
+    fn redo(&mut self, files: &[InputFile], unit: Unit, opts: &RunOptions) {
         self.parallel.redone_units += 1;
-        let f = &files[index];
-        let source = f.source.as_str();
+        let opts = &RunOptions {
+            progress: None,
+            ..opts.clone()
+        };
         let mut warm = Tracker::resume(opts.flow, std::mem::take(&mut self.state));
-        let result = process_file(f, index as u32, opts, |seg| warm.process(seg, source));
+        for i in unit {
+            let f = &files[i];
+            let source = f.source.as_str();
+            let result = process_file(f, i as u32, opts, |seg| warm.process(seg, source));
+            self.results.push(result);
+        }
         let (rows, stats, live) = warm.suspend(i64::MIN);
-        self.results.push(result);
         add_stats(&mut self.stats, &stats);
         self.state = live;
         self.rows.push(rows);

@@ -217,6 +217,25 @@ pub fn read_path<F>(path: &Path, access: PlainAccess, mut visit: F) -> ReadRepor
 where
     F: FnMut(&Packet<'_>),
 {
+    read_path_until(path, access, |p| {
+        visit(p);
+        true
+    })
+}
+
+/// [`read_path`], stopping (as at the end of the file, without an error) after the first packet
+/// for which `visit` returns false.
+pub fn read_path_until<F>(path: &Path, access: PlainAccess, mut visit: F) -> ReadReport
+where
+    F: FnMut(&Packet<'_>) -> bool,
+{
+    let stop = std::cell::Cell::new(false);
+    let mut visit = |p: &Packet<'_>| {
+        if !visit(p) {
+            stop.set(true);
+        }
+    };
+    let stop = &stop;
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
@@ -229,7 +248,7 @@ where
     if meta.as_ref().is_ok_and(|m| !m.is_file()) {
         // A FIFO or a device: one pass over a stream, which cannot be mapped, measured or
         // read again.
-        return read_unseekable(file, &mut visit);
+        return read_unseekable(file, stop, &mut visit);
     }
     let len = meta.map(|m| m.len()).unwrap_or(0);
     if len == 0 {
@@ -254,7 +273,7 @@ where
         return r;
     }
     match sniff(&head[..head_len]) {
-        Some(Kind::Compressed(c)) => read_compressed(file, len, c, &mut visit),
+        Some(Kind::Compressed(c)) => read_compressed(file, len, c, stop, &mut visit),
         Some(Kind::Capture(_)) if access == PlainAccess::Mmap => {
             // SAFETY: the map is read-only and private to this function. Another process may
             // still truncate the file while we read it: on Linux the access past the new end
@@ -265,14 +284,17 @@ where
                     #[cfg(unix)]
                     let _ = map.advise(memmap2::Advice::Sequential);
                     let mut report = ReadReport::new(Compression::None, len);
-                    let mut src = MmapSource::new(&map);
+                    let mut src = Until {
+                        inner: MmapSource::new(&map),
+                        stop,
+                    };
                     read_source(&mut src, &mut report, &mut visit);
                     report
                 }
-                Err(_) => read_stream(file, len, Compression::None, &mut visit),
+                Err(_) => read_stream(file, len, Compression::None, stop, &mut visit),
             }
         }
-        Some(Kind::Capture(_)) => read_stream(file, len, Compression::None, &mut visit),
+        Some(Kind::Capture(_)) => read_stream(file, len, Compression::None, stop, &mut visit),
         None => {
             let mut r = ReadReport::new(Compression::None, len);
             r.error = Some(CaptureError::NotCapture(hex_head(&head[..head_len])));
@@ -283,7 +305,11 @@ where
 
 /// Read a capture from a FIFO or a device, once: its first bytes decide the format and are
 /// then read again from memory, followed by the rest of the stream.
-fn read_unseekable<F: FnMut(&Packet<'_>)>(file: File, visit: &mut F) -> ReadReport {
+fn read_unseekable<F: FnMut(&Packet<'_>)>(
+    file: File,
+    stop: &std::cell::Cell<bool>,
+    visit: &mut F,
+) -> ReadReport {
     let mut head = [0u8; 4];
     let n = match read_head(&file, &mut head) {
         Ok(n) => n,
@@ -295,8 +321,8 @@ fn read_unseekable<F: FnMut(&Packet<'_>)>(file: File, visit: &mut F) -> ReadRepo
     };
     let stream = (&head[..n]).chain(file);
     match sniff(&head[..n]) {
-        Some(Kind::Compressed(c)) => read_compressed(stream, 0, c, visit),
-        Some(Kind::Capture(_)) => read_stream(stream, 0, Compression::None, visit),
+        Some(Kind::Compressed(c)) => read_compressed(stream, 0, c, stop, visit),
+        Some(Kind::Capture(_)) => read_stream(stream, 0, Compression::None, stop, visit),
         None if n == 0 => {
             let mut r = ReadReport::new(Compression::None, 0);
             r.error = Some(CaptureError::Empty);
@@ -322,7 +348,9 @@ where
         return r;
     }
     match sniff(bytes) {
-        Some(Kind::Compressed(c)) => read_compressed(bytes, len, c, &mut visit),
+        Some(Kind::Compressed(c)) => {
+            read_compressed(bytes, len, c, &std::cell::Cell::new(false), &mut visit)
+        }
         Some(Kind::Capture(_)) => {
             let mut report = ReadReport::new(Compression::None, len);
             let mut src = SliceSource::new(bytes);
@@ -361,6 +389,7 @@ fn read_compressed<R: Read, F: FnMut(&Packet<'_>)>(
     input: R,
     file_bytes: u64,
     compression: Compression,
+    stop: &std::cell::Cell<bool>,
     visit: &mut F,
 ) -> ReadReport {
     match compression {
@@ -369,17 +398,18 @@ fn read_compressed<R: Read, F: FnMut(&Packet<'_>)>(
             flate2::read::MultiGzDecoder::new(input),
             file_bytes,
             compression,
+            stop,
             visit,
         ),
         Compression::Zstd => match zstd::stream::read::Decoder::new(input) {
-            Ok(dec) => read_stream(dec, file_bytes, compression, visit),
+            Ok(dec) => read_stream(dec, file_bytes, compression, stop, visit),
             Err(e) => {
                 let mut r = ReadReport::new(compression, file_bytes);
                 r.error = Some(CaptureError::Io(e));
                 r
             }
         },
-        Compression::None => read_stream(input, file_bytes, compression, visit),
+        Compression::None => read_stream(input, file_bytes, compression, stop, visit),
     }
 }
 
@@ -387,12 +417,43 @@ fn read_stream<R: Read, F: FnMut(&Packet<'_>)>(
     input: R,
     file_bytes: u64,
     compression: Compression,
+    stop: &std::cell::Cell<bool>,
     visit: &mut F,
 ) -> ReadReport {
     let mut report = ReadReport::new(compression, file_bytes);
-    let mut src = StreamSource::new(input, compression);
+    let mut src = Until {
+        inner: StreamSource::new(input, compression),
+        stop,
+    };
     read_source(&mut src, &mut report, visit);
     report
+}
+
+/// A source that ends, as the input would, once `stop` is set (by the visitor, between
+/// records).
+struct Until<'a, S> {
+    inner: S,
+    stop: &'a std::cell::Cell<bool>,
+}
+
+impl<S: ByteSource> ByteSource for Until<'_, S> {
+    #[inline]
+    fn window(&mut self, want: usize) -> Result<&[u8], CaptureError> {
+        if self.stop.get() {
+            return Ok(&[]);
+        }
+        self.inner.window(want)
+    }
+    #[inline]
+    fn advance(&mut self, n: usize) {
+        self.inner.advance(n)
+    }
+    fn position(&self) -> u64 {
+        self.inner.position()
+    }
+    fn decompressed(&self) -> bool {
+        self.inner.decompressed()
+    }
 }
 
 /// Parse the capture behind `src`, whatever its format.

@@ -126,12 +126,30 @@ impl Carry {
         parts
     }
 
-    /// Split off the connections whose endpoints `take` selects: (taken, kept), both at this
-    /// carry's clock.
-    pub fn partition(self, take: impl Fn((IpAddr, u16), (IpAddr, u16)) -> bool) -> (Carry, Carry) {
-        let mut parts = self.split(2, |lo, hi| usize::from(!take(lo, hi)));
-        let kept = parts.pop().unwrap_or_default();
-        let taken = parts.pop().unwrap_or_default();
+    /// Split off the connections that `take` selects by their endpoints and start time:
+    /// (taken, kept), both at this carry's clock.
+    pub fn partition(
+        self,
+        take: impl Fn((IpAddr, u16), (IpAddr, u16), i64) -> bool,
+    ) -> (Carry, Carry) {
+        let mut taken = Carry {
+            clock: self.clock,
+            bufs: self.bufs.clone(),
+            conns: Vec::new(),
+        };
+        let mut kept = Carry {
+            clock: self.clock,
+            bufs: self.bufs,
+            conns: Vec::new(),
+        };
+        for c in self.conns {
+            let (lo, hi) = c.key.endpoints();
+            if take(lo, hi, c.start_ns) {
+                taken.conns.push(c);
+            } else {
+                kept.conns.push(c);
+            }
+        }
         (taken, kept)
     }
 
