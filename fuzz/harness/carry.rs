@@ -91,7 +91,7 @@ fn check(data: &[u8]) {
                     payload: &[],
                     tunnel_depth: 0,
                 };
-                t.process(&seg, "fuzz.pcap");
+                t.process(&seg, b"fuzz.pcap");
             }
         }
         let _ = t.finish();

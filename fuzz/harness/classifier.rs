@@ -156,7 +156,7 @@ pub fn run(data: &[u8]) -> Vec<ResetEvent> {
             next_seq[si as usize] = seq.wrapping_add(used);
             last_ack[si as usize] = ack;
         }
-        tracker.process(&seg, "fuzz.pcap");
+        tracker.process(&seg, b"fuzz.pcap");
         assert!(
             tracker.live_connections() <= max_live,
             "{} connections live, limit {max_live}",

@@ -67,7 +67,7 @@ fn event(
         idle_ns: Some(1_000),
         orig_pkts: Some(1),
         resp_pkts: Some(0),
-        source: "fuzz.pcap".into(),
+        source: b"fuzz.pcap".as_slice().into(),
         frame,
         sensor: None,
     }

@@ -211,10 +211,45 @@ pub struct State {
 }
 
 fn key(path: &Path) -> String {
-    std::fs::canonicalize(path)
-        .unwrap_or_else(|_| path.to_path_buf())
-        .to_string_lossy()
-        .into_owned()
+    path_text(&std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
+/// A path as the state file writes it (a key of `files`, a rename): its text when it is UTF-8
+/// and holds no `\x`, as every version wrote it; otherwise escaped, a backslash as `\\` and each
+/// byte that is not UTF-8 as `\xNN`, so the text always holds `\x`. Paths are bytes on Unix
+/// and need not be UTF-8: two that differ only in such bytes stay two keys, and
+/// [`text_path`] gives the path back (for pruning and renames).
+fn path_text(path: &Path) -> String {
+    let bytes = crate::name_bytes(path.as_os_str());
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !s.contains("\\x") => s.to_string(),
+        _ => {
+            let mut out = String::with_capacity(bytes.len() + 8);
+            for chunk in bytes.utf8_chunks() {
+                out.push_str(&chunk.valid().replace('\\', "\\\\"));
+                for b in chunk.invalid() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The path [`path_text`] wrote as `text`.
+fn text_path(text: &str) -> PathBuf {
+    if !text.contains("\\x") {
+        return PathBuf::from(text);
+    }
+    let bytes = rstscope_join::unescape(text.as_bytes()).into_owned();
+    #[cfg(unix)]
+    {
+        PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes))
+    }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(String::from_utf8_lossy(&bytes).into_owned())
+    }
 }
 
 /// The state file's directory and name.
@@ -318,8 +353,8 @@ impl State {
                 .iter()
                 .filter_map(|r| {
                     Some((
-                        PathBuf::from(r.get(0)?.as_str()?),
-                        PathBuf::from(r.get(1)?.as_str()?),
+                        text_path(r.get(0)?.as_str()?),
+                        text_path(r.get(1)?.as_str()?),
                     ))
                 })
                 .collect();
@@ -361,7 +396,7 @@ impl State {
             .map_or(0, |d| d.as_secs() as i64);
         let before = self.files.len();
         self.files.retain(|path, e| {
-            if Path::new(path).exists() {
+            if text_path(path).exists() {
                 e.missing_since = None;
                 return true;
             }
@@ -513,7 +548,7 @@ impl State {
         });
         let commit = self.commit.as_ref().map(|c| {
             json!({
-                "renames": c.renames.iter().map(|(t, f)| json!([t.to_string_lossy(), f.to_string_lossy()])).collect::<Vec<_>>()
+                "renames": c.renames.iter().map(|(t, f)| json!([path_text(t), path_text(f)])).collect::<Vec<_>>()
             })
         });
         json!({
@@ -597,6 +632,61 @@ mod tests {
         ));
         drop(a);
         assert!(lock_output_dir(dir.path()).is_ok());
+    }
+
+    /// Paths that are not UTF-8 (legal on Linux) are distinct keys and are found again when the
+    /// state is read back (a lossy key would merge them and prune entries of files that exist).
+    #[test]
+    fn paths_that_are_not_utf8_round_trip_through_the_state() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let names: [&[u8]; 4] = [
+            b"bad\xff\xfe.pcap",
+            b"bad\xff\xfd.pcap",
+            b"lit\\xff.pcap",
+            b"ok.pcap",
+        ];
+        let files: Vec<PathBuf> = names
+            .iter()
+            .map(|n| dir.path().join(std::ffi::OsStr::from_bytes(n)))
+            .collect();
+        let mut st = State::default();
+        for (i, f) in files.iter().enumerate() {
+            std::fs::write(f, vec![b'x'; i + 1]).unwrap();
+            st.record(f, None);
+        }
+        assert_eq!(st.files.len(), 4, "{:?}", st.files.keys());
+        let tmp = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b".reset.log.tmp-\xff"));
+        st.commit = Some(PendingCommit {
+            renames: vec![(tmp.clone(), files[0].clone())],
+        });
+        let sp = dir.path().join("state.json");
+        st.save(&sp).unwrap();
+        let text = std::fs::read_to_string(&sp).unwrap();
+        assert!(text.contains("bad\\\\xff\\\\xfe.pcap"), "{text}");
+        assert!(text.contains("lit\\\\\\\\xff.pcap"), "{text}");
+        let mut back = State::load(&sp).unwrap();
+        for f in &files {
+            assert!(back.seen(f, false), "{}", f.display());
+        }
+        assert_eq!(
+            back.commit.as_ref().unwrap().renames,
+            [(tmp, files[0].clone())]
+        );
+        // Every file exists: nothing is marked missing.
+        back.prune(SystemTime::now());
+        assert!(back.files.values().all(|e| e.missing_since.is_none()));
+        std::fs::remove_file(&files[1]).unwrap();
+        back.prune(SystemTime::now());
+        let missing: Vec<_> = back
+            .files
+            .iter()
+            .filter(|(_, e)| e.missing_since.is_some())
+            .collect();
+        assert_eq!(missing.len(), 1);
+        assert_eq!(text_path(missing[0].0), files[1]);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! recursively (in name order, so runs are reproducible) and keep only files whose magic bytes
 //! say pcap, pcapng, gzip or zstd.
 
+use std::borrow::Cow;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,10 +15,35 @@ use rstscope_capture::{sniff, stream_head, Kind};
 pub struct InputFile {
     pub path: PathBuf,
     /// Path relative to the input it was found under (the file name for a file input), with
-    /// `/` separators: the `source` column.
-    pub source: String,
-    /// The sensor the file belongs to (see [`SensorFrom`]); None for the unnamed sensor.
-    pub sensor: Option<String>,
+    /// `/` separators: the `source` column. The name's bytes as the file system gives them: a
+    /// Linux file name need not be UTF-8, and two names that differ only in bytes that are not
+    /// must stay two names (the writers escape such bytes as `\xNN`).
+    pub source: Vec<u8>,
+    /// The sensor the file belongs to (see [`SensorFrom`]); None for the unnamed sensor. Bytes,
+    /// like `source`, which it is taken from.
+    pub sensor: Option<Vec<u8>>,
+}
+
+/// The bytes of a name as the file system has them (on Unix exactly its bytes; elsewhere the
+/// platform's encoding of it, which is UTF-8 for names that are valid Unicode).
+pub fn name_bytes(name: &OsStr) -> &[u8] {
+    name.as_encoded_bytes()
+}
+
+/// A name's bytes as text, as the JSON logs write strings (Zeek's JSON rule): UTF-8 as it is,
+/// bytes that are not UTF-8 (and control bytes) as `\xNN`. For the summary, the state file and
+/// messages; [`name_from_text`] reads it back.
+pub fn name_text(name: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(name) {
+        Ok(s) if !s.bytes().any(|b| b < 0x20 || b == 0x7f) => Cow::Borrowed(s),
+        _ => Cow::Owned(rstscope_join::enrich::zeek_json_string(name)),
+    }
+}
+
+/// The bytes [`name_text`] (or the JSON log) wrote as `text`. A name whose own characters read
+/// as `\xNN` (Zeek's JSON rule leaves a backslash as it is) is taken as those characters.
+pub fn name_from_text(text: &str) -> Cow<'_, [u8]> {
+    rstscope_join::enrich::zeek_json_unescape(text)
 }
 
 /// How files are grouped into sensors. Each sensor's files are one packet stream, ordered by
@@ -40,19 +67,22 @@ pub fn assign_sensors(files: &mut [InputFile], from: SensorFrom) {
     for f in files {
         f.sensor = match from {
             SensorFrom::None => None,
-            SensorFrom::Dir => f.source.rsplit_once('/').map(|(dir, _)| dir.to_string()),
+            SensorFrom::Dir => f
+                .source
+                .iter()
+                .rposition(|&b| b == b'/')
+                .map(|i| f.source[..i].to_vec()),
             SensorFrom::Prefix => {
-                let name = f.source.rsplit('/').next().unwrap_or(&f.source);
-                let b = name.as_bytes();
+                let b = f.source.rsplit(|&b| b == b'/').next().unwrap_or(&f.source);
                 // up to the first `-`, `_` or `.` followed by a digit, else the first `.`
                 let end = (0..b.len())
                     .find(|&i| {
                         matches!(b[i], b'-' | b'_' | b'.')
                             && b.get(i + 1).is_some_and(u8::is_ascii_digit)
                     })
-                    .or_else(|| name.find('.'))
-                    .unwrap_or(name.len());
-                (end > 0).then(|| name[..end].to_string())
+                    .or_else(|| b.iter().position(|&c| c == b'.'))
+                    .unwrap_or(b.len());
+                (end > 0).then(|| b[..end].to_vec())
             }
         };
     }
@@ -143,10 +173,8 @@ fn hex(b: &[u8]) -> String {
         .join(" ")
 }
 
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| p.to_string_lossy().into_owned())
+fn file_name(p: &Path) -> Vec<u8> {
+    name_bytes(p.file_name().unwrap_or(p.as_os_str())).to_vec()
 }
 
 /// Expand the command-line inputs into capture files, in a deterministic order.
@@ -240,9 +268,9 @@ fn discover_all(inputs: &[PathBuf], follow: bool) -> (Vec<InputFile>, Vec<InputP
                 .strip_prefix(input)
                 .map(|r| {
                     r.components()
-                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .map(|c| name_bytes(c.as_os_str()))
                         .collect::<Vec<_>>()
-                        .join("/")
+                        .join(&b'/')
                 })
                 .unwrap_or_else(|_| file_name(&path));
             let file = InputFile {
@@ -310,8 +338,8 @@ mod tests {
         )
         .unwrap();
         let (files, problems) = discover(&[root.to_path_buf()]);
-        let sources: Vec<_> = files.iter().map(|f| f.source.as_str()).collect();
-        assert_eq!(sources, ["s1/a.bin", "s1/b.pcap", "z.gz"]);
+        let sources: Vec<_> = files.iter().map(|f| f.source.as_slice()).collect();
+        assert_eq!(sources, [&b"s1/a.bin"[..], b"s1/b.pcap", b"z.gz"]);
         assert_eq!(problems.len(), 1);
         assert!(!problems[0].is_error());
         assert!(problems[0].to_string().contains("README"));
@@ -348,8 +376,8 @@ mod tests {
         pz.extend(rstscope_pcapgen::zstd(&pcap));
         std::fs::write(root.join("p.pcap.zst"), &pz).unwrap();
         let (files, problems) = discover(&[root.to_path_buf()]);
-        let sources: Vec<_> = files.iter().map(|f| f.source.as_str()).collect();
-        assert_eq!(sources, ["a.pcap.gz", "p.pcap.zst"]);
+        let sources: Vec<_> = files.iter().map(|f| f.source.as_slice()).collect();
+        assert_eq!(sources, [&b"a.pcap.gz"[..], b"p.pcap.zst"]);
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems.iter().all(|p| !p.is_error()));
         let mut n = 0;
@@ -382,7 +410,7 @@ mod tests {
         assert!(problems[0].to_string().contains("symbolic link"));
         let (files, problems) = discover_following(&[root.join("archive")], true);
         assert_eq!(files.len(), 1);
-        assert_eq!(files[0].source, "a.pcap");
+        assert_eq!(files[0].source, b"a.pcap");
         assert!(problems.is_empty());
     }
 
@@ -395,7 +423,7 @@ mod tests {
         let a = root.join("s1/a.pcap");
         let (files, problems) = discover(&[root.to_path_buf(), root.join("s1"), a.clone(), a]);
         assert_eq!(files.len(), 1);
-        assert_eq!(files[0].source, "s1/a.pcap");
+        assert_eq!(files[0].source, b"s1/a.pcap");
         assert_eq!(problems.len(), 3);
         assert!(problems
             .iter()
@@ -406,7 +434,7 @@ mod tests {
     fn sensors_from_directories_or_name_prefixes() {
         let mk = |source: &str| InputFile {
             path: PathBuf::from(source),
-            source: source.to_string(),
+            source: source.as_bytes().to_vec(),
             sensor: None,
         };
         let mut files = vec![
@@ -416,15 +444,59 @@ mod tests {
         ];
         assign_sensors(&mut files, SensorFrom::Dir);
         let s: Vec<_> = files.iter().map(|f| f.sensor.clone()).collect();
-        assert_eq!(s, [Some("edge1".into()), None, Some("a/b".into())]);
+        assert_eq!(s, [Some(b"edge1".into()), None, Some(b"a/b".into())]);
         assign_sensors(&mut files, SensorFrom::Prefix);
         let s: Vec<_> = files.iter().map(|f| f.sensor.clone()).collect();
         assert_eq!(
             s,
-            [Some("edge1".into()), Some("top".into()), Some("c".into())]
+            [
+                Some(b"edge1".into()),
+                Some(b"top".into()),
+                Some(b"c".into())
+            ]
         );
         assign_sensors(&mut files, SensorFrom::None);
         assert!(files.iter().all(|f| f.sensor.is_none()));
+    }
+
+    /// Names that are not UTF-8 (legal on Linux) keep their bytes, in the file's name, in the
+    /// directories above it and in the sensor named after them.
+    #[test]
+    fn names_that_are_not_utf8_keep_their_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let sub = root.join(OsStr::from_bytes(b"edge\xfe"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for name in [&b"bad\xff\xfe.pcap"[..], b"bad\xff\xfd.pcap"] {
+            std::fs::write(
+                sub.join(OsStr::from_bytes(name)),
+                [0xd4, 0xc3, 0xb2, 0xa1, 0, 0],
+            )
+            .unwrap();
+        }
+        let lone = root.join(OsStr::from_bytes(b"lone\x80-1.pcap"));
+        std::fs::write(&lone, [0xd4, 0xc3, 0xb2, 0xa1, 0, 0]).unwrap();
+        let (mut files, problems) = discover(&[root.to_path_buf(), lone]);
+        assert!(problems.iter().all(|p| !p.is_error()), "{problems:?}");
+        let sources: Vec<_> = files.iter().map(|f| f.source.as_slice()).collect();
+        assert_eq!(
+            sources,
+            [
+                &b"edge\xfe/bad\xff\xfd.pcap"[..],
+                b"edge\xfe/bad\xff\xfe.pcap",
+                b"lone\x80-1.pcap"
+            ]
+        );
+        assign_sensors(&mut files, SensorFrom::Dir);
+        assert_eq!(files[0].sensor.as_deref(), Some(&b"edge\xfe"[..]));
+        assign_sensors(&mut files, SensorFrom::Prefix);
+        assert_eq!(files[2].sensor.as_deref(), Some(&b"lone\x80"[..]));
+        assert_eq!(name_text(&files[1].source), "edge\\xfe/bad\\xff\\xfe.pcap");
+        assert_eq!(name_text(b"plain/\xc3\xa9.pcap"), "plain/\u{e9}.pcap");
+        for name in [&files[1].source[..], b"plain.pcap", b"a\x01\n\xc3"] {
+            assert_eq!(name_from_text(&name_text(name)), name);
+        }
     }
 
     #[test]

@@ -23,7 +23,8 @@ use rstscope_flow::{Carry, FlowConfig, FlowStats, StreamCarry, Tracker};
 use rstscope_reset::ResetEvent;
 
 pub use inputs::{
-    assign_sensors, discover, discover_following, InputFile, InputProblem, SensorFrom,
+    assign_sensors, discover, discover_following, name_bytes, name_from_text, name_text, InputFile,
+    InputProblem, SensorFrom,
 };
 
 /// `text` with its control characters (C0, DEL, C1) written `\xNN` (`\u{NN}` for C1), so
@@ -153,7 +154,7 @@ pub fn sort_rows(rows: &mut [ResetEvent], threads: usize) {
     }
     // Rows of one file come in runs, and share its name (the same allocation, mostly, which
     // `Arc`'s equality checks before the bytes): the distinct names are collected run by run.
-    let mut sources: Vec<&Arc<str>> = Vec::new();
+    let mut sources: Vec<&Arc<[u8]>> = Vec::new();
     for r in rows.iter() {
         if sources.last() != Some(&&r.source) {
             sources.push(&r.source);
@@ -162,7 +163,7 @@ pub fn sort_rows(rows: &mut [ResetEvent], threads: usize) {
     sources.sort_unstable();
     sources.dedup();
     let mut keys: Vec<(i64, u32, u64, u32)> = Vec::with_capacity(rows.len());
-    let mut last: Option<(&Arc<str>, u32)> = None;
+    let mut last: Option<(&Arc<[u8]>, u32)> = None;
     for (i, r) in rows.iter().enumerate() {
         let rank = match last {
             Some((l, rank)) if *l == r.source => rank,
@@ -374,10 +375,12 @@ pub fn process_streams(
     end: StreamEnd,
 ) -> RunResult {
     let threads = opts.resolved_threads();
-    let mut carried: BTreeMap<Option<String>, StreamCarry> =
+    let mut carried: BTreeMap<Option<Vec<u8>>, StreamCarry> =
         carries.into_iter().map(|c| (c.sensor.clone(), c)).collect();
     // One stream per sensor: its files ordered by first packet time (then name).
-    let mut groups: BTreeMap<Option<String>, Vec<(Option<i64>, usize)>> = BTreeMap::new();
+    // (first packet time, index in `files`) of each sensor's files
+    type Files = Vec<(Option<i64>, usize)>;
+    let mut groups: BTreeMap<Option<Vec<u8>>, Files> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {
         let first = rstscope_capture::first_packet_ts(&f.path);
         groups.entry(f.sensor.clone()).or_default().push((first, i));
@@ -474,7 +477,7 @@ pub fn process_streams(
         parallel.replayed_packets += par.replayed_packets;
         parallel.redone_units += par.redone_units;
         // One name shared by the sensor's rows.
-        let sensor_name: Option<Arc<str>> = piece.sensor.as_deref().map(Arc::from);
+        let sensor_name: Option<Arc<[u8]>> = piece.sensor.as_deref().map(Arc::from);
         for e in &mut events {
             e.sensor = sensor_name.clone();
         }
@@ -545,17 +548,18 @@ pub fn process_streams(
 /// A part of a sensor stream read by one run: the sensor's new files in order (or one late
 /// file), continued from a carry and ended as `end` says.
 struct Piece {
-    sensor: Option<String>,
+    sensor: Option<Vec<u8>>,
     files: Vec<usize>,
     /// The ordering key of the last file the stream has read (this run's or an earlier one's).
-    last_file: Option<(i64, String)>,
+    last_file: Option<(i64, Vec<u8>)>,
     end: StreamEnd,
 }
 
 /// Per-sensor figures of a run.
 #[derive(Debug, Clone)]
 pub struct SensorResult {
-    pub sensor: Option<String>,
+    /// The sensor's name (bytes, see [`InputFile::sensor`]); None for the unnamed sensor.
+    pub sensor: Option<Vec<u8>>,
     pub files: usize,
     pub packets: u64,
     pub bytes: u64,
@@ -589,7 +593,7 @@ fn run_stream(
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                let source = f.source.as_str();
+                let source = f.source.as_slice();
                 process_file(f, i as u32, opts, |seg| tracker.process(seg, source))
             })
             .collect();
@@ -656,7 +660,7 @@ mod tests {
         };
         let input = InputFile {
             path: path.clone(),
-            source: "growing.pcap".into(),
+            source: b"growing.pcap".to_vec(),
             sensor: None,
         };
         let r = process_file(&input, 0, &opts, |_| {});
@@ -699,8 +703,8 @@ mod tests {
             // sensor, the uid and what the rows say.
             r.ts_ns = (i % 7) as i64;
             r.frame = (i % 3) as u64;
-            r.source = format!("s{}.pcap", i / 5000).into();
-            r.sensor = Some(format!("sensor-{}", i % 2).into());
+            r.source = format!("s{}.pcap", i / 5000).as_bytes().into();
+            r.sensor = Some(format!("sensor-{}", i % 2).as_bytes().into());
             r.uid = format!("C{}", (i * 7919) % 1000);
         }
         let mut expected = rows.clone();

@@ -396,7 +396,7 @@ fn run(cli: &Cli) -> u8 {
         "args".into(),
         std::env::args_os()
             .skip(1)
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| rstscope::name_text(rstscope::name_bytes(&a)).into_owned())
             .collect::<Vec<_>>()
             .into(),
     );
@@ -569,7 +569,7 @@ fn run_locked(
     let carried_in: u64 = carries.iter().map(|c| c.carry.len() as u64).sum();
     let carried_clock = carries.iter().map(|c| c.carry.clock).max();
     // (sensor, clock, connections) of each carried stream, for the gap check after reading.
-    let carried_clocks: Vec<(Option<String>, i64, usize)> = carries
+    let carried_clocks: Vec<(Option<Vec<u8>>, i64, usize)> = carries
         .iter()
         .map(|c| (c.sensor.clone(), c.carry.clock, c.carry.len()))
         .collect();
@@ -703,7 +703,7 @@ fn run_locked(
                     String::new()
                 }
             );
-            failed.push(json!({"file": f.input.path.to_string_lossy(), "error": e.to_string()}));
+            failed.push(json!({"file": path_text(&f.input.path), "error": e.to_string()}));
         }
         if f.read.packets > 0 || f.error().is_none() {
             any_read = true;
@@ -766,7 +766,7 @@ fn run_locked(
                     &mut err,
                     format!(
                         "sensor {}: the carried stream ends at {}, {:.1} days before its next file's first packet ({}): captures missing in between? ({conns} carried connections time out)",
-                        sensor.as_deref().unwrap_or("(unnamed)"),
+                        sensor.as_deref().map_or("(unnamed)".into(), rstscope::name_text),
                         rstscope_join::enrich::iso8601(*clock),
                         (first - clock) as f64 / DAY as f64,
                         rstscope_join::enrich::iso8601(first),
@@ -778,13 +778,16 @@ fn run_locked(
     let mut late = Vec::new();
     for &i in &result.late_files {
         let f = &result.files[i];
-        late.push(f.input.path.to_string_lossy().into_owned());
+        late.push(path_text(&f.input.path));
         warn(
             &mut err,
             format!(
                 "{}: late file: its first packet sorts at or before the last file sensor {} already read; read as a stream of its own from a cold start (connections crossing into it are split)",
                 f.input.path.display(),
-                f.input.sensor.as_deref().unwrap_or("(unnamed)")
+                f.input
+                    .sensor
+                    .as_deref()
+                    .map_or("(unnamed)".into(), rstscope::name_text)
             ),
         );
     }
@@ -1121,7 +1124,10 @@ fn progress_bar(files: &[rstscope::InputFile]) -> (indicatif::MultiProgress, rst
     let file_style =
         indicatif::ProgressStyle::with_template("  {bar:28} {bytes}/{total_bytes} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-    let names: Vec<String> = files.iter().map(|f| f.source.clone()).collect();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| rstscope::name_text(&f.source).into_owned())
+        .collect();
     let file_count = files.len();
     // Bytes counted so far per file (what the overall bar sums), bars of files being read,
     // and how many files are done.
@@ -1161,4 +1167,10 @@ fn progress_bar(files: &[rstscope::InputFile]) -> (indicatif::MultiProgress, rst
         }
     };
     (multi, rstscope::Progress(std::sync::Arc::new(cb)))
+}
+
+/// A path as the run record writes it: bytes that are not UTF-8 as `\xNN` (as the summary and
+/// the JSON logs write names), not replaced.
+fn path_text(path: &std::path::Path) -> String {
+    rstscope::name_text(rstscope::name_bytes(path.as_os_str())).into_owned()
 }

@@ -87,6 +87,15 @@ fn event_from(get: &dyn Fn(&str) -> Option<String>, tsv: bool) -> Result<ResetEv
         })
     };
     let string = |n: &str| text(n).map(|b| String::from_utf8_lossy(&b).into_owned());
+    // Capture file and sensor names are bytes, not necessarily UTF-8: kept whole (JSON wrote
+    // them as `\xNN`, which is read back to the bytes).
+    let name = |n: &str| -> Option<Vec<u8>> {
+        if tsv {
+            text(n)
+        } else {
+            get(n).map(|v| crate::inputs::name_from_text(&v).into_owned())
+        }
+    };
     let time = |n: &str| get(n).and_then(|v| parse_time(&v));
     let boolean = |n: &str| get(n).map(|v| v == "T" || v == "true");
     let addr =
@@ -137,9 +146,9 @@ fn event_from(get: &dyn Fn(&str) -> Option<String>, tsv: bool) -> Result<ResetEv
         idle_ns: time("idle"),
         orig_pkts: opt_num("orig_pkts"),
         resp_pkts: opt_num("resp_pkts"),
-        source: string("source").unwrap_or_default().into(),
+        source: name("source").unwrap_or_default().into(),
         frame: num("frame")?,
-        sensor: string("sensor").map(Into::into),
+        sensor: name("sensor").map(Into::into),
     })
 }
 
@@ -336,9 +345,14 @@ pub fn merged_inputs(shards: &[Shard]) -> RunInputs {
         bytes += u(j, "bytes");
         errors += u(j, "files_with_errors");
     }
-    // the order one run lists them in: by path, sensors by name
-    files.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-    let key = |v: &Value| v["sensor"].as_str().map(str::to_string);
+    // the order one run lists them in: by path, sensors by name (the names' bytes, which the
+    // summary writes as text with `\xNN` for bytes that are not UTF-8)
+    let name_of = |v: &Value| {
+        v.as_str()
+            .map(|s| crate::inputs::name_from_text(s).into_owned())
+    };
+    files.sort_by_cached_key(|f| name_of(&f["path"]));
+    let key = |v: &Value| name_of(&v["sensor"]);
     sensors.sort_by_key(key);
     let mut seen = BTreeMap::new();
     sensors.retain(|s| seen.insert(key(s), ()).is_none());
@@ -354,9 +368,9 @@ pub fn merged_inputs(shards: &[Shard]) -> RunInputs {
 }
 
 /// Stable shard of a sensor: FNV-1a of its name (the unnamed sensor is the empty name).
-pub fn shard_of(sensor: Option<&str>, n: u32) -> u32 {
+pub fn shard_of(sensor: Option<&[u8]>, n: u32) -> u32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in sensor.unwrap_or("").as_bytes() {
+    for &b in sensor.unwrap_or(b"") {
         h ^= b as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }

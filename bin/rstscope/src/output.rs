@@ -552,8 +552,8 @@ pub(crate) mod tests {
                     tunnel_depth: 0,
                 };
                 let source = format!("f{}.pcap", i % 4);
-                let mut e = ResetEvent::from_segment(&seg, &source, &Default::default());
-                e.sensor = (i % 5 == 0).then(|| "s1".into());
+                let mut e = ResetEvent::from_segment(&seg, source.as_bytes(), &Default::default());
+                e.sensor = (i % 5 == 0).then(|| b"s1".as_slice().into());
                 e
             })
             .collect()
@@ -735,7 +735,7 @@ pub(crate) mod tests {
             if i % 5 == 0 {
                 e.evidence = Some(vec![]);
                 e.payload = Some(b"@\r\t\"\x00\xff".to_vec());
-                e.sensor = Some("-s".into());
+                e.sensor = Some(b"-s".as_slice().into());
             }
         }
         for e in &rows {

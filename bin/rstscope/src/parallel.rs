@@ -130,7 +130,7 @@ pub(crate) fn run(
     let mut carries = carry
         .split(workers, |a, b| owner(a, b, workers))
         .into_iter();
-    let sources: Vec<&str> = files.iter().map(|f| f.source.as_str()).collect();
+    let sources: Vec<&[u8]> = files.iter().map(|f| f.source.as_slice()).collect();
     let cfg = FlowConfig {
         max_connections: (opts.flow.max_connections / workers).max(1),
         ..opts.flow

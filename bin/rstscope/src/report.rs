@@ -255,7 +255,10 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;text-align:l
         let _ = write!(
             page,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html(&escape_field(f["source"].as_str().unwrap_or("").as_bytes())),
+            // The summary's text of the name back to its bytes, escaped as the log escapes it.
+            html(&escape_field(&crate::name_from_text(
+                f["source"].as_str().unwrap_or(""),
+            ))),
             html(f["sensor"].as_str().unwrap_or("-")),
             f["packets"].as_u64().unwrap_or(0),
             f["rsts"].as_u64().unwrap_or(0),

@@ -270,8 +270,9 @@ pub fn run_inputs(result: &RunResult) -> RunInputs {
         .enumerate()
         .map(|(i, f)| {
             json!({
-                "path": f.input.path.to_string_lossy(),
-                "source": f.input.source,
+                // Names as the JSON log writes strings: bytes that are not UTF-8 as `\xNN`.
+                "path": crate::name_text(crate::name_bytes(f.input.path.as_os_str())),
+                "source": crate::name_text(&f.input.source),
                 "format": f.read.format.map(|x| format!("{x:?}").to_lowercase()),
                 "compression": f.read.compression.to_string(),
                 "file_bytes": f.read.file_bytes,
@@ -286,7 +287,7 @@ pub fn run_inputs(result: &RunResult) -> RunInputs {
                     .map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
                 "error": f.error().map(|e| e.to_string()),
                 "error_offset": f.error().and_then(|e| e.offset()),
-                "sensor": f.input.sensor,
+                "sensor": f.input.sensor.as_deref().map(crate::name_text),
                 "late": result.late_files.contains(&i),
                 "first_ts": f.first_ts.map(rstscope_zeeklog::format_seconds),
                 "last_ts": f.last_ts.map(rstscope_zeeklog::format_seconds),
@@ -299,7 +300,7 @@ pub fn run_inputs(result: &RunResult) -> RunInputs {
         .iter()
         .map(|s| {
             json!({
-                "sensor": s.sensor,
+                "sensor": s.sensor.as_deref().map(crate::name_text),
                 "files": s.files,
                 "packets": s.packets,
                 "bytes": s.bytes,
@@ -349,7 +350,7 @@ pub fn add_join(s: &mut Summary, j: &rstscope_join::JoinReport, conn_rst_rows: O
         .iter()
         .map(|l| {
             json!({
-                "path": l.path.to_string_lossy(),
+                "path": crate::name_text(crate::name_bytes(l.path.as_os_str())),
                 "rows": l.rows,
                 "malformed_lines": l.malformed,
                 "first_malformed": l.first_malformed.iter().map(|m| json!({"line": m.line, "reason": m.reason})).collect::<Vec<_>>(),

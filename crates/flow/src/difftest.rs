@@ -145,9 +145,9 @@ fn compare(cfg: FlowConfig, pks: &[Pk]) {
     let mut other_seed = Tracker::new(cfg);
     let mut old = reference::Tracker::new(cfg);
     for (i, seg) in stream(pks).iter().enumerate() {
-        new.process(seg, "diff.pcap");
-        other_seed.process(seg, "diff.pcap");
-        old.process(seg, "diff.pcap");
+        new.process(seg, b"diff.pcap");
+        other_seed.process(seg, b"diff.pcap");
+        old.process(seg, b"diff.pcap");
         assert_eq!(new.stats(), old.stats(), "counters after packet {i}");
         assert_eq!(
             new.live_connections(),
@@ -269,8 +269,8 @@ fn long_streams_match_the_reference_tracker() {
                 payload: &payload[..plen],
                 tunnel_depth: 0,
             };
-            new.process(&seg, "long.pcap");
-            old.process(&seg, "long.pcap");
+            new.process(&seg, b"long.pcap");
+            old.process(&seg, b"long.pcap");
             assert_eq!(new.stats(), old.stats(), "seed {seed}, packet {i}");
         }
         let (ev_new, st_new) = sorted(new.finish());
@@ -372,7 +372,7 @@ fn rows_in_pieces(
             .map(|c| Tracker::resume(cfg, c))
             .collect();
         for s in &segs[start..end] {
-            trackers[owner((s.src, s.sport), (s.dst, s.dport))].process(s, "diff.pcap");
+            trackers[owner((s.src, s.sport), (s.dst, s.dport))].process(s, b"diff.pcap");
         }
         let clock = segs[..end]
             .iter()
@@ -402,7 +402,7 @@ fn rows_in_pieces(
 fn rows_in_one_piece(cfg: FlowConfig, segs: &[Segment<'_>]) -> Vec<ResetEvent> {
     let mut t = Tracker::new(cfg);
     for s in segs {
-        t.process(s, "diff.pcap");
+        t.process(s, b"diff.pcap");
     }
     sorted(t.finish()).0
 }
@@ -454,7 +454,7 @@ fn corrupt_carries_are_errors_or_harmless() {
     let segs = stream(&pks);
     let mut t = Tracker::new(FlowConfig::default());
     for s in &segs[..100] {
-        t.process(s, "diff.pcap");
+        t.process(s, b"diff.pcap");
     }
     let (_, _, carry) = t.suspend(i64::MIN);
     assert!(!carry.is_empty());
@@ -479,10 +479,51 @@ fn corrupt_carries_are_errors_or_harmless() {
         if let Ok(mut streams) = crate::read_carry_file(&b) {
             let mut t = Tracker::resume(FlowConfig::default(), streams.remove(0).carry);
             for s in &segs[100..] {
-                t.process(s, "diff.pcap");
+                t.process(s, b"diff.pcap");
             }
             dropped += t.finish().1.carry_errors;
         }
     }
     assert!(dropped > 0, "some flipped bytes reach the lazy decoder");
+}
+
+/// Capture file and sensor names that are not UTF-8 (legal on Linux) keep their bytes: in the
+/// rows a tracker makes, in rows it carries, and in a stream's carried names.
+#[test]
+fn names_that_are_not_utf8_keep_their_bytes_through_a_carry() {
+    let pks: Vec<Pk> = {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        prop::collection::vec(pk(), 150)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current()
+    };
+    let segs = stream(&pks);
+    let name: &[u8] = b"bad\xff\xfe.pcap";
+    let mut t = Tracker::new(FlowConfig::default());
+    for s in &segs[..100] {
+        t.process(s, name);
+    }
+    let (mut rows, _, carry) = t.suspend(i64::MIN);
+    let file = crate::write_carry_file(&[crate::StreamCarry {
+        sensor: Some(b"edge\xc3(".to_vec()),
+        last_file: Some((7, name.to_vec())),
+        carry,
+    }]);
+    let mut back = crate::read_carry_file(&file).expect("carry reads back");
+    let s = back.remove(0);
+    assert_eq!(s.sensor.as_deref(), Some(&b"edge\xc3("[..]));
+    assert_eq!(s.last_file, Some((7, name.to_vec())));
+    let mut t = Tracker::resume(FlowConfig::default(), s.carry);
+    for s in &segs[100..] {
+        t.process(s, b"next.pcap");
+    }
+    rows.extend(t.finish().0);
+    assert!(
+        rows.iter().any(|r| &*r.source == name),
+        "rows of the first file"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| &*r.source == name || &*r.source == b"next.pcap"));
 }

@@ -213,7 +213,7 @@ fn bench_mix_against_reference() {
             let t = cpu_time();
             let mut new = Tracker::new(FlowConfig::default());
             for (i, (ts, p)) in stream.iter().enumerate() {
-                new.process(&seg(i, *ts, p), "bench.pcap");
+                new.process(&seg(i, *ts, p), b"bench.pcap");
             }
             let (ev, st) = new.finish();
             t_new = cpu_time() - t;
@@ -229,7 +229,7 @@ fn bench_mix_against_reference() {
             let t = cpu_time();
             let mut old = reference::Tracker::new(FlowConfig::default());
             for (i, (ts, p)) in stream.iter().enumerate() {
-                old.process(&seg(i, *ts, p), "bench.pcap");
+                old.process(&seg(i, *ts, p), b"bench.pcap");
             }
             drop(old.finish());
             t_old = cpu_time() - t;
@@ -308,7 +308,7 @@ fn syn_flood_memory_per_connection() {
         };
         t.process(
             &seg(i as usize, 1_700_000_000_000_000_000 + i as i64 * 1000, &p),
-            "flood.pcap",
+            b"flood.pcap",
         );
     }
     assert_eq!(t.live_connections(), N);

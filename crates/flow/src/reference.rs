@@ -358,7 +358,7 @@ impl Tracker {
     }
 
     /// Process one TCP segment; `source` names its capture file (for the row).
-    pub fn process(&mut self, seg: &Segment<'_>, source: &str) {
+    pub fn process(&mut self, seg: &Segment<'_>, source: &[u8]) {
         self.stats.segments += 1;
         if seg.ts_ns > self.now {
             self.now = seg.ts_ns;
@@ -479,7 +479,7 @@ impl Tracker {
         slot
     }
 
-    fn update(&mut self, slot: u32, seg: &Segment<'_>, sender_is_lo: bool, source: &str) {
+    fn update(&mut self, slot: u32, seg: &Segment<'_>, sender_is_lo: bool, source: &[u8]) {
         let cfg = self.cfg;
         let mut new_pending: Option<Pending> = None;
         let c = self.conns[slot as usize].as_mut().expect("live slot");
@@ -866,7 +866,7 @@ impl Tracker {
         si: usize,
         pi: usize,
         sender_is_lo: bool,
-        source: &str,
+        source: &[u8],
     ) -> Pending {
         let mut ev = ResetEvent::from_segment(seg, source, &cfg.events);
         let (s, p) = (&c.sides[si], &c.sides[pi]);

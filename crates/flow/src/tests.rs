@@ -131,7 +131,7 @@ impl Sc {
             payload: &pk.payload,
             tunnel_depth: 0,
         };
-        self.t.process(&seg, "test.pcap");
+        self.t.process(&seg, b"test.pcap");
         self
     }
     fn rows(self) -> Vec<ResetEvent> {

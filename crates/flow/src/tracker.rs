@@ -949,7 +949,7 @@ pub struct Tracker {
     /// Set by [`Tracker::finish`]: completed rows stay in `pending` (see there).
     complete_in_place: bool,
     /// The name of the capture file the last RST came from, shared by its rows.
-    source: Arc<str>,
+    source: Arc<[u8]>,
     now: i64,
     live: u64,
     stats: FlowStats,
@@ -958,7 +958,7 @@ pub struct Tracker {
     lazy: Vec<carry::LazyRef>,
     lazy_bufs: Vec<Arc<Vec<u8>>>,
     /// The capture file name of the last row decoded from a carry, shared by the next.
-    lazy_source: Option<Arc<str>>,
+    lazy_source: Option<Arc<[u8]>>,
 }
 
 impl Tracker {
@@ -976,7 +976,7 @@ impl Tracker {
             pending_free: Vec::new(),
             done: Vec::new(),
             complete_in_place: false,
-            source: Arc::from(""),
+            source: Arc::from(&b""[..]),
             now: i64::MIN,
             live: 0,
             stats: FlowStats::default(),
@@ -1026,8 +1026,9 @@ impl Tracker {
         (rows, self.stats)
     }
 
-    /// Process one TCP segment; `source` names its capture file (for the row).
-    pub fn process(&mut self, seg: &Segment<'_>, source: &str) {
+    /// Process one TCP segment; `source` names its capture file (for the row), as the bytes of
+    /// its name (not necessarily UTF-8).
+    pub fn process(&mut self, seg: &Segment<'_>, source: &[u8]) {
         self.stats.segments += 1;
         if seg.ts_ns > self.now {
             self.now = seg.ts_ns;
@@ -1168,7 +1169,7 @@ impl Tracker {
         slot
     }
 
-    fn update(&mut self, slot: u32, seg: &Segment<'_>, sender_is_lo: bool, source: &str) {
+    fn update(&mut self, slot: u32, seg: &Segment<'_>, sender_is_lo: bool, source: &[u8]) {
         let cfg = &self.cfg;
         let c = &mut self.conns[slot as usize];
         let flags = seg.flags;
@@ -1568,7 +1569,7 @@ impl Tracker {
         si: usize,
         pi: usize,
         sender_is_lo: bool,
-        source: &Arc<str>,
+        source: &Arc<[u8]>,
     ) -> Pending {
         let (s, p) = (&c.sides[si], &c.sides[pi]);
         let rs = &c.ext().side[si];

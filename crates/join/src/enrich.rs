@@ -55,6 +55,39 @@ pub fn zeek_json_string(bytes: &[u8]) -> String {
     s
 }
 
+/// The bytes a [`zeek_json_string`] was made from: every `\xNN` back to its byte. Zeek's JSON
+/// policy leaves a backslash as it is, so the text of a string that itself held `\xNN` is
+/// ambiguous: the bytes are taken only when they render to `text` again (so reading and
+/// writing back always gives `text`); otherwise `text` is taken as it is.
+pub fn zeek_json_unescape(text: &str) -> std::borrow::Cow<'_, [u8]> {
+    let raw = text.as_bytes();
+    if !raw.windows(2).any(|w| w == b"\\x") {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'\\' && raw.get(i + 1) == Some(&b'x') {
+            if let (Some(h), Some(l)) = (
+                raw.get(i + 2).copied().and_then(hex),
+                raw.get(i + 3).copied().and_then(hex),
+            ) {
+                out.push(h << 4 | l);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    if zeek_json_string(&out) == text {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    }
+}
+
 /// A time or interval as Zeek's JSON writer prints a double: shortest round-trip form, from
 /// the value rounded to the microsecond.
 pub fn json_seconds(ns: i64) -> serde_json::Value {

@@ -54,7 +54,7 @@ fn base_event(ts: i64, orig: (&str, u16), resp: (&str, u16)) -> ResetEvent {
         idle_ns: Some(0),
         orig_pkts: Some(1),
         resp_pkts: Some(0),
-        source: "x.pcap".into(),
+        source: b"x.pcap".as_slice().into(),
         frame: 1,
         sensor: None,
     }
@@ -628,4 +628,29 @@ fn the_same_conn_log_given_twice_is_read_once() {
     assert_eq!(found.logs.len(), 1);
     assert_eq!(found.notices.len(), 2);
     assert!(found.errors.is_empty());
+}
+
+/// JSON strings back to their bytes: what Zeek's JSON policy wrote as `\xNN` (bytes that are
+/// not UTF-8, control bytes) is read back to the bytes, so writing them again gives the text.
+#[test]
+fn zeek_json_strings_read_back_to_their_bytes() {
+    use crate::enrich::{zeek_json_string, zeek_json_unescape};
+    for bytes in [
+        &b"bad\xff\xfe.pcap"[..],
+        b"plain.pcap",
+        "\u{e9}t\u{e9}/\u{1f600}".as_bytes(),
+        b"a\x01\n\x7f\xc3(",
+        b"",
+        b"\\",
+        b"trailing\\x",
+        b"\\xzz",
+    ] {
+        let text = zeek_json_string(bytes);
+        assert_eq!(zeek_json_unescape(&text), bytes, "{text}");
+    }
+    // Text that itself reads `\xNN` but would not be written so stays text.
+    for text in ["a\\x41", "\\x5c", "\\xc3\\xa9", "mixed\\x41\\xff"] {
+        assert_eq!(zeek_json_unescape(text), text.as_bytes(), "{text}");
+        assert_eq!(zeek_json_string(&zeek_json_unescape(text)), text);
+    }
 }

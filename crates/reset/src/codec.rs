@@ -263,9 +263,9 @@ impl ResetEvent {
         w.opt(self.idle_ns, Writer::i64);
         w.opt(self.orig_pkts, Writer::u64);
         w.opt(self.resp_pkts, Writer::u64);
-        w.str(&self.source);
+        w.bytes(&self.source);
         w.u64(self.frame);
-        w.opt(self.sensor.as_deref(), Writer::str);
+        w.opt(self.sensor.as_deref(), Writer::bytes);
     }
 
     /// Read a row written by [`ResetEvent::encode`]. `source` is the previous row's capture
@@ -273,7 +273,7 @@ impl ResetEvent {
     pub fn decode(
         r: &mut Reader<'_>,
         vocab: &Vocabulary,
-        source: Option<&Arc<str>>,
+        source: Option<&Arc<[u8]>>,
     ) -> Result<ResetEvent, DecodeError> {
         let ts_ns = r.i64()?;
         let uid = r.str()?.to_string();
@@ -322,13 +322,15 @@ impl ResetEvent {
         let idle_ns = r.opt(Reader::i64)?;
         let orig_pkts = r.opt(Reader::u64)?;
         let resp_pkts = r.opt(Reader::u64)?;
-        let name = r.str()?;
+        // Names are bytes (not necessarily UTF-8), written by `Writer::bytes`, as rows written
+        // when they were `str` were too.
+        let name = r.bytes()?;
         let source = match source {
             Some(s) if **s == *name => Arc::clone(s),
             _ => Arc::from(name),
         };
         let frame = r.u64()?;
-        let sensor = r.opt(|r| r.str().map(Arc::from))?;
+        let sensor = r.opt(|r| r.bytes().map(Arc::from))?;
         Ok(ResetEvent {
             ts_ns,
             uid,
@@ -399,7 +401,7 @@ mod tests {
             payload: &payload,
             tunnel_depth: 0,
         };
-        let plain = ResetEvent::from_segment(&seg, "a/b.pcap", &Default::default());
+        let plain = ResetEvent::from_segment(&seg, b"a/b.pcap", &Default::default());
         let mut full = plain.clone();
         full.cause = Some(Cow::Borrowed("refused"));
         full.injected = Some(true);
@@ -412,8 +414,12 @@ mod tests {
         full.idle_ns = Some(0);
         full.orig_pkts = Some(u64::MAX);
         full.resp_pkts = Some(1);
-        full.sensor = Some("edge\t1".into());
-        vec![plain, full]
+        full.sensor = Some(b"edge\t1".as_slice().into());
+        // A name that is not UTF-8 (legal on Linux) keeps its bytes.
+        let mut raw = full.clone();
+        raw.source = b"bad\xff\xfe.pcap".as_slice().into();
+        raw.sensor = Some(b"s\xc3(".as_slice().into());
+        vec![plain, full, raw]
     }
 
     #[test]
@@ -426,8 +432,10 @@ mod tests {
         let mut r = Reader::new(&w.buf);
         let a = ResetEvent::decode(&mut r, &VOCAB, None).unwrap();
         let b = ResetEvent::decode(&mut r, &VOCAB, Some(&a.source)).unwrap();
+        let c = ResetEvent::decode(&mut r, &VOCAB, Some(&b.source)).unwrap();
         assert_eq!(r.remaining(), 0);
-        assert_eq!(vec![a.clone(), b.clone()], rows);
+        assert_eq!(vec![a.clone(), b.clone(), c.clone()], rows);
+        assert_eq!(&*c.source, b"bad\xff\xfe.pcap");
         assert!(Arc::ptr_eq(&a.source, &b.source));
         assert!(matches!(b.cause, Some(Cow::Borrowed(_))));
     }

@@ -91,12 +91,14 @@ pub struct ResetEvent {
     pub idle_ns: Option<i64>,
     pub orig_pkts: Option<u64>,
     pub resp_pkts: Option<u64>,
-    /// Capture file, relative to the input it was found under.
-    pub source: Arc<str>,
+    /// Capture file, relative to the input it was found under: the name's bytes as the file
+    /// system has them (a Linux name need not be UTF-8; writers escape what is not).
+    pub source: Arc<[u8]>,
     /// 1-based packet number in `source`.
     pub frame: u64,
-    /// The sensor whose captures the RST came from (unset when the run has one unnamed sensor).
-    pub sensor: Option<Arc<str>>,
+    /// The sensor whose captures the RST came from (unset when the run has one unnamed sensor):
+    /// bytes of a directory or file name, like `source`.
+    pub sensor: Option<Arc<[u8]>>,
 }
 
 /// Options that shape events.
@@ -235,7 +237,7 @@ impl ResetEvent {
 
     /// The event for a RST segment with only what the packet itself determines. Until a
     /// classifier decides the roles, the RST's receiver is taken as the originator.
-    pub fn from_segment(seg: &Segment<'_>, source: &str, opts: &EventOptions) -> ResetEvent {
+    pub fn from_segment(seg: &Segment<'_>, source: &[u8], opts: &EventOptions) -> ResetEvent {
         let captured = &seg.payload[..seg.payload.len().min(opts.max_payload)];
         ResetEvent {
             ts_ns: seg.ts_ns,
@@ -324,9 +326,9 @@ impl ResetEvent {
             opt(&self.idle_ns, |d| Value::Interval(*d)),
             opt(&self.orig_pkts, |v| Value::Count(*v)),
             opt(&self.resp_pkts, |v| Value::Count(*v)),
-            Value::Str(self.source.as_bytes()),
+            Value::Str(&self.source),
             Value::Count(self.frame),
-            opt(&self.sensor, |v| Value::Str(v.as_bytes())),
+            opt(&self.sensor, |v| Value::Str(v)),
         ]
     }
 
@@ -335,8 +337,8 @@ impl ResetEvent {
         flags_text_static(self.flags)
     }
 
-    /// The order rows are written in: (ts, source, frame).
-    pub fn sort_key(&self) -> (i64, &str, u64) {
+    /// The order rows are written in: (ts, source, frame), names compared byte by byte.
+    pub fn sort_key(&self) -> (i64, &[u8], u64) {
         (self.ts_ns, &self.source, self.frame)
     }
 

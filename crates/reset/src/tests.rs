@@ -61,7 +61,7 @@ fn sample() -> ResetEvent {
         payload: &[],
         tunnel_depth: 0,
     };
-    ResetEvent::from_segment(&seg, "a.pcap", &EventOptions::default())
+    ResetEvent::from_segment(&seg, b"a.pcap", &EventOptions::default())
 }
 
 #[test]
@@ -88,6 +88,26 @@ fn event_from_refused_syn_answer() {
 }
 
 #[test]
+fn a_name_that_is_not_utf8_keeps_its_bytes_and_sorts_bytewise() {
+    let seg = segment_template();
+    let e = ResetEvent::from_segment(&seg, b"bad\xff\xfe.pcap", &EventOptions::default());
+    assert_eq!(&*e.source, b"bad\xff\xfe.pcap");
+    let v = e.values();
+    assert_eq!(v[30], Value::Str(b"bad\xff\xfe.pcap"));
+    assert_eq!(rstscope_zeeklog::render_value(&v[30]), "bad\\xff\\xfe.pcap");
+    let mut sensor = e.clone();
+    sensor.sensor = Some(b"edge\xff".as_slice().into());
+    assert_eq!(
+        rstscope_zeeklog::render_value(&sensor.values()[32]),
+        "edge\\xff"
+    );
+    // Bytewise, as the names' UTF-8 text compares: 0xff after every valid UTF-8 lead byte.
+    let utf8 = ResetEvent::from_segment(&seg, "bad\u{10ffff}.pcap".as_bytes(), &Default::default());
+    assert_eq!(e.log_order(&utf8), std::cmp::Ordering::Greater);
+    assert!(e.sort_key() > utf8.sort_key());
+}
+
+#[test]
 fn payload_is_cut_to_max_and_reason_decoded() {
     let payload = [0x33, 0xaa, 0x00, 0x04, 0, 0, 0, 0];
     let seg = Segment {
@@ -97,7 +117,7 @@ fn payload_is_cut_to_max_and_reason_decoded() {
     };
     let e = ResetEvent::from_segment(
         &seg,
-        "x",
+        b"x",
         &EventOptions {
             max_payload: 4,
             ..Default::default()
@@ -224,10 +244,10 @@ fn rows_with_text_ahead_are_every_row_once_in_order() {
     full.history = Some("ShADr".to_string());
     full.payload = Some(b"220 mailgat".to_vec());
     full.reason = Some("220 mailgat".to_string());
-    full.sensor = Some("east".into());
+    full.sensor = Some(b"east".as_slice().into());
     let mut bare = sample();
     bare.uid = String::new();
-    bare.source = "".into();
+    bare.source = b"".as_slice().into();
     bare.payload = None;
     bare.history = None;
     for n in [

@@ -387,7 +387,7 @@ struct Decoded {
     rows: Vec<Pending>,
 }
 
-fn decode_conn(bytes: &[u8], source: &mut Option<Arc<str>>) -> Result<Decoded, DecodeError> {
+fn decode_conn(bytes: &[u8], source: &mut Option<Arc<[u8]>>) -> Result<Decoded, DecodeError> {
     let mut r = Reader::new(bytes);
     let r = &mut r;
     let len = r.u32()? as usize;
@@ -669,8 +669,9 @@ impl Tracker {
 /// or before it is late — and the tracker's carry.
 #[derive(Debug, Default)]
 pub struct StreamCarry {
-    pub sensor: Option<String>,
-    pub last_file: Option<(i64, String)>,
+    /// The sensor's name and the capture file's, as bytes (names need not be UTF-8).
+    pub sensor: Option<Vec<u8>>,
+    pub last_file: Option<(i64, Vec<u8>)>,
     pub carry: Carry,
 }
 
@@ -695,10 +696,10 @@ pub fn write_carry_file(streams: &[StreamCarry]) -> Vec<u8> {
     w.u32(0);
     w.u32(streams.len() as u32);
     for s in streams {
-        w.opt(s.sensor.as_deref(), Writer::str);
+        w.opt(s.sensor.as_deref(), Writer::bytes);
         w.opt(s.last_file.as_ref(), |w, (ts, name)| {
             w.i64(*ts);
-            w.str(name);
+            w.bytes(name);
         });
         s.carry.write(&mut w);
     }
@@ -764,8 +765,9 @@ pub fn read_carry_file_owned(bytes: Vec<u8>) -> Result<Vec<StreamCarry>, DecodeE
     let n = r.count(1 + 1 + 8 + 4)?;
     let mut streams = Vec::with_capacity(n);
     for _ in 0..n {
-        let sensor = r.opt(|r| r.str().map(str::to_string))?;
-        let last_file = r.opt(|r| Ok((r.i64()?, r.str()?.to_string())))?;
+        // Names are bytes, as `Writer::str` wrote them before they were.
+        let sensor = r.opt(|r| r.bytes().map(<[u8]>::to_vec))?;
+        let last_file = r.opt(|r| Ok((r.i64()?, r.bytes()?.to_vec())))?;
         let carry = Carry::read(&mut r, &shared)?;
         streams.push(StreamCarry {
             sensor,
