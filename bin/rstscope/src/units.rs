@@ -165,7 +165,7 @@ fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions) -> UnitOutput {
     let mut results = Vec::with_capacity(unit.len());
     for i in unit {
         let f = &files[i];
-        let source = f.source.as_str();
+        let source = f.source.as_slice();
         results.push(process_file(f, i as u32, opts, |seg| {
             let ts = seg.ts_ns;
             if first_ts.is_none() {
@@ -376,7 +376,7 @@ impl Stitch {
                 break;
             }
             let f = &files[i];
-            let source = f.source.as_str();
+            let source = f.source.as_slice();
             process_file_until(f, i as u32, opts, |seg| {
                 index += 1;
                 let k = seg_key(seg);
@@ -404,9 +404,9 @@ impl Stitch {
         self.parallel.replayed_packets += replayed;
         let (warm_rows, warm_stats, warm_live) = warm.suspend(clock);
         // The replay's rows and live state replace the cold ones of those connections.
-        let position: HashMap<&str, usize> = unit
+        let position: HashMap<&[u8], usize> = unit
             .clone()
-            .map(|i| (files[i].source.as_str(), i))
+            .map(|i| (files[i].source.as_slice(), i))
             .collect();
         rows.retain(|r| {
             let k = conn_key((r.orig_h, r.orig_p), (r.resp_h, r.resp_p));
@@ -443,7 +443,7 @@ impl Stitch {
         let mut warm = Tracker::resume(opts.flow, std::mem::take(&mut self.state));
         for i in unit {
             let f = &files[i];
-            let source = f.source.as_str();
+            let source = f.source.as_slice();
             let result = process_file(f, i as u32, opts, |seg| warm.process(seg, source));
             self.results.push(result);
         }
