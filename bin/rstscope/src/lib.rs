@@ -3,6 +3,7 @@
 //! terminal and the exit status.
 
 pub mod batch;
+pub mod error;
 pub mod inputs;
 pub mod merge;
 pub mod output;
