@@ -270,6 +270,17 @@ fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
     if shards.iter().any(|s| s.format != format || s.gzip != gzip) {
         return Err(Fatal::MixedShards);
     }
+    // The shards' state files are read before anything is written: one that cannot be read is
+    // refused as a run refuses its --state (exit status 2), with the merged logs not written.
+    let mut state = None;
+    if m.state.is_some() {
+        let mut st = rstscope::batch::State::default();
+        for f in &m.from_state {
+            st.files
+                .extend(rstscope::batch::State::load(f).map_err(Fatal::State)?.files);
+        }
+        state = Some(st);
+    }
     let inputs = rstscope::merge::merged_inputs(&shards);
     let mut events = rstscope::concat_rows(
         shards
@@ -298,14 +309,7 @@ fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
             out.write_all(page.as_bytes())
         })?;
         commit_all(vec![log, summary_file, report_file])?;
-        if let Some(p) = &m.state {
-            let mut st = rstscope::batch::State::default();
-            for f in &m.from_state {
-                match rstscope::batch::State::load(f) {
-                    Ok(s) => st.files.extend(s.files),
-                    Err(e) => return Err(std::io::Error::other(e)),
-                }
-            }
+        if let (Some(st), Some(p)) = (&state, &m.state) {
             st.save(p)?;
         }
         Ok(())
