@@ -12,7 +12,7 @@ use rstscope::output::{
     OutputSpec,
 };
 use rstscope::{summary, RunOptions};
-use rstscope_capture::PlainAccess;
+use rstscope_capture::{InflateCap, PlainAccess};
 use rstscope_flow::FlowConfig;
 use rstscope_reset::EventOptions;
 
@@ -129,6 +129,12 @@ struct Cli {
     /// finished early (counted in the summary as connections_evicted).
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     max_connections: usize,
+
+    /// Most a gzip or zstd capture may decompress to, as a multiple of its compressed size
+    /// (never less than 64 MiB); past it the file ends with an error, as a truncated one does,
+    /// after its packets before. 0: no cap.
+    #[arg(long, value_name = "RATIO", default_value_t = 1000)]
+    max_inflate: u64,
 
     /// Read plain captures through a buffer instead of memory-mapping them (for files that may
     /// change while being read).
@@ -591,6 +597,7 @@ fn run_locked(
         } else {
             PlainAccess::Mmap
         },
+        inflate: InflateCap::ratio(cli.max_inflate),
         threads: cli.threads.unwrap_or(0),
     };
     let result = rstscope::process_streams(&files, &opts, carries, end);

@@ -96,6 +96,9 @@ impl Display for InputFailed<'_> {
         if self.packets > 0 {
             write!(f, " ({} packets before it were read)", self.packets)?;
         }
+        if let CaptureError::Inflate { .. } = self.error {
+            f.write_str("; a larger --max-inflate (0: no cap) reads further")?;
+        }
         Ok(())
     }
 }

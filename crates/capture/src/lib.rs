@@ -20,6 +20,8 @@ mod source;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
 
@@ -137,6 +139,20 @@ pub enum CaptureError {
         where_: Offset,
         source: std::io::Error,
     },
+    /// The decompressed data went past the [`InflateCap`]: `limit` bytes, the larger of
+    /// `ratio` times `compressed` (the file's size, or for a stream the compressed bytes read
+    /// so far) and the cap's floor. `where_` is the start of the first record not wholly
+    /// within the limit: every record before it was delivered.
+    #[error(
+        "{compression} data decompresses to more than {limit} bytes, over {ratio} times its compressed size ({compressed} bytes): reading stopped at {where_}"
+    )]
+    Inflate {
+        compression: Compression,
+        ratio: u64,
+        compressed: u64,
+        limit: u64,
+        where_: Offset,
+    },
 }
 
 impl CaptureError {
@@ -145,7 +161,8 @@ impl CaptureError {
         match self {
             CaptureError::Truncated { where_, .. }
             | CaptureError::Corrupt { where_, .. }
-            | CaptureError::Decompress { where_, .. } => Some(where_.offset),
+            | CaptureError::Decompress { where_, .. }
+            | CaptureError::Inflate { where_, .. } => Some(where_.offset),
             CaptureError::Empty | CaptureError::NotCapture(_) => Some(0),
             _ => None,
         }
@@ -202,6 +219,54 @@ impl ReadReport {
     }
 }
 
+/// How far a gzip or zstd capture may inflate: at most `ratio` times its compressed size, and
+/// never less than `floor` bytes (so a small file is not cut short for compressing well).
+/// Past it the file ends with [`CaptureError::Inflate`], as a truncated file does. A `ratio`
+/// of 0 is no cap. Captures compress 3 to 20 times as a rule; a file of the same packet
+/// repeated compresses thousands of times (17.7 KB of zstd, 3 M identical RSTs: 1.87 GB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InflateCap {
+    pub ratio: u64,
+    /// Bytes.
+    pub floor: u64,
+}
+
+impl InflateCap {
+    /// No cap.
+    pub const NONE: InflateCap = InflateCap { ratio: 0, floor: 0 };
+    /// The floor of [`InflateCap::ratio`]: 64 MiB.
+    pub const DEFAULT_FLOOR: u64 = 64 << 20;
+    /// rstscope's default: 1000 times, at least 64 MiB.
+    pub const DEFAULT: InflateCap = InflateCap::ratio(1000);
+
+    /// A cap of `ratio` (0: none) with the default floor.
+    pub const fn ratio(ratio: u64) -> InflateCap {
+        InflateCap {
+            ratio,
+            floor: InflateCap::DEFAULT_FLOOR,
+        }
+    }
+
+    /// The most decompressed bytes allowed for `compressed` bytes; None when there is no cap.
+    pub fn limit(&self, compressed: u64) -> Option<u64> {
+        (self.ratio != 0).then(|| self.ratio.saturating_mul(compressed).max(self.floor))
+    }
+}
+
+impl Default for InflateCap {
+    fn default() -> Self {
+        InflateCap::NONE
+    }
+}
+
+/// How to read a capture file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadOptions {
+    pub access: PlainAccess,
+    /// The cap on gzip and zstd captures' decompressed size (default: none).
+    pub inflate: InflateCap,
+}
+
 /// How to open plain files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PlainAccess {
@@ -213,10 +278,26 @@ pub enum PlainAccess {
 }
 
 /// Read the capture at `path`, calling `visit` for every packet in file order.
-pub fn read_path<F>(path: &Path, access: PlainAccess, mut visit: F) -> ReadReport
+pub fn read_path<F>(path: &Path, access: PlainAccess, visit: F) -> ReadReport
 where
     F: FnMut(&Packet<'_>),
 {
+    read_path_with(
+        path,
+        ReadOptions {
+            access,
+            inflate: InflateCap::NONE,
+        },
+        visit,
+    )
+}
+
+/// [`read_path`] with all the settings.
+pub fn read_path_with<F>(path: &Path, opts: ReadOptions, mut visit: F) -> ReadReport
+where
+    F: FnMut(&Packet<'_>),
+{
+    let access = opts.access;
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
@@ -229,7 +310,7 @@ where
     if meta.as_ref().is_ok_and(|m| !m.is_file()) {
         // A FIFO or a device: one pass over a stream, which cannot be mapped, measured or
         // read again.
-        return read_unseekable(file, &mut visit);
+        return read_unseekable(file, opts.inflate, &mut visit);
     }
     let len = meta.map(|m| m.len()).unwrap_or(0);
     if len == 0 {
@@ -254,7 +335,7 @@ where
         return r;
     }
     match sniff(&head[..head_len]) {
-        Some(Kind::Compressed(c)) => read_compressed(file, len, c, &mut visit),
+        Some(Kind::Compressed(c)) => read_compressed(file, len, c, opts.inflate, &mut visit),
         Some(Kind::Capture(_)) if access == PlainAccess::Mmap => {
             // SAFETY: the map is read-only and private to this function. Another process may
             // still truncate the file while we read it: on Linux the access past the new end
@@ -269,10 +350,10 @@ where
                     read_source(&mut src, &mut report, &mut visit);
                     report
                 }
-                Err(_) => read_stream(file, len, Compression::None, &mut visit),
+                Err(_) => read_stream(file, len, Compression::None, None, &mut visit),
             }
         }
-        Some(Kind::Capture(_)) => read_stream(file, len, Compression::None, &mut visit),
+        Some(Kind::Capture(_)) => read_stream(file, len, Compression::None, None, &mut visit),
         None => {
             let mut r = ReadReport::new(Compression::None, len);
             r.error = Some(CaptureError::NotCapture(hex_head(&head[..head_len])));
@@ -283,7 +364,11 @@ where
 
 /// Read a capture from a FIFO or a device, once: its first bytes decide the format and are
 /// then read again from memory, followed by the rest of the stream.
-fn read_unseekable<F: FnMut(&Packet<'_>)>(file: File, visit: &mut F) -> ReadReport {
+fn read_unseekable<F: FnMut(&Packet<'_>)>(
+    file: File,
+    inflate: InflateCap,
+    visit: &mut F,
+) -> ReadReport {
     let mut head = [0u8; 4];
     let n = match read_head(&file, &mut head) {
         Ok(n) => n,
@@ -295,8 +380,8 @@ fn read_unseekable<F: FnMut(&Packet<'_>)>(file: File, visit: &mut F) -> ReadRepo
     };
     let stream = (&head[..n]).chain(file);
     match sniff(&head[..n]) {
-        Some(Kind::Compressed(c)) => read_compressed(stream, 0, c, visit),
-        Some(Kind::Capture(_)) => read_stream(stream, 0, Compression::None, visit),
+        Some(Kind::Compressed(c)) => read_compressed(stream, 0, c, inflate, visit),
+        Some(Kind::Capture(_)) => read_stream(stream, 0, Compression::None, None, visit),
         None if n == 0 => {
             let mut r = ReadReport::new(Compression::None, 0);
             r.error = Some(CaptureError::Empty);
@@ -322,7 +407,7 @@ where
         return r;
     }
     match sniff(bytes) {
-        Some(Kind::Compressed(c)) => read_compressed(bytes, len, c, &mut visit),
+        Some(Kind::Compressed(c)) => read_compressed(bytes, len, c, InflateCap::NONE, &mut visit),
         Some(Kind::Capture(_)) => {
             let mut report = ReadReport::new(Compression::None, len);
             let mut src = SliceSource::new(bytes);
@@ -357,29 +442,58 @@ fn hex_head(b: &[u8]) -> String {
         .join(" ")
 }
 
+/// A reader that counts the bytes read through it (a decompressor's input), for
+/// [`InflateCap`] on streams whose size is not known ahead.
+struct Counted<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Read a gzip or zstd capture: `file_bytes` is the compressed size (0 when unknown: a
+/// stream), `inflate` the cap on what it may decompress to.
 fn read_compressed<R: Read, F: FnMut(&Packet<'_>)>(
     input: R,
     file_bytes: u64,
     compression: Compression,
+    inflate: InflateCap,
     visit: &mut F,
 ) -> ReadReport {
+    let count = Arc::new(AtomicU64::new(0));
+    let limit = (inflate.ratio != 0).then(|| source::InflateLimit {
+        cap: inflate,
+        file_bytes,
+        compressed_read: Arc::clone(&count),
+    });
+    let input = Counted {
+        inner: input,
+        count,
+    };
     match compression {
         // MultiGzDecoder: pigz output and `cat a.gz b.gz` are several members.
         Compression::Gzip => read_stream(
             flate2::read::MultiGzDecoder::new(input),
             file_bytes,
             compression,
+            limit,
             visit,
         ),
         Compression::Zstd => match zstd::stream::read::Decoder::new(input) {
-            Ok(dec) => read_stream(dec, file_bytes, compression, visit),
+            Ok(dec) => read_stream(dec, file_bytes, compression, limit, visit),
             Err(e) => {
                 let mut r = ReadReport::new(compression, file_bytes);
                 r.error = Some(CaptureError::Io(e));
                 r
             }
         },
-        Compression::None => read_stream(input, file_bytes, compression, visit),
+        Compression::None => read_stream(input, file_bytes, compression, None, visit),
     }
 }
 
@@ -387,10 +501,14 @@ fn read_stream<R: Read, F: FnMut(&Packet<'_>)>(
     input: R,
     file_bytes: u64,
     compression: Compression,
+    limit: Option<source::InflateLimit>,
     visit: &mut F,
 ) -> ReadReport {
     let mut report = ReadReport::new(compression, file_bytes);
     let mut src = StreamSource::new(input, compression);
+    if let Some(limit) = limit {
+        src = src.with_limit(limit);
+    }
     read_source(&mut src, &mut report, visit);
     report
 }
