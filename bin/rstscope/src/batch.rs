@@ -10,29 +10,11 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
+pub use crate::error::{CarryError, LockError, StateError};
 use crate::InputFile;
 
 /// The lock file in the output directory.
 pub const LOCK_NAME: &str = ".rstscope.lock";
-
-/// Why the lock could not be taken.
-#[derive(Debug)]
-pub enum LockError {
-    /// Another run holds it.
-    Held(PathBuf),
-    Io(PathBuf, std::io::Error),
-}
-
-impl std::fmt::Display for LockError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LockError::Held(p) => write!(f, "another rstscope run holds {}", p.display()),
-            LockError::Io(p, e) => write!(f, "cannot lock {}: {e}", p.display()),
-        }
-    }
-}
-
-impl std::error::Error for LockError {}
 
 /// Take the run lock in `dir` (created if needed); released when the file is dropped or the
 /// process ends, even if it is killed. Compatible with `flock -n` wrappers on the same file.
@@ -284,21 +266,29 @@ pub fn lock_state(path: &Path, waiting: impl FnOnce(&Path)) -> Result<File, Lock
 
 impl State {
     /// Read a state file; a missing file is an empty state.
-    pub fn load(path: &Path) -> Result<State, String> {
+    pub fn load(path: &Path) -> Result<State, StateError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
-            Err(e) => return Err(format!("{}: cannot read state: {e}", path.display())),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         };
-        let bad = |what: &str| format!("{}: not a rstscope state file: {what}", path.display());
+        let bad = |what: &str| StateError::NotState {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+        };
         let v: Value = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
         match v.get("version").and_then(Value::as_u64) {
             Some(1 | 2) => {}
-            Some(n) => {
-                return Err(format!(
-                    "{}: state version {n}, newer than this rstscope reads (2): use the rstscope that wrote it",
-                    path.display()
-                ))
+            Some(version) => {
+                return Err(StateError::Newer {
+                    path: path.to_path_buf(),
+                    version,
+                })
             }
             None => return Err(bad("no version")),
         }
@@ -414,38 +404,40 @@ impl State {
 
     /// Read the carry this state names (none: an empty list). An error names the file and
     /// says what to do: a carry is never dropped silently.
-    pub fn load_carry(&self, state_path: &Path) -> Result<Vec<rstscope_flow::StreamCarry>, String> {
+    pub fn load_carry(
+        &self,
+        state_path: &Path,
+    ) -> Result<Vec<rstscope_flow::StreamCarry>, CarryError> {
         let (Some(c), Some(path)) = (&self.carry, self.carry_path(state_path)) else {
             return Ok(Vec::new());
         };
-        let what_to_do = format!(
-            "restore it from a backup, or run once with --discard-carry to start the streams cold \
-             (rows of the {} connections it held are lost)",
-            c.connections
-        );
-        let bytes = std::fs::read(&path).map_err(|e| {
-            format!(
-                "{}: cannot read the carry of live connections: {e}; {what_to_do}",
-                path.display()
-            )
-        })?;
+        let connections = c.connections;
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(source) => {
+                return Err(CarryError::Read {
+                    path,
+                    connections,
+                    source,
+                })
+            }
+        };
         // The payload's checksum is in the header (and checked against the payload below).
         if bytes.len() as u64 != c.bytes
             || rstscope_flow::carry_file_checksum(&bytes) != Some(c.crc32)
         {
-            return Err(format!(
-                "{}: the carry of live connections is not the one {} recorded ({} bytes, expected {}); {what_to_do}",
-                path.display(),
-                state_path.display(),
-                bytes.len(),
-                c.bytes
-            ));
+            return Err(CarryError::NotRecorded {
+                path,
+                state: state_path.to_path_buf(),
+                bytes: bytes.len() as u64,
+                expected: c.bytes,
+                connections,
+            });
         }
-        rstscope_flow::read_carry_file_owned(bytes).map_err(|e| {
-            format!(
-                "{}: cannot read the carry of live connections: {e}; {what_to_do}",
-                path.display()
-            )
+        rstscope_flow::read_carry_file_owned(bytes).map_err(|source| CarryError::Decode {
+            path,
+            connections,
+            source,
         })
     }
 
@@ -582,7 +574,7 @@ mod tests {
             ("[1, 2]", "no version"),
         ] {
             std::fs::write(&p, text).unwrap();
-            let e = State::load(&p).unwrap_err();
+            let e = State::load(&p).unwrap_err().to_string();
             assert!(e.contains(what), "{text}: {e}");
         }
     }

@@ -3,6 +3,7 @@
 //! terminal and the exit status.
 
 pub mod batch;
+pub mod error;
 pub mod inputs;
 pub mod merge;
 pub mod output;
@@ -17,7 +18,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rstscope_capture::{read_path_until, CaptureError, PlainAccess, ReadReport};
+use rstscope_capture::{
+    read_path_until, CaptureError, InflateCap, PlainAccess, ReadOptions, ReadReport,
+};
 use rstscope_decode::{decode, Decoded, FrameInfo, Segment};
 use rstscope_flow::{Carry, FlowConfig, FlowStats, StreamCarry, Tracker};
 use rstscope_reset::ResetEvent;
@@ -112,6 +115,8 @@ pub struct RunOptions {
     pub progress: Option<Progress>,
     pub flow: FlowConfig,
     pub access: PlainAccess,
+    /// The cap on how far a gzip or zstd capture may inflate (`--max-inflate`).
+    pub inflate: InflateCap,
     /// Worker threads; 0 = all cores.
     pub threads: usize,
 }
@@ -210,6 +215,7 @@ impl Default for RunOptions {
             progress: None,
             flow: FlowConfig::default(),
             access: PlainAccess::Mmap,
+            inflate: InflateCap::DEFAULT,
             threads: 0,
         }
     }
@@ -248,7 +254,11 @@ pub fn process_file_until<F: FnMut(&Segment<'_>) -> bool>(
         opts.access
     };
     let size_before = std::fs::metadata(&input.path).map(|m| m.len()).ok();
-    let read = read_path_until(&input.path, access, |pkt| {
+    let read_opts = ReadOptions {
+        access,
+        inflate: opts.inflate,
+    };
+    let read = read_path_until(&input.path, read_opts, |pkt| {
         stats.packets += 1;
         if stats.packets % 8192 == 0 {
             if let Some(p) = &progress {

@@ -1,5 +1,7 @@
 //! rstscope: find every TCP reset in packet captures and write Zeek-style logs.
 
+mod messages;
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,28 +12,11 @@ use rstscope::output::{
     OutputSpec,
 };
 use rstscope::{summary, RunOptions};
-use rstscope_capture::PlainAccess;
+use rstscope_capture::{InflateCap, PlainAccess};
 use rstscope_flow::FlowConfig;
 use rstscope_reset::EventOptions;
 
-/// Write one message line to stderr with the control characters of what it quotes (file
-/// names, sensor names, errors about hostile input) escaped: a name cannot break the line,
-/// forge another one or drive the terminal.
-macro_rules! say {
-    ($err:expr, $($arg:tt)*) => {{
-        let line = format!($($arg)*);
-        let _ = writeln!($err, "{}", rstscope::terminal_safe(&line));
-    }};
-}
-
-/// Exit statuses (also in README and --help).
-const EXIT_OK: u8 = 0;
-const EXIT_SOME_ERRORS: u8 = 1;
-const EXIT_FAILED: u8 = 2;
-/// EX_IOERR: the logs could not be written.
-const EXIT_CANNOT_WRITE: u8 = 74;
-/// EX_TEMPFAIL: another run holds the output directory's lock; retry later.
-const EXIT_LOCKED: u8 = 75;
+use messages::{Fatal, InputFailed, Messages};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SensorArg {
@@ -145,6 +130,12 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     max_connections: usize,
 
+    /// Most a gzip or zstd capture may decompress to, as a multiple of its compressed size
+    /// (never less than 64 MiB); past it the file ends with an error, as a truncated one does,
+    /// after its packets before. 0: no cap.
+    #[arg(long, value_name = "RATIO", default_value_t = 1000)]
+    max_inflate: u64,
+
     /// Read plain captures through a buffer instead of memory-mapping them (for files that may
     /// change while being read).
     #[arg(long)]
@@ -244,67 +235,57 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == "merge") {
+    // Usage errors are clap's: it prints them and exits with status 2.
+    let status = if args.get(1).is_some_and(|a| a == "merge") {
         args.remove(1);
         let m = MergeCli::parse_from(args);
-        return ExitCode::from(run_merge(&m));
-    }
-    let cli = Cli::parse();
-    ExitCode::from(run(&cli))
-}
-
-/// Take the output directory's lock, or say why not and give the exit status: 75 when another
-/// run holds it (retry later), 74 when it cannot be taken at all.
-fn lock_out(dir: &std::path::Path, err: &mut impl std::io::Write) -> Result<std::fs::File, u8> {
-    rstscope::batch::lock_output_dir(dir).map_err(|e| match e {
-        rstscope::batch::LockError::Held(_) => {
-            say!(
-                err,
-                "rstscope: {e}; not starting (exit status 75: retry later)"
-            );
-            EXIT_LOCKED
-        }
-        rstscope::batch::LockError::Io(..) => {
-            say!(err, "rstscope: error: {e}");
-            EXIT_CANNOT_WRITE
-        }
-    })
-}
-
-fn run_merge(m: &MergeCli) -> u8 {
-    let mut err = std::io::stderr().lock();
-    let _lock = match lock_out(&m.out, &mut err) {
-        Ok(l) => l,
-        Err(status) => return status,
+        let mut msgs = Messages::stderr(false);
+        let result = run_merge(&m, &mut msgs);
+        msgs.finish(result)
+    } else {
+        let cli = Cli::parse();
+        let mut msgs = Messages::stderr(cli.quiet);
+        run(&cli, &mut msgs)
     };
+    ExitCode::from(status)
+}
+
+/// Take the output directory's lock (held until the file is dropped): another run holding it
+/// is exit status 75 (retry later), a lock that cannot be taken at all 74.
+fn lock_out(dir: &std::path::Path) -> Result<std::fs::File, Fatal> {
+    rstscope::batch::lock_output_dir(dir).map_err(Fatal::Lock)
+}
+
+fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
+    let _lock = lock_out(&m.out)?;
     let mut shards = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for d in &m.dirs {
         // A shard given twice would give its rows twice.
         if !seen.insert(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())) {
-            say!(
-                err,
-                "rstscope: notice: {}: skipped, the same shard was already given",
+            msgs.notice(format_args!(
+                "{}: skipped, the same shard was already given",
                 d.display()
-            );
+            ));
             continue;
         }
-        match rstscope::merge::read_shard(d) {
-            Ok(s) => shards.push(s),
-            Err(e) => {
-                say!(err, "rstscope: error: {e}");
-                return EXIT_FAILED;
-            }
-        }
+        shards.push(rstscope::merge::read_shard(d).map_err(Fatal::Shard)?);
     }
     let format = shards[0].format;
     let gzip = shards[0].gzip;
     if shards.iter().any(|s| s.format != format || s.gzip != gzip) {
-        say!(
-            err,
-            "rstscope: error: the shards were written in different formats"
-        );
-        return EXIT_FAILED;
+        return Err(Fatal::MixedShards);
+    }
+    // The shards' state files are read before anything is written: one that cannot be read is
+    // refused as a run refuses its --state (exit status 2), with the merged logs not written.
+    let mut state = None;
+    if m.state.is_some() {
+        let mut st = rstscope::batch::State::default();
+        for f in &m.from_state {
+            st.files
+                .extend(rstscope::batch::State::load(f).map_err(Fatal::State)?.files);
+        }
+        state = Some(st);
     }
     let inputs = rstscope::merge::merged_inputs(&shards);
     let mut events = rstscope::concat_rows(
@@ -334,37 +315,21 @@ fn run_merge(m: &MergeCli) -> u8 {
             out.write_all(page.as_bytes())
         })?;
         commit_all(vec![log, summary_file, report_file])?;
-        if let Some(p) = &m.state {
-            let mut st = rstscope::batch::State::default();
-            for f in &m.from_state {
-                match rstscope::batch::State::load(f) {
-                    Ok(s) => st.files.extend(s.files),
-                    Err(e) => return Err(std::io::Error::other(e)),
-                }
-            }
+        if let (Some(st), Some(p)) = (&state, &m.state) {
             st.save(p)?;
         }
         Ok(())
     })();
-    match written {
-        Ok(()) => {
-            say!(
-                err,
-                "rstscope merge: {} RSTs from {} shards",
-                events.len(),
-                shards.len()
-            );
-            EXIT_OK
-        }
-        Err(e) => {
-            say!(
-                err,
-                "rstscope: error: cannot write the merged logs in {}: {e} (exit status 74)",
-                m.out.display()
-            );
-            EXIT_CANNOT_WRITE
-        }
-    }
+    written.map_err(|source| Fatal::WriteMerged {
+        dir: m.out.clone(),
+        source,
+    })?;
+    msgs.info(format_args!(
+        "rstscope merge: {} RSTs from {} shards",
+        events.len(),
+        shards.len()
+    ));
+    Ok(())
 }
 
 /// The run record: one JSON line appended to `DIR/rstscope_runs.log` by every run that got
@@ -378,13 +343,13 @@ fn now_iso8601() -> String {
     rstscope_join::enrich::iso8601(now)
 }
 
-fn run(cli: &Cli) -> u8 {
+/// The run: its messages, its run record, and its exit status.
+fn run(cli: &Cli, msgs: &mut Messages) -> u8 {
     use serde_json::json;
-    let mut err = std::io::stderr();
     // Overlapping runs (a slow night, a manual re-run) must not clobber each other's logs.
-    let _lock = match lock_out(&cli.out, &mut err) {
+    let _lock = match lock_out(&cli.out) {
         Ok(l) => l,
-        Err(status) => return status,
+        Err(f) => return msgs.finish(Err(f)),
     };
     let mut record = serde_json::Map::new();
     record.insert(
@@ -414,9 +379,9 @@ fn run(cli: &Cli) -> u8 {
     ] {
         record.insert(k.into(), v);
     }
-    let mut warnings = Vec::new();
-    let mut status = run_locked(cli, &mut record, &mut warnings);
-    record.insert("warnings".into(), json!(warnings));
+    let result = run_locked(cli, &mut record, msgs);
+    let status = msgs.finish(result);
+    record.insert("warnings".into(), json!(msgs.warnings()));
     record.insert("end".into(), now_iso8601().into());
     record.insert("exit_status".into(), status.into());
     let mut line = serde_json::Value::Object(record).to_string();
@@ -434,15 +399,13 @@ fn run(cli: &Cli) -> u8 {
         }
         Ok(())
     })();
-    if let Err(e) = appended {
-        say!(
-            err,
-            "rstscope: error: cannot append the run record to {}: {e} (exit status 74)",
-            cli.out.join(RUNS_LOG).display()
-        );
-        status = EXIT_CANNOT_WRITE;
+    match appended {
+        Ok(()) => status,
+        Err(source) => msgs.finish(Err(Fatal::RunRecord {
+            path: cli.out.join(RUNS_LOG),
+            source,
+        })),
     }
-    status
 }
 
 /// Output names an earlier run in `dir` used: files there now, and those the run records name.
@@ -472,84 +435,54 @@ fn names_used(dir: &std::path::Path) -> std::collections::HashSet<String> {
     used
 }
 
-/// The run, under the output directory's lock: fills the run record, collects the warnings
-/// (also printed with -q) and returns the exit status.
+/// The run, under the output directory's lock: fills the run record; its messages (and the
+/// warnings, also printed with -q, for the record) go to `msgs`.
 fn run_locked(
     cli: &Cli,
     record: &mut serde_json::Map<String, serde_json::Value>,
-    warnings: &mut Vec<String>,
-) -> u8 {
+    msgs: &mut Messages,
+) -> Result<(), Fatal> {
     use serde_json::json;
-    // Not locked for the run: progress bars are drawn on stderr from the reading threads.
-    let mut err = std::io::stderr();
-    // Warnings go to stderr even with -q, and into the run record.
-    let mut warn = |err: &mut std::io::Stderr, w: String| {
-        say!(err, "rstscope: warning: {w}");
-        warnings.push(w);
-    };
     // The state: locked for the whole run (runs sharing it take turns), then a commit a killed
     // run left half done is finished before stale temporaries are removed.
     let _state_lock = match &cli.state {
         Some(p) => match rstscope::batch::lock_state(p, |lock| {
-            if !cli.quiet {
-                say!(
-                    err,
-                    "rstscope: notice: waiting for another run that holds {}",
-                    lock.display()
-                );
-            }
+            msgs.notice(format_args!(
+                "waiting for another run that holds {}",
+                lock.display()
+            ));
         }) {
             Ok(l) => Some(l),
             // (lock_state waits for a lock another run holds: only I/O errors come back.)
-            Err(e) => {
-                say!(err, "rstscope: error: the state: {e}");
-                return EXIT_CANNOT_WRITE;
-            }
+            Err(e) => return Err(Fatal::StateLock(e)),
         },
         None => None,
     };
     let mut state = match &cli.state {
-        Some(p) => match rstscope::batch::State::load(p) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                say!(err, "rstscope: error: {e}");
-                return EXIT_FAILED;
-            }
-        },
+        Some(p) => Some(rstscope::batch::State::load(p).map_err(Fatal::State)?),
         None => None,
     };
     if let Some(st) = state.as_mut() {
         for p in st.finish_pending_commit() {
-            warn(
-                &mut err,
-                format!(
-                    "{}: delivered now: the run that wrote it was stopped before renaming it",
-                    p.display()
-                ),
-            );
+            msgs.warning(format!(
+                "{}: delivered now: the run that wrote it was stopped before renaming it",
+                p.display()
+            ));
         }
     }
     let stale = rstscope::batch::remove_stale_temporaries(&cli.out);
-    if stale > 0 && !cli.quiet {
-        say!(
-            err,
-            "rstscope: notice: removed {stale} temporary files an interrupted run left in {}",
+    if stale > 0 {
+        msgs.notice(format_args!(
+            "removed {stale} temporary files an interrupted run left in {}",
             cli.out.display()
-        );
+        ));
     }
     let carry_t0 = std::time::Instant::now();
     let carries = match (&state, &cli.state) {
-        (Some(st), Some(p)) if !cli.discard_carry => match st.load_carry(p) {
-            Ok(c) => c,
-            Err(e) => {
-                say!(err, "rstscope: error: {e}");
-                return EXIT_FAILED;
-            }
-        },
+        (Some(st), Some(p)) if !cli.discard_carry => st.load_carry(p).map_err(Fatal::Carry)?,
         (Some(st), Some(_)) => {
             if let Some(c) = &st.carry {
-                warn(
-                    &mut err,
+                msgs.warning(
                     format!(
                         "--discard-carry: {} carried connections and {} pending rows dropped; the streams start cold",
                         c.connections, c.rows
@@ -585,10 +518,8 @@ fn run_locked(
     if let Some((i, n)) = cli.shard {
         files.retain(|f| rstscope::merge::shard_of(f.sensor.as_deref(), n) == i);
         if files.is_empty() {
-            if !cli.quiet {
-                say!(err, "rstscope: shard {i}/{n} has no inputs");
-            }
-            return EXIT_OK;
+            msgs.info(format_args!("rstscope: shard {i}/{n} has no inputs"));
+            return Ok(());
         }
     }
     let mut skipped_state = 0usize;
@@ -608,28 +539,22 @@ fn run_locked(
         None => (files, Vec::new()),
     };
     record.insert("files_skipped".into(), (skipped_state + young.len()).into());
-    if !cli.quiet {
-        for f in &young {
-            say!(
-                err,
-                "rstscope: notice: {}: skipped, modified less than --min-age ago",
-                f.path.display()
-            );
-        }
-        if skipped_state > 0 {
-            say!(
-                err,
-                "rstscope: notice: {skipped_state} inputs skipped, already processed (--state)"
-            );
-        }
+    for f in &young {
+        msgs.notice(format_args!(
+            "{}: skipped, modified less than --min-age ago",
+            f.path.display()
+        ));
     }
-    let mut had_errors = false;
+    if skipped_state > 0 {
+        msgs.notice(format_args!(
+            "{skipped_state} inputs skipped, already processed (--state)"
+        ));
+    }
     for p in &problems {
         if p.is_error() {
-            had_errors = true;
-            say!(err, "rstscope: error: {p}");
-        } else if !cli.quiet {
-            say!(err, "rstscope: notice: {p}");
+            msgs.error(p);
+        } else {
+            msgs.notice(p);
         }
     }
     let end = if cli.state.is_none() || cli.finish {
@@ -646,20 +571,10 @@ fn run_locked(
         record.insert("late_files".into(), json!([]));
         record.insert("outputs".into(), json!([]));
         if skipped_state > 0 || !young.is_empty() {
-            if !cli.quiet {
-                say!(err, "rstscope: nothing new to process");
-            }
-            return if had_errors {
-                EXIT_SOME_ERRORS
-            } else {
-                EXIT_OK
-            };
+            msgs.info("rstscope: nothing new to process");
+            return Ok(());
         }
-        say!(
-            err,
-            "rstscope: error: no capture files found in the inputs given"
-        );
-        return EXIT_FAILED;
+        return Err(Fatal::NoCaptures);
     }
     let draw = match cli.progress {
         ProgressArg::Never => false,
@@ -682,6 +597,7 @@ fn run_locked(
         } else {
             PlainAccess::Mmap
         },
+        inflate: InflateCap::ratio(cli.max_inflate),
         threads: cli.threads.unwrap_or(0),
     };
     let result = rstscope::process_streams(&files, &opts, carries, end);
@@ -692,25 +608,18 @@ fn run_locked(
     let mut failed = Vec::new();
     for f in &result.files {
         if let Some(e) = f.error() {
-            had_errors = true;
-            say!(
-                err,
-                "rstscope: error: {}: {e}{}",
-                f.input.path.display(),
-                if f.read.packets > 0 {
-                    format!(" ({} packets before it were read)", f.read.packets)
-                } else {
-                    String::new()
-                }
-            );
+            msgs.error(InputFailed {
+                path: &f.input.path,
+                error: e,
+                packets: f.read.packets,
+            });
             failed.push(json!({"file": path_text(&f.input.path), "error": e.to_string()}));
         }
         if f.read.packets > 0 || f.error().is_none() {
             any_read = true;
         }
         if f.decode.too_deep > 0 {
-            warn(
-                &mut err,
+            msgs.warning(
                 format!(
                     "{}: {} packets carry IP under more than {} tunnel layers; not looked into (a RST there is not in the log)",
                     f.input.path.display(),
@@ -720,8 +629,7 @@ fn run_locked(
             );
         }
         if f.read.packets_without_interface > 0 {
-            warn(
-                &mut err,
+            msgs.warning(
                 format!(
                     "{}: {} packets name a pcapng interface no interface block described; skipped, counted as malformed",
                     f.input.path.display(),
@@ -730,24 +638,19 @@ fn run_locked(
             );
         }
         for (lt, n) in &f.decode.unknown_linktypes {
-            warn(
-                &mut err,
-                format!(
-                    "{}: {n} packets of unsupported link type {lt} skipped",
-                    f.input.path.display()
-                ),
-            );
+            msgs.warning(format!(
+                "{}: {n} packets of unsupported link type {lt} skipped",
+                f.input.path.display()
+            ));
         }
     }
     if result.flow.carry_errors > 0 {
-        had_errors = true;
         record.insert("carry_errors".into(), result.flow.carry_errors.into());
-        say!(
-            err,
-            "rstscope: error: {}: {} carried connections did not decode and were dropped (the carry file is damaged; their rows are lost)",
+        msgs.error(format_args!(
+            "{}: {} carried connections did not decode and were dropped (the carry file is damaged; their rows are lost)",
             cli.state.as_deref().unwrap_or(std::path::Path::new("--state")).display(),
             result.flow.carry_errors
-        );
+        ));
     }
     // A carried clock far behind a sensor's next packets: files missing in between? (The
     // files' first packet times come from the reading, not another peek at each file.)
@@ -762,8 +665,7 @@ fn run_locked(
         if let Some(first) = first_new {
             const DAY: i64 = 86_400 * 1_000_000_000;
             if *clock != i64::MIN && first.saturating_sub(*clock) > DAY {
-                warn(
-                    &mut err,
+                msgs.warning(
                     format!(
                         "sensor {}: the carried stream ends at {}, {:.1} days before its next file's first packet ({}): captures missing in between? ({conns} carried connections time out)",
                         sensor.as_deref().map_or("(unnamed)".into(), rstscope::name_text),
@@ -779,8 +681,7 @@ fn run_locked(
     for &i in &result.late_files {
         let f = &result.files[i];
         late.push(path_text(&f.input.path));
-        warn(
-            &mut err,
+        msgs.warning(
             format!(
                 "{}: late file: its first packet sorts at or before the last file sensor {} already read; read as a stream of its own from a cold start (connections crossing into it are split)",
                 f.input.path.display(),
@@ -804,8 +705,7 @@ fn run_locked(
     record.insert("carried_rows".into(), carried_rows.into());
     record.insert("late_files".into(), late.into());
     if !any_read {
-        say!(err, "rstscope: error: none of the inputs could be read");
-        return EXIT_FAILED;
+        return Err(Fatal::NothingRead);
     }
     let spec = OutputSpec {
         format: match cli.format {
@@ -881,17 +781,13 @@ fn run_locked(
             notices,
         } = rstscope_join::discover_conn_logs(&cli.conn_log);
         for p in &problems {
-            had_errors = true;
-            say!(err, "rstscope: error: {p}");
+            msgs.error(p);
         }
-        if !cli.quiet {
-            for n in &notices {
-                say!(err, "rstscope: notice: {n}");
-            }
+        for n in &notices {
+            msgs.notice(n);
         }
         if logs.is_empty() && problems.is_empty() {
-            warn(
-                &mut err,
+            msgs.warning(
                 format!(
                     "--conn-log {}: no conn log there (conn*.log[.gz], conn*.json[.gz]); no RST was joined",
                     cli.conn_log
@@ -905,21 +801,17 @@ fn run_locked(
         let report = rstscope_join::join(&mut result.events, &logs);
         for l in &report.logs {
             if let Some(e) = &l.error {
-                had_errors = true;
-                say!(err, "rstscope: error: {}: {e}", l.path.display());
+                msgs.error(format_args!("{}: {e}", l.path.display()));
             }
             for m in &l.first_malformed {
-                warn(&mut err, m.to_string());
+                msgs.warning(m);
             }
             if l.malformed > l.first_malformed.len() as u64 {
-                warn(
-                    &mut err,
-                    format!(
-                        "{}: {} malformed lines in all",
-                        l.path.display(),
-                        l.malformed
-                    ),
-                );
+                msgs.warning(format!(
+                    "{}: {} malformed lines in all",
+                    l.path.display(),
+                    l.malformed
+                ));
             }
         }
         let rows: u64 = report.logs.iter().map(|l| l.rows).sum();
@@ -935,15 +827,12 @@ fn run_locked(
             } else {
                 "conn.log rows with the RSTs' endpoints exist but their times do not cover the RSTs: clock skew between the sensors, or masked/absent ts?"
             };
-            warn(
-                &mut err,
-                format!(
-                    "--conn-log matched only {} of {} RSTs ({:.0} %): {cause}",
-                    report.matched,
-                    total,
-                    100.0 * report.matched as f64 / total as f64
-                ),
-            );
+            msgs.warning(format!(
+                "--conn-log matched only {} of {} RSTs ({:.0} %): {cause}",
+                report.matched,
+                total,
+                100.0 * report.matched as f64 / total as f64
+            ));
         }
         conn_logs = logs;
         join = Some(report);
@@ -967,7 +856,7 @@ fn run_locked(
     } else {
         (stage_log(), summary::build(&result))
     };
-    record.insert("warnings".into(), json!(&*warnings));
+    record.insert("warnings".into(), json!(msgs.warnings()));
     let mut conn_rst_rows = None;
     let mut carry_save_seconds = None;
     let written = (|| -> std::io::Result<std::path::PathBuf> {
@@ -1040,56 +929,45 @@ fn run_locked(
     if let Some(t) = carry_save_seconds {
         record.insert("carry_save_seconds".into(), json!((t * 1e4).round() / 1e4));
     }
-    match written {
-        Ok(path) => {
-            if !cli.quiet {
-                let packets: u64 = result.files.iter().map(|f| f.decode.packets).sum();
-                for line in summary::table(&summary).lines() {
-                    say!(err, "{line}");
-                }
-                if let Some(j) = &join {
-                    say!(
-                        err,
-                        "conn.log join: {} RSTs matched, {} kept rstscope's uid ({} conn.log rows read)",
-                        j.matched,
-                        j.unmatched,
-                        j.logs.iter().map(|l| l.rows).sum::<u64>()
-                    );
-                }
-                let carried = if cli.state.is_some() {
-                    format!(", {carried_out} carried to the next run")
-                } else {
-                    String::new()
-                };
-                say!(
-                    err,
-                    "rstscope: {} RSTs in {} packets from {} files, {} connections{carried} -> {}",
-                    result.events.len(),
-                    packets,
-                    result.files.len(),
-                    result.flow.connections,
-                    path.display()
-                );
-            }
-        }
-        Err(e) => {
+    let path = match written {
+        Ok(path) => path,
+        Err(source) => {
             record.insert("outputs".into(), json!([]));
-            say!(
-                err,
-                "rstscope: error: cannot write the logs in {}: {e} (exit status 74)",
-                cli.out.display()
-            );
-            return EXIT_CANNOT_WRITE;
+            return Err(Fatal::WriteLogs {
+                dir: cli.out.clone(),
+                source,
+            });
         }
+    };
+    let packets: u64 = result.files.iter().map(|f| f.decode.packets).sum();
+    for line in summary::table(&summary).lines() {
+        msgs.info(line);
     }
+    if let Some(j) = &join {
+        msgs.info(format_args!(
+            "conn.log join: {} RSTs matched, {} kept rstscope's uid ({} conn.log rows read)",
+            j.matched,
+            j.unmatched,
+            j.logs.iter().map(|l| l.rows).sum::<u64>()
+        ));
+    }
+    let carried = if cli.state.is_some() {
+        format!(", {carried_out} carried to the next run")
+    } else {
+        String::new()
+    };
+    msgs.info(format_args!(
+        "rstscope: {} RSTs in {} packets from {} files, {} connections{carried} -> {}",
+        result.events.len(),
+        packets,
+        result.files.len(),
+        result.flow.connections,
+        path.display()
+    ));
     // The process ends now: freeing every event's strings one by one would only delay the
     // exit (tens of milliseconds on large runs); the OS takes the memory back at once.
     std::mem::forget(result);
-    if had_errors {
-        EXIT_SOME_ERRORS
-    } else {
-        EXIT_OK
-    }
+    Ok(())
 }
 
 /// This process's peak resident memory so far (Linux: VmHWM), for the summary: nightly runs

@@ -13,6 +13,7 @@ use rstscope_join::{parse_time, unescape};
 use rstscope_reset::ResetEvent;
 use serde_json::Value;
 
+pub use crate::error::{RowAt, RowProblem, ShardError};
 use crate::output::Format;
 use crate::summary::RunInputs;
 
@@ -67,10 +68,10 @@ fn rotation_secs(s: &str) -> Option<i64> {
 }
 
 /// A row's fields by name, as text (None when unset); strings still escaped for TSV.
-fn event_from(get: &dyn Fn(&str) -> Option<String>, tsv: bool) -> Result<ResetEvent, String> {
-    let need = |n: &str| get(n).ok_or_else(|| format!("missing {n}"));
-    let num = |n: &str| -> Result<u64, String> {
-        need(n)?.parse::<u64>().map_err(|_| format!("bad {n}"))
+fn event_from(get: &dyn Fn(&str) -> Option<String>, tsv: bool) -> Result<ResetEvent, RowProblem> {
+    let need = |n: &'static str| get(n).ok_or(RowProblem::Missing(n));
+    let num = |n: &'static str| -> Result<u64, RowProblem> {
+        need(n)?.parse::<u64>().map_err(|_| RowProblem::Bad(n))
     };
     let opt_num = |n: &str| -> Option<u64> { get(n).and_then(|v| v.parse().ok()) };
     let text = |n: &str| -> Option<Vec<u8>> {
@@ -98,8 +99,9 @@ fn event_from(get: &dyn Fn(&str) -> Option<String>, tsv: bool) -> Result<ResetEv
     };
     let time = |n: &str| get(n).and_then(|v| parse_time(&v));
     let boolean = |n: &str| get(n).map(|v| v == "T" || v == "true");
-    let addr =
-        |n: &str| -> Result<IpAddr, String> { need(n)?.parse().map_err(|_| format!("bad {n}")) };
+    let addr = |n: &'static str| -> Result<IpAddr, RowProblem> {
+        need(n)?.parse().map_err(|_| RowProblem::Bad(n))
+    };
     let evidence = get("evidence").map(|v| {
         if tsv {
             if v == "(empty)" {
@@ -116,8 +118,8 @@ fn event_from(get: &dyn Fn(&str) -> Option<String>, tsv: bool) -> Result<ResetEv
         }
     });
     Ok(ResetEvent {
-        ts_ns: time("ts").ok_or("missing ts")?,
-        uid: string("uid").ok_or("missing uid")?,
+        ts_ns: time("ts").ok_or(RowProblem::Missing("ts"))?,
+        uid: string("uid").ok_or(RowProblem::Missing("uid"))?,
         community_id: string("community_id").unwrap_or_default(),
         orig_h: addr("id.orig_h")?,
         orig_p: num("id.orig_p")? as u16,
@@ -167,7 +169,7 @@ fn open_log(path: &Path) -> std::io::Result<Box<dyn BufRead>> {
 /// A shard directory's log: `reset.log` (`.csv`, `.gz`), or the one log named with an archive
 /// stamp (`reset.<first>_<last>.log`, `--archive-names`). Returns its name, whether it is
 /// gzip, and the stamp.
-fn shard_log(dir: &Path) -> Result<(String, bool, Option<String>), String> {
+fn shard_log(dir: &Path) -> Result<(String, bool, Option<String>), ShardError> {
     const SUFFIXES: [(&str, bool); 4] = [
         (".log", false),
         (".log.gz", true),
@@ -182,7 +184,10 @@ fn shard_log(dir: &Path) -> Result<(String, bool, Option<String>), String> {
     }
     let mut stamped = Vec::new();
     for e in std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .map_err(|source| ShardError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
         .flatten()
     {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -197,21 +202,27 @@ fn shard_log(dir: &Path) -> Result<(String, bool, Option<String>), String> {
     }
     match stamped.len() {
         1 => Ok(stamped.remove(0)),
-        0 => Err(format!("{}: no reset.log in this directory", dir.display())),
-        n => Err(format!(
-            "{}: {n} logs named by window; merge directories of one run each",
-            dir.display()
-        )),
+        0 => Err(ShardError::NoLog {
+            dir: dir.to_path_buf(),
+        }),
+        count => Err(ShardError::SeveralLogs {
+            dir: dir.to_path_buf(),
+            count,
+        }),
     }
 }
 
 /// Read one shard directory: its reset.log (or .gz, or the one archive-named log) and its
 /// summary.
-pub fn read_shard(dir: &Path) -> Result<Shard, String> {
+pub fn read_shard(dir: &Path) -> Result<Shard, ShardError> {
     let (name, gzip, stamp) = shard_log(dir)?;
     let gzip = &gzip;
     let path = dir.join(&name);
-    let reader = open_log(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let io = |source| ShardError::Io {
+        path: path.clone(),
+        source,
+    };
+    let reader = open_log(&path).map_err(io)?;
     if name.contains(".csv") {
         let events = read_csv(reader, &path)?;
         return Ok(Shard {
@@ -229,16 +240,20 @@ pub fn read_shard(dir: &Path) -> Result<Shard, String> {
     let (mut open, mut close) = (None, None);
     let mut format = Format::Tsv;
     for (i, line) in reader.split(b'\n').enumerate() {
-        let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
+        let line = line.map_err(io)?;
         let line = String::from_utf8_lossy(&line).into_owned();
         if line.is_empty() {
             continue;
         }
-        let bad = |e: String| format!("{}: line {}: {e}", path.display(), i + 1);
+        let bad = |problem: RowProblem| ShardError::Row {
+            path: path.clone(),
+            at: RowAt::Line(i as u64 + 1),
+            problem,
+        };
         if line.starts_with('{') {
             format = Format::Json;
             let v: serde_json::Map<String, Value> =
-                serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
+                serde_json::from_str(&line).map_err(|e| bad(e.into()))?;
             let get = |n: &str| -> Option<String> {
                 match v.get(n)? {
                     Value::String(s) => Some(s.clone()),
@@ -291,20 +306,27 @@ fn read_summary(dir: &Path, stamp: Option<&str>) -> Value {
 /// and empty values (which render the same) and the `'` of formula neutralisation in front of
 /// a cell starting with `=`, `+`, `-` or `@` (a cell that itself starts with `'` is written
 /// `\x27…`, so the prefix is never ambiguous).
-fn read_csv(reader: Box<dyn BufRead>, path: &Path) -> Result<Vec<ResetEvent>, String> {
+fn read_csv(reader: Box<dyn BufRead>, path: &Path) -> Result<Vec<ResetEvent>, ShardError> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(reader);
     let fields: Vec<String> = csv
         .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(|source| ShardError::CsvHeader {
+            path: path.to_path_buf(),
+            source,
+        })?
         .iter()
         .map(str::to_string)
         .collect();
     let mut events = Vec::new();
     for (i, record) in csv.records().enumerate() {
-        let bad = |e: String| format!("{}: row {}: {e}", path.display(), i + 2);
-        let record = record.map_err(|e| bad(e.to_string()))?;
+        let bad = |problem: RowProblem| ShardError::Row {
+            path: path.to_path_buf(),
+            at: RowAt::Row(i as u64 + 2),
+            problem,
+        };
+        let record = record.map_err(|e| bad(e.into()))?;
         let get = |n: &str| -> Option<String> {
             let c = record.get(fields.iter().position(|f| f == n)?)?;
             if c.is_empty() {

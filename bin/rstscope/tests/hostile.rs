@@ -246,3 +246,99 @@ fn syn_flood_is_bounded_by_the_connection_cap() {
     // bounded by the cap, not by the 200 000 connections of the flood
     assert_peak_rss_below(&summary, 64);
 }
+
+/// A decompression bomb, in the small: a zstd capture of 1100 RSTs with 65 000-byte payloads,
+/// mostly zeros (about 72 MB from a few hundred KB). Under `--max-inflate 10` it is cut where
+/// it passes 64 MiB (the floor: ten times its size is less): a per-file error naming the file,
+/// the ratio and the offset, the rows of the packets before it, the other input read, exit
+/// status 1. Under the default (1000) it is read whole.
+#[test]
+fn a_capture_inflating_past_max_inflate_ends_with_an_error_after_its_rows() {
+    const N: u64 = 1100;
+    const PAYLOAD: usize = 65_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut noise = 0x2545_f491_4f6c_dd1du64;
+    let recs: Vec<Record> = (0..N)
+        .map(|i| {
+            // 256 bytes that do not compress (the row's payload), then zeros.
+            let mut payload = vec![0u8; PAYLOAD];
+            for b in &mut payload[..256] {
+                noise ^= noise << 13;
+                noise ^= noise >> 7;
+                noise ^= noise << 17;
+                *b = noise as u8;
+            }
+            let t = Tcp::new("10.1.0.1", 40000, "10.2.0.1", 80)
+                .seq(i as u32 * 7)
+                .flags(f::RST)
+                .payload(payload);
+            Record::new(T0 + i as i64 * 1000, Link::Ethernet.frame(&t.to_ip()))
+        })
+        .collect();
+    let record_bytes = 16 + recs[0].data.len() as u64;
+    let plain = PcapWriter::new(1).write(&recs);
+    let zst = rstscope_pcapgen::zstd(&plain);
+    let (plain_len, zst_len) = (plain.len() as u64, zst.len() as u64);
+    let floor = 64u64 << 20;
+    assert!(
+        plain_len > floor && 10 * zst_len < floor && 1000 * zst_len > plain_len,
+        "{plain_len} bytes from {zst_len}"
+    );
+    let big = dir.path().join("big.pcap.zst");
+    std::fs::write(&big, &zst).unwrap();
+    drop((plain, recs));
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/sample.pcap");
+    let source_rows = |log: &str, source: &str| -> Vec<u64> {
+        log.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('\t').collect();
+                let n = cells.len();
+                // `source` and `frame` are the last columns but `sensor`.
+                (cells[n - 3] == source).then(|| cells[n - 2].parse().unwrap())
+            })
+            .collect()
+    };
+    let rstscope = |extra: &[&str]| {
+        let out = dir.path().join("out");
+        let r = Command::new(env!("CARGO_BIN_EXE_rstscope"))
+            .args(["-q", "--sensor-from", "none", "-o"])
+            .arg(&out)
+            .args(extra)
+            .arg(&big)
+            .arg(&sample)
+            .output()
+            .unwrap();
+        let log = std::fs::read_to_string(out.join("reset.log")).unwrap();
+        (
+            r.status.code(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+            log,
+        )
+    };
+
+    let (code, stderr, log) = rstscope(&["--max-inflate", "10"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let before = (floor - 24) / record_bytes;
+    let stopped = 24 + before * record_bytes;
+    assert!(
+        stderr.contains(&format!(
+            "rstscope: error: {}: zstd data decompresses to more than {floor} bytes, over 10 times its compressed size ({zst_len} bytes): reading stopped at decompressed byte offset {stopped} ({before} packets before it were read); a larger --max-inflate (0: no cap) reads further",
+            big.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        source_rows(&log, "big.pcap.zst"),
+        (1..=before).collect::<Vec<_>>()
+    );
+    assert!(!source_rows(&log, "sample.pcap").is_empty());
+
+    // The default cap (1000 times) reads it whole.
+    let (code, stderr, log) = rstscope(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        source_rows(&log, "big.pcap.zst"),
+        (1..=N).collect::<Vec<_>>()
+    );
+}

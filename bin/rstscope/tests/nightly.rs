@@ -450,6 +450,42 @@ fn archive_named_shards_merge() {
     );
 }
 
+/// A shard's --state that cannot be read is refused before anything is written, as a run
+/// refuses its own (exit status 2, the file named), not reported as a write error after the
+/// merged logs were put in place.
+#[test]
+fn merge_refuses_an_unreadable_shard_state_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = dir.path().join("shard0");
+    let r = rstscope(
+        &["-q", testdata().join("sample.pcap").to_str().unwrap()],
+        &shard,
+    );
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let bad = dir.path().join("shard0.state");
+    std::fs::write(&bad, "{\"files\": {}}").unwrap();
+    let merged = dir.path().join("merged");
+    let out = Command::new(env!("CARGO_BIN_EXE_rstscope"))
+        .arg("merge")
+        .arg("-o")
+        .arg(&merged)
+        .arg("--state")
+        .arg(dir.path().join("state.json"))
+        .arg("--from-state")
+        .arg(&bad)
+        .arg(&shard)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("shard0.state: not a rstscope state file: no version"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!merged.join("reset.log").exists());
+    assert!(!dir.path().join("state.json").exists());
+}
+
 /// With -q a run says nothing when all is well, but a --conn-log that holds no conn log, or one
 /// that matches under half of the RSTs, is a warning on stderr (with the likely cause) and in
 /// the run record, which also counts the join.

@@ -20,6 +20,8 @@ mod source;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
 
@@ -137,6 +139,20 @@ pub enum CaptureError {
         where_: Offset,
         source: std::io::Error,
     },
+    /// The decompressed data went past the [`InflateCap`]: `limit` bytes, the larger of
+    /// `ratio` times `compressed` (the file's size, or for a stream the compressed bytes read
+    /// so far) and the cap's floor. `where_` is the start of the first record not wholly
+    /// within the limit: every record before it was delivered.
+    #[error(
+        "{compression} data decompresses to more than {limit} bytes, over {ratio} times its compressed size ({compressed} bytes): reading stopped at {where_}"
+    )]
+    Inflate {
+        compression: Compression,
+        ratio: u64,
+        compressed: u64,
+        limit: u64,
+        where_: Offset,
+    },
 }
 
 impl CaptureError {
@@ -145,7 +161,8 @@ impl CaptureError {
         match self {
             CaptureError::Truncated { where_, .. }
             | CaptureError::Corrupt { where_, .. }
-            | CaptureError::Decompress { where_, .. } => Some(where_.offset),
+            | CaptureError::Decompress { where_, .. }
+            | CaptureError::Inflate { where_, .. } => Some(where_.offset),
             CaptureError::Empty | CaptureError::NotCapture(_) => Some(0),
             _ => None,
         }
@@ -202,6 +219,54 @@ impl ReadReport {
     }
 }
 
+/// How far a gzip or zstd capture may inflate: at most `ratio` times its compressed size, and
+/// never less than `floor` bytes (so a small file is not cut short for compressing well).
+/// Past it the file ends with [`CaptureError::Inflate`], as a truncated file does. A `ratio`
+/// of 0 is no cap. Captures compress 3 to 20 times as a rule; a file of the same packet
+/// repeated compresses thousands of times (17.7 KB of zstd, 3 M identical RSTs: 1.87 GB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InflateCap {
+    pub ratio: u64,
+    /// Bytes.
+    pub floor: u64,
+}
+
+impl InflateCap {
+    /// No cap.
+    pub const NONE: InflateCap = InflateCap { ratio: 0, floor: 0 };
+    /// The floor of [`InflateCap::ratio`]: 64 MiB.
+    pub const DEFAULT_FLOOR: u64 = 64 << 20;
+    /// rstscope's default: 1000 times, at least 64 MiB.
+    pub const DEFAULT: InflateCap = InflateCap::ratio(1000);
+
+    /// A cap of `ratio` (0: none) with the default floor.
+    pub const fn ratio(ratio: u64) -> InflateCap {
+        InflateCap {
+            ratio,
+            floor: InflateCap::DEFAULT_FLOOR,
+        }
+    }
+
+    /// The most decompressed bytes allowed for `compressed` bytes; None when there is no cap.
+    pub fn limit(&self, compressed: u64) -> Option<u64> {
+        (self.ratio != 0).then(|| self.ratio.saturating_mul(compressed).max(self.floor))
+    }
+}
+
+impl Default for InflateCap {
+    fn default() -> Self {
+        InflateCap::NONE
+    }
+}
+
+/// How to read a capture file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadOptions {
+    pub access: PlainAccess,
+    /// The cap on gzip and zstd captures' decompressed size (default: none).
+    pub inflate: InflateCap,
+}
+
 /// How to open plain files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PlainAccess {
@@ -213,19 +278,34 @@ pub enum PlainAccess {
 }
 
 /// Read the capture at `path`, calling `visit` for every packet in file order.
-pub fn read_path<F>(path: &Path, access: PlainAccess, mut visit: F) -> ReadReport
+pub fn read_path<F>(path: &Path, access: PlainAccess, visit: F) -> ReadReport
 where
     F: FnMut(&Packet<'_>),
 {
-    read_path_until(path, access, |p| {
+    read_path_with(
+        path,
+        ReadOptions {
+            access,
+            inflate: InflateCap::NONE,
+        },
+        visit,
+    )
+}
+
+/// [`read_path`] with all the settings.
+pub fn read_path_with<F>(path: &Path, opts: ReadOptions, mut visit: F) -> ReadReport
+where
+    F: FnMut(&Packet<'_>),
+{
+    read_path_until(path, opts, |p| {
         visit(p);
         true
     })
 }
 
-/// [`read_path`], stopping (as at the end of the file, without an error) after the first packet
-/// for which `visit` returns false.
-pub fn read_path_until<F>(path: &Path, access: PlainAccess, mut visit: F) -> ReadReport
+/// [`read_path_with`], stopping (as at the end of the file, without an error) after the first
+/// packet for which `visit` returns false.
+pub fn read_path_until<F>(path: &Path, opts: ReadOptions, mut visit: F) -> ReadReport
 where
     F: FnMut(&Packet<'_>) -> bool,
 {
@@ -236,6 +316,7 @@ where
         }
     };
     let stop = &stop;
+    let access = opts.access;
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
@@ -248,7 +329,7 @@ where
     if meta.as_ref().is_ok_and(|m| !m.is_file()) {
         // A FIFO or a device: one pass over a stream, which cannot be mapped, measured or
         // read again.
-        return read_unseekable(file, stop, &mut visit);
+        return read_unseekable(file, opts.inflate, stop, &mut visit);
     }
     let len = meta.map(|m| m.len()).unwrap_or(0);
     if len == 0 {
@@ -273,7 +354,7 @@ where
         return r;
     }
     match sniff(&head[..head_len]) {
-        Some(Kind::Compressed(c)) => read_compressed(file, len, c, stop, &mut visit),
+        Some(Kind::Compressed(c)) => read_compressed(file, len, c, opts.inflate, stop, &mut visit),
         Some(Kind::Capture(_)) if access == PlainAccess::Mmap => {
             // SAFETY: the map is read-only and private to this function. Another process may
             // still truncate the file while we read it: on Linux the access past the new end
@@ -291,10 +372,10 @@ where
                     read_source(&mut src, &mut report, &mut visit);
                     report
                 }
-                Err(_) => read_stream(file, len, Compression::None, stop, &mut visit),
+                Err(_) => read_stream(file, len, Compression::None, None, stop, &mut visit),
             }
         }
-        Some(Kind::Capture(_)) => read_stream(file, len, Compression::None, stop, &mut visit),
+        Some(Kind::Capture(_)) => read_stream(file, len, Compression::None, None, stop, &mut visit),
         None => {
             let mut r = ReadReport::new(Compression::None, len);
             r.error = Some(CaptureError::NotCapture(hex_head(&head[..head_len])));
@@ -307,6 +388,7 @@ where
 /// then read again from memory, followed by the rest of the stream.
 fn read_unseekable<F: FnMut(&Packet<'_>)>(
     file: File,
+    inflate: InflateCap,
     stop: &std::cell::Cell<bool>,
     visit: &mut F,
 ) -> ReadReport {
@@ -321,8 +403,8 @@ fn read_unseekable<F: FnMut(&Packet<'_>)>(
     };
     let stream = (&head[..n]).chain(file);
     match sniff(&head[..n]) {
-        Some(Kind::Compressed(c)) => read_compressed(stream, 0, c, stop, visit),
-        Some(Kind::Capture(_)) => read_stream(stream, 0, Compression::None, stop, visit),
+        Some(Kind::Compressed(c)) => read_compressed(stream, 0, c, inflate, stop, visit),
+        Some(Kind::Capture(_)) => read_stream(stream, 0, Compression::None, None, stop, visit),
         None if n == 0 => {
             let mut r = ReadReport::new(Compression::None, 0);
             r.error = Some(CaptureError::Empty);
@@ -349,7 +431,8 @@ where
     }
     match sniff(bytes) {
         Some(Kind::Compressed(c)) => {
-            read_compressed(bytes, len, c, &std::cell::Cell::new(false), &mut visit)
+            let go = std::cell::Cell::new(false);
+            read_compressed(bytes, len, c, InflateCap::NONE, &go, &mut visit)
         }
         Some(Kind::Capture(_)) => {
             let mut report = ReadReport::new(Compression::None, len);
@@ -385,31 +468,60 @@ fn hex_head(b: &[u8]) -> String {
         .join(" ")
 }
 
+/// A reader that counts the bytes read through it (a decompressor's input), for
+/// [`InflateCap`] on streams whose size is not known ahead.
+struct Counted<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Read a gzip or zstd capture: `file_bytes` is the compressed size (0 when unknown: a
+/// stream), `inflate` the cap on what it may decompress to.
 fn read_compressed<R: Read, F: FnMut(&Packet<'_>)>(
     input: R,
     file_bytes: u64,
     compression: Compression,
+    inflate: InflateCap,
     stop: &std::cell::Cell<bool>,
     visit: &mut F,
 ) -> ReadReport {
+    let count = Arc::new(AtomicU64::new(0));
+    let limit = (inflate.ratio != 0).then(|| source::InflateLimit {
+        cap: inflate,
+        file_bytes,
+        compressed_read: Arc::clone(&count),
+    });
+    let input = Counted {
+        inner: input,
+        count,
+    };
     match compression {
         // MultiGzDecoder: pigz output and `cat a.gz b.gz` are several members.
         Compression::Gzip => read_stream(
             flate2::read::MultiGzDecoder::new(input),
             file_bytes,
             compression,
+            limit,
             stop,
             visit,
         ),
         Compression::Zstd => match zstd::stream::read::Decoder::new(input) {
-            Ok(dec) => read_stream(dec, file_bytes, compression, stop, visit),
+            Ok(dec) => read_stream(dec, file_bytes, compression, limit, stop, visit),
             Err(e) => {
                 let mut r = ReadReport::new(compression, file_bytes);
                 r.error = Some(CaptureError::Io(e));
                 r
             }
         },
-        Compression::None => read_stream(input, file_bytes, compression, stop, visit),
+        Compression::None => read_stream(input, file_bytes, compression, None, stop, visit),
     }
 }
 
@@ -417,14 +529,16 @@ fn read_stream<R: Read, F: FnMut(&Packet<'_>)>(
     input: R,
     file_bytes: u64,
     compression: Compression,
+    limit: Option<source::InflateLimit>,
     stop: &std::cell::Cell<bool>,
     visit: &mut F,
 ) -> ReadReport {
     let mut report = ReadReport::new(compression, file_bytes);
-    let mut src = Until {
-        inner: StreamSource::new(input, compression),
-        stop,
-    };
+    let mut src = StreamSource::new(input, compression);
+    if let Some(limit) = limit {
+        src = src.with_limit(limit);
+    }
+    let mut src = Until { inner: src, stop };
     read_source(&mut src, &mut report, visit);
     report
 }

@@ -2,8 +2,10 @@
 //! or a decompressing stream read through a growable buffer.
 
 use std::io::{ErrorKind, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use crate::{CaptureError, Compression, Offset, HARD_MAX_RECORD};
+use crate::{CaptureError, Compression, InflateCap, Offset, HARD_MAX_RECORD};
 
 /// A window onto the capture bytes from the current position.
 pub trait ByteSource {
@@ -222,6 +224,24 @@ fn truncated_under_map(at: usize) -> CaptureError {
     )))
 }
 
+/// The most a decompressing stream may give: `cap` of the compressed size, which is the
+/// file's (`file_bytes`) or, for a stream of unknown size, the compressed bytes read so far.
+pub(crate) struct InflateLimit {
+    pub(crate) cap: InflateCap,
+    pub(crate) file_bytes: u64,
+    pub(crate) compressed_read: Arc<AtomicU64>,
+}
+
+impl InflateLimit {
+    /// (compressed size, most decompressed bytes) now.
+    fn now(&self) -> (u64, Option<u64>) {
+        let compressed = self
+            .file_bytes
+            .max(self.compressed_read.load(Ordering::Relaxed));
+        (compressed, self.cap.limit(compressed))
+    }
+}
+
 /// A reader (usually a decompressor) behind a buffer that grows to the largest record asked for.
 pub struct StreamSource<R: Read> {
     inner: R,
@@ -231,6 +251,10 @@ pub struct StreamSource<R: Read> {
     end: usize,
     consumed: u64,
     eof: bool,
+    limit: Option<InflateLimit>,
+    /// Set when the stream went past the limit: it was cut there, and asking for bytes past
+    /// the cut is an error. (compressed size, limit) at the cut.
+    cut: Option<(u64, u64)>,
 }
 
 const CHUNK: usize = 1 << 20;
@@ -245,6 +269,44 @@ impl<R: Read> StreamSource<R> {
             end: 0,
             consumed: 0,
             eof: false,
+            limit: None,
+            cut: None,
+        }
+    }
+
+    /// Stop at `limit` decompressed bytes.
+    pub(crate) fn with_limit(mut self, limit: InflateLimit) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Cut the buffered bytes at the limit, if they went past it (`start` is 0: called while
+    /// filling).
+    fn enforce_limit(&mut self) {
+        let Some(limit) = &self.limit else { return };
+        let (compressed, max) = limit.now();
+        let Some(max) = max else { return };
+        let produced = self.consumed + self.end as u64;
+        if produced > max {
+            // (`consumed` is within the limit: the limit only grows, and was not passed.)
+            self.end = max.saturating_sub(self.consumed) as usize;
+            self.eof = true;
+            self.cut = Some((compressed, max));
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn cut_error(&self, compressed: u64, limit: u64) -> CaptureError {
+        CaptureError::Inflate {
+            compression: self.compression,
+            ratio: self.limit.as_ref().map_or(0, |l| l.cap.ratio),
+            compressed,
+            limit,
+            where_: Offset {
+                offset: self.consumed,
+                decompressed: true,
+            },
         }
     }
 }
@@ -263,7 +325,10 @@ impl<R: Read> ByteSource for StreamSource<R> {
             while self.end < want && !self.eof {
                 match self.inner.read(&mut self.buf[self.end..]) {
                     Ok(0) => self.eof = true,
-                    Ok(n) => self.end += n,
+                    Ok(n) => {
+                        self.end += n;
+                        self.enforce_limit();
+                    }
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) => {
                         return Err(if self.compression == Compression::None {
@@ -280,6 +345,12 @@ impl<R: Read> ByteSource for StreamSource<R> {
                         })
                     }
                 }
+            }
+        }
+        if let Some((compressed, limit)) = self.cut {
+            // Bytes past the cut are wanted: the capture goes on beyond the limit.
+            if self.end - self.start < want {
+                return Err(self.cut_error(compressed, limit));
             }
         }
         Ok(&self.buf[self.start..self.end])

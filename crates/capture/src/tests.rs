@@ -611,3 +611,197 @@ fn a_capture_truncated_under_its_map_is_an_error_not_a_sigbus() {
     assert!(r.error.is_none());
     assert_eq!(r.packets, 20_000);
 }
+
+/// A pcap of `n` copies of one RST (records of 16 + 60 bytes after the 24-byte header): it
+/// compresses well over 1000 times.
+fn repetitive_pcap(n: usize) -> Vec<u8> {
+    let frame = frames(1).remove(0);
+    let recs: Vec<Record> = (0..n)
+        .map(|_| Record::new(1_700_000_000_000_000_000, frame.clone()))
+        .collect();
+    PcapWriter::new(1).write(&recs)
+}
+
+#[test]
+fn a_capture_inflating_past_the_cap_ends_with_an_error_after_the_records_within_it() {
+    const REC: u64 = 16 + 60;
+    let plain = repetitive_pcap(100_000);
+    assert_eq!(plain.len() as u64, 24 + 100_000 * REC);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, compression) in [
+        ("a.pcap.zst", zst(&plain), Compression::Zstd),
+        ("a.pcap.gz", gzip(&plain), Compression::Gzip),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let len = bytes.len() as u64;
+        let read = |inflate: InflateCap| {
+            let mut n = 0u64;
+            let mut last_end = 0u64;
+            let r = read_path_with(
+                &path,
+                ReadOptions {
+                    access: PlainAccess::Mmap,
+                    inflate,
+                },
+                |p| {
+                    n += 1;
+                    last_end = p.offset + REC;
+                },
+            );
+            (n, last_end, r)
+        };
+        // No cap, or one it stays under: every packet.
+        for cap in [
+            InflateCap::NONE,
+            InflateCap::DEFAULT,
+            InflateCap {
+                ratio: plain.len() as u64 / len + 1,
+                floor: 0,
+            },
+        ] {
+            let (n, _, r) = read(cap);
+            assert!(r.error.is_none(), "{name} {cap:?}: {:?}", r.error);
+            assert_eq!(n, 100_000);
+        }
+        // The floor decides (10 times the file is less than 4 MiB), then the ratio.
+        assert!(
+            10 * len < 4 << 20 && 100 * len < plain.len() as u64,
+            "{name}: {len}"
+        );
+        for (ratio, floor, limit) in [(10, 4 << 20, 4 << 20), (100, 0, 100 * len)] {
+            let cap = InflateCap { ratio, floor };
+            let (n, last_end, r) = read(cap);
+            assert_eq!(n, (limit - 24) / REC, "{name} {cap:?}");
+            match &r.error {
+                Some(CaptureError::Inflate {
+                    compression: c,
+                    ratio: q,
+                    compressed,
+                    limit: l,
+                    where_,
+                }) => {
+                    assert_eq!((*c, *q, *compressed, *l), (compression, ratio, len, limit));
+                    // Stopped at the first record not wholly within the limit.
+                    assert_eq!(
+                        *where_,
+                        Offset {
+                            offset: last_end,
+                            decompressed: true
+                        }
+                    );
+                    assert!(last_end + REC > limit);
+                }
+                other => panic!("{name} {cap:?}: {other:?}"),
+            }
+            let e = r.error.unwrap().to_string();
+            assert!(
+                e.contains(&format!(
+                    "data decompresses to more than {limit} bytes, over {ratio} times its compressed size ({len} bytes): reading stopped at decompressed byte offset {last_end}"
+                )),
+                "{e}"
+            );
+        }
+        // A stream of unknown size (a FIFO): the cap counts the compressed bytes read.
+        let mut n = 0u64;
+        let r = read_compressed(
+            &bytes[..],
+            0,
+            compression,
+            InflateCap {
+                ratio: 100,
+                floor: 0,
+            },
+            &std::cell::Cell::new(false),
+            &mut |_: &Packet<'_>| n += 1,
+        );
+        assert!(
+            matches!(r.error, Some(CaptureError::Inflate { limit, .. }) if limit <= 100 * len),
+            "{name}: {:?}",
+            r.error
+        );
+        assert!(n > 0 && n < 100_000, "{name}: {n}");
+    }
+}
+
+/// rstscope's default cap (1000 times) cuts none of the compressed captures in `testdata/`,
+/// even without its 64 MiB floor.
+#[test]
+fn the_default_ratio_cuts_no_testdata_capture_even_without_its_floor() {
+    fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata"),
+        &mut all,
+    );
+    let cap = InflateCap {
+        floor: 0,
+        ..InflateCap::DEFAULT
+    };
+    let mut compressed = 0;
+    for p in all {
+        let mut head = [0u8; 4];
+        let n = std::fs::File::open(&p)
+            .and_then(|f| read_head(&f, &mut head))
+            .unwrap();
+        if !matches!(sniff(&head[..n]), Some(Kind::Compressed(_))) {
+            continue;
+        }
+        compressed += 1;
+        let r = read_path_with(
+            &p,
+            ReadOptions {
+                access: PlainAccess::Mmap,
+                inflate: cap,
+            },
+            |_| {},
+        );
+        assert!(
+            !matches!(r.error, Some(CaptureError::Inflate { .. })),
+            "{}: {:?}",
+            p.display(),
+            r.error
+        );
+    }
+    assert!(compressed >= 4, "{compressed} compressed captures");
+}
+
+/// `read_path_until` ends a read between records when the visitor says so, without an error,
+/// for a mapped file and a compressed one alike.
+#[test]
+fn a_read_stops_where_the_visitor_says() {
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/sample.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let zst = dir.path().join("sample.pcap.zst");
+    std::fs::write(
+        &zst,
+        zstd::encode_all(&std::fs::read(&sample).unwrap()[..], 3).unwrap(),
+    )
+    .unwrap();
+    for path in [sample.as_path(), zst.as_path()] {
+        let all = read_path(path, PlainAccess::Mmap, |_| {}).packets;
+        assert!(all > 5, "{path:?}");
+        let mut frames = Vec::new();
+        let opts = ReadOptions {
+            access: PlainAccess::Mmap,
+            inflate: InflateCap::NONE,
+        };
+        let r = crate::read_path_until(path, opts, |p| {
+            frames.push(p.frame);
+            p.frame < 3
+        });
+        assert!(r.error.is_none(), "{path:?}: {:?}", r.error);
+        assert_eq!(frames, vec![1, 2, 3], "{path:?}");
+        assert_eq!(r.packets, 3, "{path:?}");
+    }
+}

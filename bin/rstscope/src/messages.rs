@@ -1,0 +1,299 @@
+//! Everything rstscope says on stderr, and its exit status, in one place (as ripgrep's
+//! `messages.rs`): notices, warnings and errors go through [`Messages`], which escapes the
+//! control characters of every line (file names, sensor names and errors quote hostile input:
+//! a name cannot break the line, forge another one or drive the terminal) and remembers
+//! whether an error was reported; what ends a run early is a [`Fatal`], and [`Messages::finish`]
+//! prints it and gives the exit status. The library never prints.
+
+use std::fmt::Display;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rstscope::error::{CarryError, LockError, ShardError, StateError};
+use rstscope_capture::CaptureError;
+
+/// Exit statuses (also in README and --help).
+pub const EXIT_OK: u8 = 0;
+/// Finished, but some inputs had errors (each reported).
+pub const EXIT_SOME_ERRORS: u8 = 1;
+/// A usage error, nothing could be processed, or the state or its carry is unreadable.
+pub const EXIT_FAILED: u8 = 2;
+/// EX_IOERR: the logs, the state or the run record could not be written.
+pub const EXIT_CANNOT_WRITE: u8 = 74;
+/// EX_TEMPFAIL: another run holds the output directory's lock; retry later.
+pub const EXIT_LOCKED: u8 = 75;
+
+/// What ends a run (or a merge) before it has done its work. Each says what it concerns; its
+/// exit status is [`Fatal::status`].
+#[derive(Debug, thiserror::Error)]
+pub enum Fatal {
+    /// The output directory's lock: held by another run (75), or not to be taken (74).
+    #[error("{0}")]
+    Lock(LockError),
+    /// The `--state` file's lock.
+    #[error("the state: {0}")]
+    StateLock(LockError),
+    #[error("{0}")]
+    State(StateError),
+    #[error("{0}")]
+    Carry(CarryError),
+    #[error("no capture files found in the inputs given")]
+    NoCaptures,
+    #[error("none of the inputs could be read")]
+    NothingRead,
+    #[error("{0}")]
+    Shard(ShardError),
+    #[error("the shards were written in different formats")]
+    MixedShards,
+    #[error("cannot write the logs in {}: {source} (exit status 74)", dir.display())]
+    WriteLogs {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the merged logs in {}: {source} (exit status 74)", dir.display())]
+    WriteMerged {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot append the run record to {}: {source} (exit status 74)", path.display())]
+    RunRecord {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Fatal {
+    /// The exit status this ends the process with.
+    pub fn status(&self) -> u8 {
+        match self {
+            Fatal::Lock(LockError::Held(_)) => EXIT_LOCKED,
+            Fatal::Lock(LockError::Io(..))
+            | Fatal::StateLock(_)
+            | Fatal::WriteLogs { .. }
+            | Fatal::WriteMerged { .. }
+            | Fatal::RunRecord { .. } => EXIT_CANNOT_WRITE,
+            Fatal::State(_)
+            | Fatal::Carry(_)
+            | Fatal::NoCaptures
+            | Fatal::NothingRead
+            | Fatal::Shard(_)
+            | Fatal::MixedShards => EXIT_FAILED,
+        }
+    }
+}
+
+/// A capture that could not be read to its end: the file, why (with the byte offset), and how
+/// many of its packets were read (and used) before.
+pub struct InputFailed<'a> {
+    pub path: &'a Path,
+    pub error: &'a CaptureError,
+    pub packets: u64,
+}
+
+impl Display for InputFailed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.error)?;
+        if self.packets > 0 {
+            write!(f, " ({} packets before it were read)", self.packets)?;
+        }
+        if let CaptureError::Inflate { .. } = self.error {
+            f.write_str("; a larger --max-inflate (0: no cap) reads further")?;
+        }
+        Ok(())
+    }
+}
+
+/// The messages of one run, on stderr (or, in tests, any writer).
+pub struct Messages<W: Write = std::io::Stderr> {
+    out: W,
+    /// `-q`: no notices, no summary; warnings and errors are still written.
+    quiet: bool,
+    /// An error was reported (the run goes on, but its status is 1).
+    errored: bool,
+    /// The warnings, in order, for the run record.
+    warnings: Vec<String>,
+}
+
+impl Messages {
+    pub fn stderr(quiet: bool) -> Self {
+        Messages::new(std::io::stderr(), quiet)
+    }
+}
+
+impl<W: Write> Messages<W> {
+    pub fn new(out: W, quiet: bool) -> Self {
+        Messages {
+            out,
+            quiet,
+            errored: false,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// One line, its control characters escaped. A line that cannot be written (stderr
+    /// closed) is dropped: the exit status still tells.
+    fn line(&mut self, text: impl Display) {
+        let text = text.to_string();
+        let _ = writeln!(self.out, "{}", rstscope::terminal_safe(&text));
+    }
+
+    /// What the run did (the summary, the last line): not with `-q`.
+    pub fn info(&mut self, text: impl Display) {
+        if !self.quiet {
+            self.line(text);
+        }
+    }
+
+    /// Something skipped or done on the way that needs no action: not with `-q`.
+    pub fn notice(&mut self, text: impl Display) {
+        if !self.quiet {
+            self.line(format_args!("rstscope: notice: {text}"));
+        }
+    }
+
+    /// Something that may make the logs incomplete or wrong: also with `-q`, and kept for the
+    /// run record.
+    pub fn warning(&mut self, text: impl Display) {
+        let text = text.to_string();
+        self.line(format_args!("rstscope: warning: {text}"));
+        self.warnings.push(text);
+    }
+
+    /// An input (or a conn log, or carried state) that could not be used, or not wholly: the
+    /// run goes on, and ends with status 1.
+    pub fn error(&mut self, text: impl Display) {
+        self.errored = true;
+        self.line(format_args!("rstscope: error: {text}"));
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The exit status `result` ends the process with: a fatal error's own, else 1 when an
+    /// error was reported, else 0.
+    pub fn status(&self, result: &Result<(), Fatal>) -> u8 {
+        match result {
+            Ok(()) if self.errored => EXIT_SOME_ERRORS,
+            Ok(()) => EXIT_OK,
+            Err(f) => f.status(),
+        }
+    }
+
+    /// Report what ended a run early.
+    pub fn fatal(&mut self, f: &Fatal) {
+        match f {
+            // Not an error of this run: another one is at work.
+            Fatal::Lock(e @ LockError::Held(_)) => self.line(format_args!(
+                "rstscope: {e}; not starting (exit status 75: retry later)"
+            )),
+            f => self.line(format_args!("rstscope: error: {f}")),
+        }
+    }
+
+    /// The end of a run: its fatal error reported, if it had one, and its exit status.
+    pub fn finish(&mut self, result: Result<(), Fatal>) -> u8 {
+        if let Err(f) = &result {
+            self.fatal(f);
+        }
+        self.status(&result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(m: &Messages<Vec<u8>>) -> String {
+        String::from_utf8(m.out.clone()).unwrap()
+    }
+
+    #[test]
+    fn every_line_is_escaped_and_an_error_makes_the_status_1() {
+        let mut m = Messages::new(Vec::new(), false);
+        m.notice("a\nb.pcap: skipped");
+        m.warning(format_args!("{}: odd", "c\u{1b}[2J.pcap"));
+        assert_eq!(m.status(&Ok(())), EXIT_OK);
+        m.error("d\rrstscope: error: FORGED");
+        assert_eq!(m.status(&Ok(())), EXIT_SOME_ERRORS);
+        assert_eq!(
+            text(&m),
+            "rstscope: notice: a\\x0ab.pcap: skipped\n\
+             rstscope: warning: c\\x1b[2J.pcap: odd\n\
+             rstscope: error: d\\x0drstscope: error: FORGED\n"
+        );
+        assert_eq!(m.warnings(), ["c\u{1b}[2J.pcap: odd"]);
+    }
+
+    #[test]
+    fn quiet_keeps_warnings_and_errors_only() {
+        let mut m = Messages::new(Vec::new(), true);
+        m.notice("n");
+        m.info("i");
+        m.warning("w");
+        m.error("e");
+        assert_eq!(text(&m), "rstscope: warning: w\nrstscope: error: e\n");
+    }
+
+    #[test]
+    fn a_fatal_error_decides_the_status_and_is_said_once() {
+        let held = || Fatal::Lock(LockError::Held(PathBuf::from("out/.rstscope.lock")));
+        let io = || std::io::Error::other("disk full");
+        for (f, status) in [
+            (held(), EXIT_LOCKED),
+            (
+                Fatal::Lock(LockError::Io(PathBuf::from("out"), io())),
+                EXIT_CANNOT_WRITE,
+            ),
+            (
+                Fatal::StateLock(LockError::Io(PathBuf::from("s.lock"), io())),
+                EXIT_CANNOT_WRITE,
+            ),
+            (
+                Fatal::State(StateError::Newer {
+                    path: PathBuf::from("s.json"),
+                    version: 9,
+                }),
+                EXIT_FAILED,
+            ),
+            (Fatal::NoCaptures, EXIT_FAILED),
+            (Fatal::NothingRead, EXIT_FAILED),
+            (Fatal::MixedShards, EXIT_FAILED),
+            (
+                Fatal::WriteLogs {
+                    dir: PathBuf::from("out"),
+                    source: io(),
+                },
+                EXIT_CANNOT_WRITE,
+            ),
+            (
+                Fatal::RunRecord {
+                    path: PathBuf::from("out/rstscope_runs.log"),
+                    source: io(),
+                },
+                EXIT_CANNOT_WRITE,
+            ),
+        ] {
+            // An error reported before does not change a fatal error's status.
+            let mut m = Messages::new(Vec::new(), true);
+            m.error("an input");
+            assert_eq!(m.finish(Err(f)), status);
+            assert_eq!(text(&m).lines().count(), 2, "{}", text(&m));
+        }
+        let mut m = Messages::new(Vec::new(), false);
+        m.finish(Err(held()));
+        assert_eq!(
+            text(&m),
+            "rstscope: another rstscope run holds out/.rstscope.lock; not starting (exit status 75: retry later)\n"
+        );
+        let mut m = Messages::new(Vec::new(), false);
+        m.finish(Err(Fatal::StateLock(LockError::Io(
+            PathBuf::from("s.lock"),
+            io(),
+        ))));
+        assert_eq!(
+            text(&m),
+            "rstscope: error: the state: cannot lock s.lock: disk full\n"
+        );
+    }
+}
