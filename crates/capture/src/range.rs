@@ -33,6 +33,9 @@ pub const PCAPNG_CHAIN: usize = 8;
 /// Largest gap, in seconds, between the timestamps of two consecutive records of a pcap
 /// resync chain (pcapfix's one day).
 pub const PCAP_MAX_GAP_S: i64 = 86_400;
+/// A pcap resync chain's timestamps must not lie more than this many seconds before the file's
+/// first record; one cut short by the end of the file not more than this many after it either.
+pub const PCAP_ANCHOR_S: i64 = 366 * 86_400;
 
 /// The capture bytes a range is read from.
 ///
@@ -102,10 +105,13 @@ pub struct Layout {
     /// pcapng: the interfaces the first section describes before its first packet block (link
     /// type, snap length, timestamp units and offset), by interface id.
     pub interfaces: Vec<Interface>,
+    /// pcap: the seconds of the first record's timestamp, when there is one (anchors
+    /// [`resync`]'s short chains at the end of the file).
+    pub first_ts_s: Option<i64>,
     /// Offset of the first record after the head: pcap, 24; pcapng, the first block that is
     /// neither the section header nor one of the blocks before the first packet block (the
     /// first packet block, a second section header, or the end of the file). A range starting
-    /// at or before it is read from the first byte of the file, as the sequential reader does.
+    /// before it is read from the first byte of the file, as the sequential reader does.
     pub data_start: u64,
 }
 
@@ -120,7 +126,10 @@ pub fn layout<B: RangeBytes + ?Sized>(bytes: &B) -> Result<Layout, CaptureError>
     match sniff(all) {
         Some(Kind::Capture(Format::Pcap)) => {
             let header = with_source!(bytes, 0, |src| pcap_header(src))?;
+            let first_ts_s = (all.len() >= PcapHeader::LEN + header.record_header_len())
+                .then(|| u32_at(all, PcapHeader::LEN, header.records_big_endian()) as i64);
             Ok(Layout {
+                first_ts_s,
                 format: Format::Pcap,
                 pcap: Some(header),
                 big_endian: header.big_endian,
@@ -166,6 +175,7 @@ fn ng_layout(big_endian: bool, interfaces: Vec<Interface>, data_start: u64) -> L
     Layout {
         format: Format::PcapNg,
         pcap: None,
+        first_ts_s: None,
         big_endian,
         interfaces,
         data_start,
@@ -211,9 +221,9 @@ pub struct RangeReport {
 /// for every packet, exactly as the sequential reader delivers them (same offset, ts_ns,
 /// linktype, orig_len, data) except that frame numbers count from 1 within the range.
 ///
-/// `start` must be a record boundary (range 0: any offset up to `layout.data_start`, which
-/// reads from the head of the file; later ranges: [`resync`]'s proposal, which only
-/// [`RangeReport::next`] of the range before confirms). Counters over consecutive ranges add
+/// `start` must be a record boundary: range 0 starts at 0 (any offset before
+/// `layout.data_start` reads from the head of the file), later ranges at [`resync`]'s proposal
+/// (never before `data_start`), which only [`RangeReport::next`] of the range before confirms. Counters over consecutive ranges add
 /// up to the sequential reader's.
 pub fn read_range<B, F>(
     bytes: &B,
@@ -226,7 +236,9 @@ where
     B: RangeBytes + ?Sized,
     F: FnMut(&Packet<'_>),
 {
-    let from_head = start <= layout.data_start;
+    // A range starting before the first record reads the head of the file first, as the
+    // sequential reader does; at `data_start` and after, the layout stands for the head.
+    let from_head = start < layout.data_start;
     let pos = if from_head { 0 } else { to_usize(start) };
     let mut tally = Tally::default();
     let (result, next) = with_source!(bytes, pos, |src| {
@@ -268,6 +280,7 @@ fn walk<S: ByteSource, F: FnMut(&Packet<'_>)>(
             pcap_records::<S, F, true>(src, &header, end, tally, visit)
         }
         Format::PcapNg => {
+            let start = src.position();
             let mut state = if from_head {
                 NgState {
                     head_end: layout.data_start,
@@ -278,7 +291,8 @@ fn walk<S: ByteSource, F: FnMut(&Packet<'_>)>(
                     big_endian: layout.big_endian,
                     interfaces: layout.interfaces.clone(),
                     last_ts: 0,
-                    ts_known: false,
+                    // No packet comes before the first record after the head.
+                    ts_known: start == layout.data_start,
                     first: false,
                     head_end: 0,
                 }
@@ -348,8 +362,10 @@ pub fn read_record_at<'a, B: RangeBytes + ?Sized>(
 /// before.
 ///
 /// pcap records are plausible when their captured length is at most what the reader accepts
-/// and at most the length on the wire, the timestamp fraction is below 10^6 (µs) or 10^9
-/// (ns), and consecutive timestamps are at most [`PCAP_MAX_GAP_S`] apart. pcapng blocks are
+/// and at most the length on the wire, which is not 0, the timestamp fraction is below 10^6 (µs) or 10^9
+/// (ns), consecutive timestamps are at most [`PCAP_MAX_GAP_S`] apart and none is more than
+/// [`PCAP_ANCHOR_S`] before the first record's; a chain cut short by the end of the file must
+/// also not be more than that after it. pcapng blocks are
 /// 4-aligned, have a valid length repeated in the trailer, a known type, and name an
 /// interface of the head's table; a section header ends the chain as plausible (what follows
 /// is read in its own byte order, and the range that holds it reports `layout_changed`).
@@ -376,12 +392,12 @@ fn resync_in(b: &[u8], layout: &Layout, hint: u64) -> Option<u64> {
     }
     let from = hint as usize;
     match layout.format {
-        Format::Pcap => resync_pcap(b, &layout.pcap?, from),
+        Format::Pcap => resync_pcap(b, &layout.pcap?, layout.first_ts_s, from),
         Format::PcapNg => resync_pcapng(b, layout, from),
     }
 }
 
-fn resync_pcap(b: &[u8], header: &PcapHeader, from: usize) -> Option<u64> {
+fn resync_pcap(b: &[u8], header: &PcapHeader, anchor: Option<i64>, from: usize) -> Option<u64> {
     let max_record = header.record_header_len() + header.max_caplen() as usize;
     // A true boundary lies within one record of any offset; its chain can fail the soft tests
     // (a long gap in time) for up to a chain's length of records.
@@ -389,11 +405,11 @@ fn resync_pcap(b: &[u8], header: &PcapHeader, from: usize) -> Option<u64> {
         .saturating_add(max_record.saturating_mul(PCAP_CHAIN + 1))
         .min(b.len());
     (from..=limit)
-        .find(|&c| c == b.len() || pcap_chain(b, header, c))
+        .find(|&c| c == b.len() || pcap_chain(b, header, anchor, c))
         .map(|c| c as u64)
 }
 
-fn pcap_chain(b: &[u8], header: &PcapHeader, mut p: usize) -> bool {
+fn pcap_chain(b: &[u8], header: &PcapHeader, anchor: Option<i64>, mut p: usize) -> bool {
     let rec_hdr = header.record_header_len();
     let be = header.records_big_endian();
     let max_caplen = header.max_caplen();
@@ -403,6 +419,7 @@ fn pcap_chain(b: &[u8], header: &PcapHeader, mut p: usize) -> bool {
         1_000_000
     };
     let mut prev_sec: Option<i64> = None;
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     for _ in 0..PCAP_CHAIN {
         if b.len() - p < rec_hdr {
             return false;
@@ -411,20 +428,30 @@ fn pcap_chain(b: &[u8], header: &PcapHeader, mut p: usize) -> bool {
         let frac = u32_at(b, p + 4, be);
         let caplen = u32_at(b, p + 8, be);
         let orig_len = u32_at(b, p + 12, be);
-        if frac >= frac_limit || caplen > max_caplen || caplen > orig_len {
+        // (A record of nothing on the wire is no packet: zero padding would otherwise read
+        // as a chain of empty records.)
+        if frac >= frac_limit || caplen > max_caplen || caplen > orig_len || orig_len == 0 {
             return false;
         }
         if prev_sec.is_some_and(|prev| (sec - prev).abs() > PCAP_MAX_GAP_S) {
             return false;
         }
+        // Not long before the first record: a chain read 4 bytes into true records (whose
+        // captured and wire lengths are equal) takes their fractions for seconds, 1970's.
+        if anchor.is_some_and(|a| sec < a - PCAP_ANCHOR_S) {
+            return false;
+        }
         prev_sec = Some(sec);
+        (lo, hi) = (lo.min(sec), hi.max(sec));
         let need = rec_hdr + caplen as usize;
         if b.len() - p < need {
             return false;
         }
         p += need;
         if p == b.len() {
-            return true;
+            // A short chain, ended by the end of the file: its times must also lie near the
+            // file's first record's (payload bytes rarely look like this year's dates).
+            return anchor.is_some_and(|a| a - lo <= PCAP_ANCHOR_S && hi - a <= PCAP_ANCHOR_S);
         }
     }
     true
