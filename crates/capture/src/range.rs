@@ -557,3 +557,6 @@ fn block_fits(b: &[u8], p: usize, be: bool) -> Option<usize> {
     }
     Some(len)
 }
+
+#[cfg(test)]
+mod tests;
