@@ -749,6 +749,9 @@ impl NgState {
     }
 }
 
+/// A pcapng block: its type in the section's byte order, its offset, its bytes.
+pub(crate) type NgBlock<'a> = (u32, Offset, &'a [u8]);
+
 /// The next pcapng block at the current position, whole and with its lengths checked, without
 /// moving past it: (its type in the section's byte order, its offset, its bytes); `None` at the
 /// end of the input. A section header block sets `big_endian` from its byte-order magic.
@@ -757,7 +760,7 @@ pub(crate) fn ng_next_block<'s, S: ByteSource>(
     src: &'s mut S,
     big_endian: &mut bool,
     first: bool,
-) -> Result<Option<(u32, Offset, &'s [u8])>, CaptureError> {
+) -> Result<Option<NgBlock<'s>>, CaptureError> {
     let here = src.offset();
     let w = src.window(12)?;
     if w.is_empty() {

@@ -17,7 +17,11 @@ use rstscope_pcapgen::{flags, Endian, Interface, Link, PcapNgWriter, PcapWriter,
 
 fn frame(i: u32, payload: usize) -> Vec<u8> {
     let mut ip = Tcp::new("10.0.0.1", 1000 + (i % 500) as u16, "10.0.0.2", 80)
-        .flags(if i % 7 == 0 { flags::RST } else { flags::ACK })
+        .flags(if i.is_multiple_of(7) {
+            flags::RST
+        } else {
+            flags::ACK
+        })
         .seq(i)
         .to_ip();
     // Payload bytes that look like pcap record headers now and then (lengths, timestamps).
