@@ -14,7 +14,7 @@
 # testdata/fuzz/<target>/ and the regression tests (crates/*/tests/fuzz_regressions.rs, part of
 # the ordinary `cargo test`) run it from then on.
 #
-# Targets: capture capture_framed decode conn_log classifier zeeklog_tsv carry
+# Targets: capture capture_framed decode conn_log classifier zeeklog_tsv carry resync
 # The targets run one at a time, each as a single libFuzzer process (no -jobs/-fork).
 # FUZZ_ARGS adds libFuzzer options (e.g. FUZZ_ARGS=-max_len=4096); FUZZ_CORPUS puts the corpora
 # somewhere else (CI uses a fresh one with FUZZ_ARGS=-seed=1, so its brief run replays the start
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_PER_TARGET=${1:-60}
 shift || true
-ALL_TARGETS=(capture capture_framed decode conn_log classifier zeeklog_tsv carry)
+ALL_TARGETS=(capture capture_framed decode conn_log classifier zeeklog_tsv carry resync)
 if [ $# -gt 0 ]; then
     TARGETS=("$@")
 else
@@ -64,6 +64,17 @@ seed() {
     case $t in
         capture)
             seed_captures "$dst"
+            ;;
+        resync)
+            # A selector byte first: 0x00 (mod 3 = 0) reads the rest as the file itself.
+            local tmp f
+            tmp=$(mktemp -d)
+            seed_captures "$tmp"
+            for f in "$tmp"/*.pcap "$tmp"/*.pcapng; do
+                [ -f "$f" ] || continue
+                { printf '\x00'; cat "$f"; } >"$dst/$(basename "$f")"
+            done
+            rm -rf "$tmp"
             ;;
         capture_framed | decode)
             local tmp

@@ -13,6 +13,7 @@
 //! per-block parsers, checking lengths itself before asking for bytes.
 
 mod peek;
+mod range;
 #[cfg(target_os = "linux")]
 mod sigbus;
 mod source;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
 
 pub use peek::{first_packet_ts, stream_head};
+pub use range::{layout, read_range, read_record_at, resync, Layout, RangeBytes, RangeReport};
 pub use source::{ByteSource, MmapSource, SliceSource, StreamSource};
 
 /// Largest record we accept when the file header does not announce a larger snap length:
@@ -642,11 +644,70 @@ fn corrupt(here: Offset, what: &'static str, detail: String) -> CaptureError {
     }
 }
 
-fn read_pcap<S: ByteSource, F: FnMut(&Packet<'_>)>(
-    src: &mut S,
-    report: &mut ReadReport,
-    visit: &mut F,
-) -> Result<(), CaptureError> {
+/// What a pcap file header says, which every record of the file is read with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PcapHeader {
+    /// Record header fields are big-endian (except in the "modified" format, see `rec_be`).
+    pub big_endian: bool,
+    /// Alexey Kuznetzov's "modified" format: 24-byte record headers.
+    pub modified: bool,
+    /// Nanosecond timestamps (else microseconds).
+    pub nanos: bool,
+    /// Link type, masked to its low 16 bits.
+    pub linktype: u16,
+    /// The snap length the header announces.
+    pub snaplen: u32,
+}
+
+impl PcapHeader {
+    /// Length of the file header.
+    pub const LEN: usize = 24;
+
+    /// The largest captured length the reader accepts in a record.
+    pub fn max_caplen(&self) -> u32 {
+        DEFAULT_MAX_CAPLEN.max(self.snaplen.min(HARD_MAX_RECORD))
+    }
+    /// Bytes of a record header.
+    pub fn record_header_len(&self) -> usize {
+        if self.modified {
+            24
+        } else {
+            16
+        }
+    }
+    /// Record header fields are in the file's byte order, except in the "modified" format,
+    /// which pcap-parser (and so this reader) always reads little-endian.
+    pub fn records_big_endian(&self) -> bool {
+        self.big_endian && !self.modified
+    }
+}
+
+/// Counters of one walk over records (a whole file or a byte range of one).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub packets: u64,
+    /// Records (pcap) or blocks (pcapng) walked, of any kind.
+    pub records: u64,
+    /// Frame numbers used (packets, packets without an interface, custom blocks).
+    pub frames: u64,
+    pub skipped_blocks: u64,
+    pub packets_without_interface: u64,
+    /// A section header or an interface description at or after `NgState::head_end`.
+    pub layout_changed: bool,
+    /// A simple packet block delivered before any timestamped packet of the walk.
+    pub untimed_start: bool,
+}
+
+impl Tally {
+    fn add_to(&self, report: &mut ReadReport) {
+        report.packets += self.packets;
+        report.skipped_blocks += self.skipped_blocks;
+        report.packets_without_interface += self.packets_without_interface;
+    }
+}
+
+/// Parse the pcap file header at the current position and step over it.
+pub(crate) fn pcap_header<S: ByteSource>(src: &mut S) -> Result<PcapHeader, CaptureError> {
     let here = src.offset();
     let w = src.window(24)?;
     if w.len() < 24 {
@@ -663,20 +724,50 @@ fn read_pcap<S: ByteSource, F: FnMut(&Packet<'_>)>(
         }
     };
     src.advance(24);
-    let big_endian = header.is_bigendian();
-    let modified = header.is_modified_format();
-    let nanos = header.is_nanosecond_precision();
-    // The 32-bit link-type field carries FCS information in its upper bits (LT_FCS_LENGTH);
-    // only the low 16 bits name the link type.
-    let linktype = (header.network.0 as u32 & 0xffff) as u16;
-    let max_caplen = DEFAULT_MAX_CAPLEN.max(header.snaplen.min(HARD_MAX_RECORD));
-    let rec_hdr = if modified { 24 } else { 16 };
-    // Record header fields are in the file's byte order, except in the "modified" format,
-    // which pcap-parser (and so this reader) always reads little-endian.
-    let rec_be = big_endian && !modified;
-    let mut frame = 0u64;
+    Ok(PcapHeader {
+        big_endian: header.is_bigendian(),
+        modified: header.is_modified_format(),
+        nanos: header.is_nanosecond_precision(),
+        // The 32-bit link-type field carries FCS information in its upper bits
+        // (LT_FCS_LENGTH); only the low 16 bits name the link type.
+        linktype: (header.network.0 as u32 & 0xffff) as u16,
+        snaplen: header.snaplen,
+    })
+}
+
+fn read_pcap<S: ByteSource, F: FnMut(&Packet<'_>)>(
+    src: &mut S,
+    report: &mut ReadReport,
+    visit: &mut F,
+) -> Result<(), CaptureError> {
+    let header = pcap_header(src)?;
+    let mut tally = Tally::default();
+    let r = pcap_records::<S, F, false>(src, &header, u64::MAX, &mut tally, visit);
+    tally.add_to(report);
+    r
+}
+
+/// The pcap record loop, from the current position (a record boundary) to the end of the input
+/// or, when `RANGED`, to the first record starting at or after `end`. Frame numbers continue
+/// from `tally.frames`.
+#[inline(always)]
+pub(crate) fn pcap_records<S: ByteSource, F: FnMut(&Packet<'_>), const RANGED: bool>(
+    src: &mut S,
+    header: &PcapHeader,
+    end: u64,
+    tally: &mut Tally,
+    visit: &mut F,
+) -> Result<(), CaptureError> {
+    let nanos = header.nanos;
+    let linktype = header.linktype;
+    let max_caplen = header.max_caplen();
+    let rec_hdr = header.record_header_len();
+    let rec_be = header.records_big_endian();
     loop {
         let here = src.offset();
+        if RANGED && here.offset >= end {
+            return Ok(());
+        }
         let w = src.window(rec_hdr)?;
         if w.is_empty() {
             return Ok(());
@@ -706,14 +797,15 @@ fn read_pcap<S: ByteSource, F: FnMut(&Packet<'_>)>(
             u32_at(w, 4, rec_be),
             u32_at(w, 12, rec_be),
         );
-        frame += 1;
+        tally.frames += 1;
+        tally.records += 1;
         let frac = if nanos {
             ts_frac as i64
         } else {
             ts_frac as i64 * 1000
         };
         let pkt = Packet {
-            frame,
+            frame: tally.frames,
             offset,
             ts_ns: ts_sec as i64 * 1_000_000_000 + frac,
             linktype,
@@ -722,17 +814,21 @@ fn read_pcap<S: ByteSource, F: FnMut(&Packet<'_>)>(
         };
         source::prefetch_record(w, need);
         visit(&pkt);
-        report.packets += 1;
+        tally.packets += 1;
         src.advance(need);
     }
 }
 
-struct Interface {
-    linktype: u16,
-    snaplen: u32,
-    /// Timestamp units per second.
-    units: u64,
-    offset_s: i64,
+/// One interface of a pcapng section, as its interface description block says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interface {
+    /// Link type, masked to its low 16 bits.
+    pub linktype: u16,
+    pub snaplen: u32,
+    /// Timestamp units per second (from `if_tsresol`).
+    pub units: u64,
+    /// `if_tsoffset`, seconds.
+    pub offset_s: i64,
 }
 
 /// Units per second of an `if_tsresol` value: 10^n, or 2^n when the top bit is set.
@@ -763,8 +859,32 @@ fn tsoffset(idb: &pcap_parser::InterfaceDescriptionBlock<'_>, big_endian: bool) 
         .unwrap_or(0)
 }
 
-const SHB_TYPE: u32 = 0x0A0D_0D0A;
-const OPB_TYPE: u32 = 0x0000_0002;
+/// The interface an interface description block describes.
+fn idb_interface(
+    idb: &pcap_parser::InterfaceDescriptionBlock<'_>,
+    big_endian: bool,
+    here: Offset,
+) -> Result<Interface, CaptureError> {
+    let units = ts_units_per_second(idb.if_tsresol).ok_or_else(|| {
+        corrupt(
+            here,
+            "pcapng interface description",
+            format!("unsupported if_tsresol 0x{:02x}", idb.if_tsresol),
+        )
+    })?;
+    Ok(Interface {
+        linktype: (idb.linktype.0 as u32 & 0xffff) as u16,
+        snaplen: idb.snaplen,
+        units,
+        offset_s: tsoffset(idb, big_endian),
+    })
+}
+
+pub(crate) const SHB_TYPE: u32 = 0x0A0D_0D0A;
+pub(crate) const IDB_TYPE: u32 = 0x0000_0001;
+pub(crate) const OPB_TYPE: u32 = 0x0000_0002;
+pub(crate) const SPB_TYPE: u32 = 0x0000_0003;
+pub(crate) const EPB_TYPE: u32 = 0x0000_0006;
 
 fn pcapng_ts(raw: u64, iface: &Interface) -> i64 {
     let units = iface.units.max(1) as i128;
@@ -775,105 +895,176 @@ fn pcapng_ts(raw: u64, iface: &Interface) -> i64 {
     ns.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
+/// What the pcapng block loop carries from block to block.
+pub(crate) struct NgState {
+    /// Byte order of the current section.
+    pub big_endian: bool,
+    pub interfaces: Vec<Interface>,
+    /// Timestamp of the last packet delivered (a simple packet block takes it).
+    pub last_ts: i64,
+    /// `last_ts` is known (false at the start of a range: the packet before is elsewhere).
+    pub ts_known: bool,
+    /// The next block is the first of the file (it must be a section header).
+    pub first: bool,
+    /// Section headers and interface descriptions from this offset on change the layout.
+    pub head_end: u64,
+}
+
+impl NgState {
+    /// The state at the first byte of a file.
+    pub fn file_start() -> NgState {
+        NgState {
+            big_endian: false,
+            interfaces: Vec::new(),
+            last_ts: 0,
+            ts_known: true,
+            first: true,
+            head_end: u64::MAX,
+        }
+    }
+}
+
+/// A pcapng block: its type in the section's byte order, its offset, its bytes.
+pub(crate) type NgBlock<'a> = (u32, Offset, &'a [u8]);
+
+/// The next pcapng block at the current position, whole and with its lengths checked, without
+/// moving past it: (its type in the section's byte order, its offset, its bytes); `None` at the
+/// end of the input. A section header block sets `big_endian` from its byte-order magic.
+#[inline(always)]
+pub(crate) fn ng_next_block<'s, S: ByteSource>(
+    src: &'s mut S,
+    big_endian: &mut bool,
+    first: bool,
+) -> Result<Option<NgBlock<'s>>, CaptureError> {
+    let here = src.offset();
+    let w = src.window(12)?;
+    if w.is_empty() {
+        return Ok(None);
+    }
+    if w.len() < 12 {
+        return Err(truncated(here, "pcapng block header", 12, w.len()));
+    }
+    let raw_type = u32_at(w, 0, false);
+    if raw_type == SHB_TYPE {
+        // The byte-order magic decides how this section (its SHB included) is read.
+        *big_endian = match [w[8], w[9], w[10], w[11]] {
+            [0x4d, 0x3c, 0x2b, 0x1a] => false,
+            [0x1a, 0x2b, 0x3c, 0x4d] => true,
+            other => {
+                return Err(corrupt(
+                    here,
+                    "pcapng section header",
+                    format!("bad byte-order magic {}", hex_head(&other)),
+                ))
+            }
+        };
+    } else if first {
+        return Err(corrupt(
+            here,
+            "pcapng file",
+            "does not start with a section header block".into(),
+        ));
+    }
+    let big_endian = *big_endian;
+    let block_type = u32_at(w, 0, big_endian);
+    let len = u32_at(w, 4, big_endian);
+    if len < 12 || !len.is_multiple_of(4) || len > HARD_MAX_RECORD {
+        return Err(corrupt(
+            here,
+            "pcapng block",
+            format!("block type 0x{block_type:08x} has invalid total length {len}"),
+        ));
+    }
+    let len = len as usize;
+    let here = src.offset();
+    let w = src.window(len)?;
+    if w.len() < len {
+        return Err(truncated(here, "pcapng block", len, w.len()));
+    }
+    let block_bytes = &w[..len];
+    source::prefetch_record(w, len);
+    if u32_at(block_bytes, len - 4, big_endian) as usize != len {
+        return Err(corrupt(
+            here,
+            "pcapng block",
+            format!("block type 0x{block_type:08x}: trailing length does not match {len}"),
+        ));
+    }
+    Ok(Some((block_type, here, block_bytes)))
+}
+
+/// Parse a whole block (lengths already checked) with pcap-parser.
+#[inline(always)]
+fn ng_parse(
+    block_bytes: &[u8],
+    block_type: u32,
+    big_endian: bool,
+    here: Offset,
+) -> Result<Block<'_>, CaptureError> {
+    let parsed = if big_endian {
+        parse_block_be(block_bytes)
+    } else {
+        parse_block_le(block_bytes)
+    };
+    match parsed {
+        Ok((_, b)) => Ok(b),
+        Err(_) => Err(corrupt(
+            here,
+            "pcapng block",
+            format!("malformed block of type 0x{block_type:08x}"),
+        )),
+    }
+}
+
 fn read_pcapng<S: ByteSource, F: FnMut(&Packet<'_>)>(
     src: &mut S,
     report: &mut ReadReport,
     visit: &mut F,
 ) -> Result<(), CaptureError> {
-    let mut big_endian = false;
-    let mut interfaces: Vec<Interface> = Vec::new();
-    let mut frame = 0u64;
-    let mut last_ts = 0i64;
-    let mut first = true;
+    let mut state = NgState::file_start();
+    let mut tally = Tally::default();
+    let r = pcapng_blocks::<S, F, false>(src, &mut state, u64::MAX, &mut tally, visit);
+    tally.add_to(report);
+    r
+}
+
+/// The pcapng block loop, from the current position (a block boundary, with `state` as it is
+/// there) to the end of the input or, when `RANGED`, to the first block starting at or after
+/// `end`. Frame numbers continue from `tally.frames`.
+#[inline(always)]
+pub(crate) fn pcapng_blocks<S: ByteSource, F: FnMut(&Packet<'_>), const RANGED: bool>(
+    src: &mut S,
+    state: &mut NgState,
+    end: u64,
+    tally: &mut Tally,
+    visit: &mut F,
+) -> Result<(), CaptureError> {
     loop {
-        let here = src.offset();
-        let w = src.window(12)?;
-        if w.is_empty() {
+        if RANGED && src.position() >= end {
             return Ok(());
         }
-        if w.len() < 12 {
-            return Err(truncated(here, "pcapng block header", 12, w.len()));
-        }
-        let raw_type = u32_at(w, 0, false);
-        if raw_type == SHB_TYPE {
-            // The byte-order magic decides how this section (its SHB included) is read.
-            big_endian = match [w[8], w[9], w[10], w[11]] {
-                [0x4d, 0x3c, 0x2b, 0x1a] => false,
-                [0x1a, 0x2b, 0x3c, 0x4d] => true,
-                other => {
-                    return Err(corrupt(
-                        here,
-                        "pcapng section header",
-                        format!("bad byte-order magic {}", hex_head(&other)),
-                    ))
-                }
-            };
-        } else if first {
-            return Err(corrupt(
-                here,
-                "pcapng file",
-                "does not start with a section header block".into(),
-            ));
-        }
-        first = false;
-        let block_type = u32_at(w, 0, big_endian);
-        let len = u32_at(w, 4, big_endian);
-        if len < 12 || !len.is_multiple_of(4) || len > HARD_MAX_RECORD {
-            return Err(corrupt(
-                here,
-                "pcapng block",
-                format!("block type 0x{block_type:08x} has invalid total length {len}"),
-            ));
-        }
-        let len = len as usize;
-        let here = src.offset();
-        let w = src.window(len)?;
-        if w.len() < len {
-            return Err(truncated(here, "pcapng block", len, w.len()));
-        }
+        let first = state.first;
+        let Some((block_type, here, block_bytes)) =
+            ng_next_block(src, &mut state.big_endian, first)?
+        else {
+            return Ok(());
+        };
+        state.first = false;
+        let big_endian = state.big_endian;
+        let len = block_bytes.len();
         let offset = here.offset;
-        let block_bytes = &w[..len];
-        source::prefetch_record(w, len);
-        if u32_at(block_bytes, len - 4, big_endian) as usize != len {
-            return Err(corrupt(
-                here,
-                "pcapng block",
-                format!("block type 0x{block_type:08x}: trailing length does not match {len}"),
-            ));
-        }
-        let parsed = if big_endian {
-            parse_block_be(block_bytes)
-        } else {
-            parse_block_le(block_bytes)
-        };
-        let block = match parsed {
-            Ok((_, b)) => b,
-            Err(_) => {
-                return Err(corrupt(
-                    here,
-                    "pcapng block",
-                    format!("malformed block of type 0x{block_type:08x}"),
-                ))
-            }
-        };
+        let block = ng_parse(block_bytes, block_type, big_endian, here)?;
+        tally.records += 1;
         // (interface, ts, orig_len, data) of a packet block
         let mut packet: Option<(usize, Option<u64>, u32, &[u8])> = None;
         match &block {
-            Block::SectionHeader(_) => interfaces.clear(),
+            Block::SectionHeader(_) => {
+                state.interfaces.clear();
+                tally.layout_changed |= offset >= state.head_end;
+            }
             Block::InterfaceDescription(idb) => {
-                let units = ts_units_per_second(idb.if_tsresol).ok_or_else(|| {
-                    corrupt(
-                        here,
-                        "pcapng interface description",
-                        format!("unsupported if_tsresol 0x{:02x}", idb.if_tsresol),
-                    )
-                })?;
-                interfaces.push(Interface {
-                    linktype: (idb.linktype.0 as u32 & 0xffff) as u16,
-                    snaplen: idb.snaplen,
-                    units,
-                    offset_s: tsoffset(idb, big_endian),
-                });
+                state.interfaces.push(idb_interface(idb, big_endian, here)?);
+                tally.layout_changed |= offset >= state.head_end;
             }
             Block::EnhancedPacket(epb) => {
                 let caplen = (epb.caplen as usize).min(epb.data.len());
@@ -886,7 +1077,8 @@ fn read_pcapng<S: ByteSource, F: FnMut(&Packet<'_>)>(
                 ));
             }
             Block::SimplePacket(spb) => {
-                let snap = interfaces
+                let snap = state
+                    .interfaces
                     .first()
                     .map(|i| i.snaplen as usize)
                     .filter(|&s| s > 0)
@@ -916,21 +1108,30 @@ fn read_pcapng<S: ByteSource, F: FnMut(&Packet<'_>)>(
             // Wireshark shows custom and systemd-journal blocks as frames of their own, so they
             // take a frame number even though they carry no packet.
             Block::Custom(_) | Block::SystemdJournalExport(_) => {
-                frame += 1;
-                report.skipped_blocks += 1;
+                tally.frames += 1;
+                tally.skipped_blocks += 1;
             }
-            _ => report.skipped_blocks += 1,
+            _ => tally.skipped_blocks += 1,
         }
         if let Some((if_id, ts, orig_len, data)) = packet {
-            frame += 1;
-            match interfaces.get(if_id) {
+            tally.frames += 1;
+            match state.interfaces.get(if_id) {
                 Some(iface) => {
                     // A simple packet block has no timestamp: keep the previous packet's, so
                     // the packet stays in place in time order.
-                    let ts_ns = ts.map(|t| pcapng_ts(t, iface)).unwrap_or(last_ts);
-                    last_ts = ts_ns;
+                    let ts_ns = match ts {
+                        Some(t) => {
+                            state.ts_known = true;
+                            pcapng_ts(t, iface)
+                        }
+                        None => {
+                            tally.untimed_start |= !state.ts_known;
+                            state.last_ts
+                        }
+                    };
+                    state.last_ts = ts_ns;
                     let pkt = Packet {
-                        frame,
+                        frame: tally.frames,
                         offset,
                         ts_ns,
                         linktype: iface.linktype,
@@ -938,9 +1139,9 @@ fn read_pcapng<S: ByteSource, F: FnMut(&Packet<'_>)>(
                         data,
                     };
                     visit(&pkt);
-                    report.packets += 1;
+                    tally.packets += 1;
                 }
-                None => report.packets_without_interface += 1,
+                None => tally.packets_without_interface += 1,
             }
         }
         src.advance(len);

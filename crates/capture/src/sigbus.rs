@@ -102,6 +102,9 @@ fn install() {
 extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for a SIGBUS; `si_addr` is the faulting address.
     let addr = unsafe { (*info).si_addr() } as usize;
+    // Several readers may have registered the same map (byte ranges of one file read on
+    // several threads): every one of them is told, since the page of zeros is there for all.
+    let mut mapped = false;
     for s in SLOTS_IN_USE.iter() {
         let start = s.start.load(Ordering::Acquire);
         if start == 0 || start == usize::MAX {
@@ -114,25 +117,33 @@ extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
         // SAFETY: sysconf is async-signal-safe in practice on Linux (a read of auxv).
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
         let at = addr & !(page - 1);
-        // SAFETY: replaces one page of our own read-only mapping of the truncated file, inside
-        // its registered range, with zeros; the mapping stays valid until it is unmapped as a
-        // whole. mmap is a plain system call.
-        let p = unsafe {
-            libc::mmap(
-                at as *mut libc::c_void,
-                page,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            break;
+        if !mapped {
+            // SAFETY: replaces one page of our own read-only mapping of the truncated file,
+            // inside its registered range, with zeros; the mapping stays valid until it is
+            // unmapped as a whole. mmap is a plain system call.
+            let p = unsafe {
+                libc::mmap(
+                    at as *mut libc::c_void,
+                    page,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                break;
+            }
+            mapped = true;
         }
-        let _ = s
-            .fault
-            .compare_exchange(0, at - start + 1, Ordering::AcqRel, Ordering::Relaxed);
+        let _ = s.fault.compare_exchange(
+            0,
+            at.saturating_sub(start) + 1,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+    if mapped {
         return;
     }
     // Not a capture of ours: the default action, which the faulting access raises again.

@@ -112,6 +112,16 @@ impl<'a> SliceSource<'a> {
             prefetched: 0,
         }
     }
+
+    /// Bytes in memory read from `pos` on (a record boundary found by [`crate::resync`]).
+    pub fn at(bytes: &'a [u8], pos: usize) -> Self {
+        let pos = pos.min(bytes.len());
+        SliceSource {
+            bytes,
+            pos,
+            prefetched: pos & !(CACHE_LINE - 1),
+        }
+    }
 }
 
 impl ByteSource for SliceSource<'_> {
@@ -164,6 +174,22 @@ impl<'a> MmapSource<'a> {
             guard: crate::sigbus::Guard::register(map.as_ptr(), map.len()),
             #[cfg(unix)]
             released: 0,
+        }
+    }
+
+    /// A map read from `pos` on (a record boundary found by [`crate::resync`]), protected
+    /// against truncation like [`MmapSource::new`]; the pages it has read are released as it
+    /// goes, never those before `pos` (another range's).
+    pub fn at(map: &'a memmap2::Mmap, pos: usize) -> Self {
+        let pos = pos.min(map.len());
+        MmapSource {
+            map,
+            pos,
+            prefetched: pos & !(CACHE_LINE - 1),
+            #[cfg(target_os = "linux")]
+            guard: crate::sigbus::Guard::register(map.as_ptr(), map.len()),
+            #[cfg(unix)]
+            released: pos.div_ceil(RELEASE_STEP) * RELEASE_STEP,
         }
     }
 

@@ -6,6 +6,10 @@
 #[path = "../../../fuzz/harness/capture.rs"]
 mod harness;
 
+#[allow(dead_code)]
+#[path = "../../../fuzz/harness/resync.rs"]
+mod resync_harness;
+
 use std::path::{Path, PathBuf};
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -45,6 +49,16 @@ fn capture_framed_crashes_stay_fixed() {
     for f in files(&testdata().join("fuzz/capture_framed")) {
         eprintln!("{}", f.display());
         harness::fuzz_capture_framed(&std::fs::read(&f).unwrap());
+    }
+}
+
+#[test]
+fn resync_crashes_stay_fixed() {
+    let all = files(&testdata().join("fuzz/resync"));
+    assert!(!all.is_empty(), "testdata/fuzz/resync/ seeds not found");
+    for f in all {
+        eprintln!("{}", f.display());
+        resync_harness::fuzz_resync(&std::fs::read(&f).unwrap());
     }
 }
 
