@@ -7,7 +7,6 @@ pub mod error;
 pub mod inputs;
 pub mod merge;
 pub mod output;
-mod parallel;
 pub mod report;
 pub mod summary;
 mod units;
@@ -119,7 +118,13 @@ pub struct RunOptions {
     pub inflate: InflateCap,
     /// Worker threads; 0 = all cores.
     pub threads: usize,
+    /// Plain captures at least this large may be cut into byte ranges for threads
+    /// (`--split-min`).
+    pub split_min: u64,
 }
+
+/// Default of [`RunOptions::split_min`].
+pub const SPLIT_MIN: u64 = 64 << 20;
 
 impl RunOptions {
     /// Threads to use: `threads`, or all cores when it is 0.
@@ -216,6 +221,7 @@ impl Default for RunOptions {
             flow: FlowConfig::default(),
             access: PlainAccess::Mmap,
             inflate: InflateCap::DEFAULT,
+            split_min: SPLIT_MIN,
             threads: 0,
         }
     }
@@ -234,43 +240,33 @@ pub fn process_file<F: FnMut(&Segment<'_>)>(
     })
 }
 
-/// [`process_file`], stopping after the first segment for which `sink` returns false.
-pub fn process_file_until<F: FnMut(&Segment<'_>) -> bool>(
-    input: &InputFile,
-    file_index: u32,
-    opts: &RunOptions,
-    mut sink: F,
-) -> FileResult {
-    let t0 = std::time::Instant::now();
-    let mut stats = DecodeStats::default();
-    let mut first_ts: Option<i64> = None;
-    let mut last_ts: Option<i64> = None;
-    let progress = opts.progress.clone();
-    let access = if opts.access == PlainAccess::Mmap && recently_modified(&input.path) {
-        // A file still being written could be truncated under a memory map (SIGBUS): read it
-        // through a buffer instead.
-        PlainAccess::Read
-    } else {
-        opts.access
-    };
-    let size_before = std::fs::metadata(&input.path).map(|m| m.len()).ok();
-    let read_opts = ReadOptions {
-        access,
-        inflate: opts.inflate,
-    };
-    let read = read_path_until(&input.path, read_opts, |pkt| {
+/// What decoding a file's (or a byte range's) packets found so far.
+#[derive(Debug, Default)]
+pub(crate) struct PacketTally {
+    pub stats: DecodeStats,
+    pub first_ts: Option<i64>,
+    pub last_ts: Option<i64>,
+}
+
+impl PacketTally {
+    /// Count and decode one packet (its frame number `frame_base` on from the reader's), handing
+    /// a TCP segment to `sink`; false when `sink` wants no more.
+    #[inline]
+    pub(crate) fn take<F: FnMut(&Segment<'_>) -> bool>(
+        &mut self,
+        pkt: &rstscope_capture::Packet<'_>,
+        file_index: u32,
+        frame_base: u64,
+        sink: &mut F,
+    ) -> bool {
+        let stats = &mut self.stats;
         stats.packets += 1;
-        if stats.packets % 8192 == 0 {
-            if let Some(p) = &progress {
-                (p.0)(file_index as usize, pkt.offset, false);
-            }
-        }
-        first_ts = Some(first_ts.map_or(pkt.ts_ns, |t| t.min(pkt.ts_ns)));
-        last_ts = Some(last_ts.map_or(pkt.ts_ns, |t| t.max(pkt.ts_ns)));
+        self.first_ts = Some(self.first_ts.map_or(pkt.ts_ns, |t| t.min(pkt.ts_ns)));
+        self.last_ts = Some(self.last_ts.map_or(pkt.ts_ns, |t| t.max(pkt.ts_ns)));
         let info = FrameInfo {
             ts_ns: pkt.ts_ns,
             file: file_index,
-            frame: pkt.frame,
+            frame: pkt.frame + frame_base,
         };
         match decode(pkt.linktype, pkt.data, info) {
             Decoded::Tcp(seg) => {
@@ -287,7 +283,44 @@ pub fn process_file_until<F: FnMut(&Segment<'_>) -> bool>(
             Decoded::UnknownLinkType(lt) => *stats.unknown_linktypes.entry(lt).or_default() += 1,
         }
         true
+    }
+}
+
+/// [`process_file`], stopping after the first segment for which `sink` returns false.
+pub fn process_file_until<F: FnMut(&Segment<'_>) -> bool>(
+    input: &InputFile,
+    file_index: u32,
+    opts: &RunOptions,
+    mut sink: F,
+) -> FileResult {
+    let t0 = std::time::Instant::now();
+    let progress = opts.progress.clone();
+    let access = if opts.access == PlainAccess::Mmap && recently_modified(&input.path) {
+        // A file still being written could be truncated under a memory map (SIGBUS): read it
+        // through a buffer instead.
+        PlainAccess::Read
+    } else {
+        opts.access
+    };
+    let size_before = std::fs::metadata(&input.path).map(|m| m.len()).ok();
+    let read_opts = ReadOptions {
+        access,
+        inflate: opts.inflate,
+    };
+    let mut tally = PacketTally::default();
+    let read = read_path_until(&input.path, read_opts, |pkt| {
+        if tally.stats.packets % 8192 == 8191 {
+            if let Some(p) = &progress {
+                (p.0)(file_index as usize, pkt.offset, false);
+            }
+        }
+        tally.take(pkt, file_index, 0, &mut sink)
     });
+    let PacketTally {
+        mut stats,
+        first_ts,
+        last_ts,
+    } = tally;
     if let Some(p) = &progress {
         (p.0)(file_index as usize, read.capture_bytes, true);
     }
@@ -326,7 +359,7 @@ pub fn process_file_until<F: FnMut(&Segment<'_>) -> bool>(
 }
 
 /// Modified in the last two minutes: maybe still being written.
-fn recently_modified(path: &std::path::Path) -> bool {
+pub(crate) fn recently_modified(path: &std::path::Path) -> bool {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
@@ -624,10 +657,8 @@ fn run_stream(
             carry,
             parallel: ParallelStats::default(),
         }
-    } else if files.len() >= 2 {
-        units::run(files, opts, threads, carry, end)
     } else {
-        parallel::run(files, opts, threads - 1, carry, end)
+        units::run(files, opts, threads, carry, end)
     }
 }
 

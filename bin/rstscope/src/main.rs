@@ -117,6 +117,11 @@ struct Cli {
     #[arg(short = 'j', long, value_name = "N")]
     threads: Option<usize>,
 
+    /// Plain captures at least this many bytes may be cut into byte ranges tracked on several
+    /// threads (for tests and measurements).
+    #[arg(long, value_name = "BYTES", default_value_t = rstscope::SPLIT_MIN, hide = true)]
+    split_min: u64,
+
     /// Community ID seed.
     #[arg(long, value_name = "SEED", default_value_t = 0)]
     community_id_seed: u16,
@@ -599,6 +604,7 @@ fn run_locked(
         },
         inflate: InflateCap::ratio(cli.max_inflate),
         threads: cli.threads.unwrap_or(0),
+        split_min: cli.split_min.max(1),
     };
     let result = rstscope::process_streams(&files, &opts, carries, end);
     if let Some((b, _)) = &bar {

@@ -22,13 +22,19 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
+use std::sync::Arc;
+
+use rstscope_capture::{
+    read_range, Compression, Kind, Layout, Packet, PlainAccess, RangeReport, ReadReport,
+};
 use rstscope_decode::Segment;
 use rstscope_flow::zeek::timers::INACTIVITY;
 use rstscope_flow::{Carry, FlowStats, Tracker};
 use rstscope_reset::ResetEvent;
 
 use crate::{
-    process_file, process_file_until, FileResult, InputFile, RunOptions, StreamEnd, StreamOutput,
+    process_file_until, DecodeStats, FileResult, InputFile, PacketTally, RunOptions, StreamEnd,
+    StreamOutput,
 };
 
 /// How far a unit's first packet may be behind the stitched clock (timestamps going back
@@ -111,7 +117,7 @@ struct KeySpan {
 
 /// What a unit's cold run gave.
 struct UnitOutput {
-    results: Vec<FileResult>,
+    results: Vec<PieceOut>,
     rows: Vec<ResetEvent>,
     stats: FlowStats,
     /// Connections still live at the unit's end.
@@ -124,35 +130,214 @@ struct UnitOutput {
     spans: ByKeyHash<KeySpan>,
 }
 
-/// A unit: consecutive files of the stream, `files[range]`.
-type Unit = std::ops::Range<usize>;
+/// A part of a unit: a whole file, or a byte range of a plain file cut for threads.
+#[derive(Clone)]
+enum Piece {
+    File(usize),
+    Range(Arc<Split>, usize),
+}
 
-/// Cut the stream's files into at most `n` units of consecutive files, of about equal bytes.
-fn plan(files: &[InputFile], n: usize) -> Vec<Unit> {
+/// A unit: consecutive pieces of the stream.
+type Unit = Vec<Piece>;
+
+/// A plain capture cut into byte ranges whose record walks were proven to meet: each range's
+/// walk ended exactly where the next range's resynchronisation put its start.
+struct Split {
+    file: usize,
+    map: memmap2::Mmap,
+    layout: Layout,
+    /// Range `i` is `bounds[i]..bounds[i + 1]`.
+    bounds: Vec<u64>,
+    /// Frame numbers used before range `i`.
+    frame_base: Vec<u64>,
+}
+
+impl Split {
+    fn ranges(&self) -> usize {
+        self.bounds.len() - 1
+    }
+
+    fn read<F: FnMut(&Packet<'_>)>(&self, r: usize, visit: F) -> RangeReport {
+        read_range(
+            &self.map,
+            &self.layout,
+            self.bounds[r],
+            self.bounds[r + 1],
+            visit,
+        )
+    }
+}
+
+/// Cut plain file `files[i]` into `parts` byte ranges, or None when it cannot be, or the walks
+/// do not prove the cuts (it is then read whole).
+fn split_file(
+    files: &[InputFile],
+    i: usize,
+    parts: usize,
+    opts: &RunOptions,
+) -> Option<Arc<Split>> {
+    let path = &files[i].path;
+    if parts < 2 || opts.access != PlainAccess::Mmap || crate::recently_modified(path) {
+        return None;
+    }
+    let file = std::fs::File::open(path).ok()?;
+    let size = file.metadata().ok()?.len();
+    let mut head = [0u8; 4];
+    std::io::Read::read_exact(&mut &file, &mut head).ok()?;
+    if !matches!(rstscope_capture::sniff(&head), Some(Kind::Capture(_))) {
+        return None;
+    }
+    // SAFETY: as the sequential reader's map (read-only, private; a file truncated under it is
+    // caught by the SIGBUS guard that reading a range through the map registers). Files
+    // modified in the last two minutes are not mapped.
+    let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let layout = rstscope_capture::layout(&map).ok()?;
+    let mut bounds = vec![0u64];
+    for k in 1..parts {
+        let hint = size * k as u64 / parts as u64;
+        if let Some(at) = rstscope_capture::resync(&map, &layout, hint) {
+            if at > *bounds.last().unwrap_or(&0) && at < size {
+                bounds.push(at);
+            }
+        }
+    }
+    bounds.push(size);
+    if bounds.len() < 3 {
+        return None;
+    }
+    // Walk every range's records (in parallel) to prove the cuts and count the frames.
+    let split = Split {
+        file: i,
+        map,
+        layout,
+        bounds,
+        frame_base: Vec::new(),
+    };
+    let walks: Vec<RangeReport> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..split.ranges())
+            .map(|r| {
+                let split = &split;
+                scope.spawn(move || split.read(r, |_| {}))
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let proven = walks.len() == split.ranges()
+        && walks.iter().enumerate().all(|(r, w)| {
+            w.error.is_none()
+                && !w.layout_changed
+                && (r == 0 || !w.untimed_start)
+                && w.next == split.bounds[r + 1]
+        });
+    if !proven {
+        return None;
+    }
+    let mut frame_base = vec![0u64];
+    for w in &walks {
+        frame_base.push(frame_base.last().copied().unwrap_or(0) + w.frames);
+    }
+    Some(Arc::new(Split {
+        frame_base,
+        ..split
+    }))
+}
+
+/// The stream's pieces: every file, the large plain ones cut into byte ranges so that each of
+/// `threads` units gets about its share of the bytes.
+fn pieces(files: &[InputFile], threads: usize, opts: &RunOptions) -> Vec<(Piece, u64)> {
     let sizes: Vec<u64> = files
         .iter()
         .map(|f| std::fs::metadata(&f.path).map_or(0, |m| m.len()).max(1))
         .collect();
-    let n = n.clamp(1, files.len().max(1));
-    // prefix[i]: bytes of files[..i].
+    let share = (sizes.iter().sum::<u64>() / threads.max(1) as u64).max(1);
+    let mut out = Vec::new();
+    for (i, &size) in sizes.iter().enumerate() {
+        let parts = if size >= opts.split_min {
+            ((size + share / 2) / share).min(threads as u64) as usize
+        } else {
+            1
+        };
+        match split_file(files, i, parts, opts) {
+            Some(split) => {
+                for r in 0..split.ranges() {
+                    let bytes = split.bounds[r + 1] - split.bounds[r];
+                    out.push((Piece::Range(Arc::clone(&split), r), bytes));
+                }
+            }
+            None => out.push((Piece::File(i), size)),
+        }
+    }
+    out
+}
+
+/// Group the pieces into at most `n` units of consecutive pieces, of about equal bytes.
+fn plan(pieces: Vec<(Piece, u64)>, n: usize) -> Vec<Unit> {
+    let n = n.clamp(1, pieces.len().max(1));
+    // prefix[i]: bytes of pieces[..i].
     let mut prefix = vec![0u64];
-    for s in &sizes {
+    for (_, s) in &pieces {
         prefix.push(prefix.last().copied().unwrap_or(0) + s);
     }
-    let total = prefix[files.len()];
+    let total = prefix[pieces.len()];
     let mut cuts = vec![0];
     for k in 1..n {
         let target = total as u128 * k as u128 / n as u128;
         let lo = cuts.last().copied().unwrap_or(0) + 1;
-        let hi = files.len() - (n - k);
-        // The cut nearest to the k-th share, leaving a file for every unit still to come.
+        let hi = pieces.len() - (n - k);
+        // The cut nearest to the k-th share, leaving a piece for every unit still to come.
         let best = (lo..=hi)
             .min_by_key(|&c| (prefix[c] as u128).abs_diff(target))
             .unwrap_or(lo);
         cuts.push(best);
     }
-    cuts.push(files.len());
-    cuts.windows(2).map(|w| w[0]..w[1]).collect()
+    cuts.push(pieces.len());
+    let mut pieces = pieces.into_iter().map(|(p, _)| p);
+    cuts.windows(2)
+        .map(|w| pieces.by_ref().take(w[1] - w[0]).collect())
+        .collect()
+}
+
+/// What reading one piece gave.
+enum PieceOut {
+    File(FileResult),
+    Range {
+        split: Arc<Split>,
+        range: usize,
+        tally: PacketTally,
+        report: RangeReport,
+        seconds: f64,
+    },
+}
+
+/// Read a piece, handing its TCP segments to `sink` (which may stop a whole file's read; a
+/// range is read to its end).
+fn read_piece<F: FnMut(&Segment<'_>) -> bool>(
+    files: &[InputFile],
+    piece: &Piece,
+    opts: &RunOptions,
+    mut sink: F,
+) -> PieceOut {
+    match piece {
+        Piece::File(i) => PieceOut::File(process_file_until(&files[*i], *i as u32, opts, sink)),
+        Piece::Range(split, r) => {
+            let t0 = std::time::Instant::now();
+            let mut tally = PacketTally::default();
+            let (file, base) = (split.file as u32, split.frame_base[*r]);
+            let mut go = true;
+            let report = split.read(*r, |pkt| {
+                if go {
+                    go = tally.take(pkt, file, base, &mut sink);
+                }
+            });
+            PieceOut::Range {
+                split: Arc::clone(split),
+                range: *r,
+                tally,
+                report,
+                seconds: t0.elapsed().as_secs_f64(),
+            }
+        }
+    }
 }
 
 fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions) -> UnitOutput {
@@ -163,10 +348,13 @@ fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions) -> UnitOutput {
     let mut spans: ByKeyHash<KeySpan> = ByKeyHash::default();
     let mut index = 0u64;
     let mut results = Vec::with_capacity(unit.len());
-    for i in unit {
-        let f = &files[i];
-        let source = f.source.as_slice();
-        results.push(process_file(f, i as u32, opts, |seg| {
+    for piece in &unit {
+        let i = match piece {
+            Piece::File(i) => *i,
+            Piece::Range(split, _) => split.file,
+        };
+        let source = files[i].source.as_slice();
+        results.push(read_piece(files, piece, opts, |seg| {
             let ts = seg.ts_ns;
             if first_ts.is_none() {
                 first_ts = Some(ts);
@@ -198,6 +386,7 @@ fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions) -> UnitOutput {
             }
             index += 1;
             tracker.process(seg, source);
+            true
         }));
     }
     let (rows, stats, live) = tracker.suspend(i64::MIN);
@@ -221,7 +410,7 @@ pub(crate) fn run(
     carry: Carry,
     end: StreamEnd,
 ) -> StreamOutput {
-    let units = plan(files, threads);
+    let units = plan(pieces(files, threads, opts), threads);
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, UnitOutput)>();
     let mut stitch = Stitch {
@@ -233,6 +422,8 @@ pub(crate) fn run(
             ..ParallelStats::default()
         },
         results: Vec::with_capacity(files.len()),
+        split_file: None,
+        progress: opts.progress.clone(),
     };
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, units.len()) {
@@ -265,6 +456,7 @@ pub(crate) fn run(
         mut stats,
         parallel,
         results,
+        ..
     } = stitch;
     let carry = match end {
         StreamEnd::Finish => {
@@ -301,6 +493,9 @@ struct Stitch {
     stats: FlowStats,
     parallel: ParallelStats,
     results: Vec<FileResult>,
+    /// The ranges of a split file stitched so far, added up.
+    split_file: Option<FileResult>,
+    progress: Option<crate::Progress>,
 }
 
 impl Stitch {
@@ -324,7 +519,9 @@ impl Stitch {
             clock,
             spans,
         } = out;
-        self.results.extend(results);
+        for r in results {
+            self.push_piece(files, r);
+        }
         add_stats(&mut self.stats, &stats);
         // The unit's first packet moves the stream's clock on: carried connections whose
         // deadline it passes end, as in one run, and cannot go on in this unit.
@@ -371,13 +568,16 @@ impl Stitch {
         let mut cold = Tracker::new(opts.flow);
         let mut index = 0u64;
         let mut replayed = 0u64;
-        for i in unit.clone() {
+        for piece in &unit {
             if index > reach {
                 break;
             }
-            let f = &files[i];
-            let source = f.source.as_slice();
-            process_file_until(f, i as u32, opts, |seg| {
+            let i = match piece {
+                Piece::File(i) => *i,
+                Piece::Range(split, _) => split.file,
+            };
+            let source = files[i].source.as_slice();
+            read_piece(files, piece, opts, |seg| {
                 index += 1;
                 let k = seg_key(seg);
                 if carried.contains(&k) {
@@ -405,7 +605,11 @@ impl Stitch {
         let (warm_rows, warm_stats, warm_live) = warm.suspend(clock);
         // The replay's rows and live state replace the cold ones of those connections.
         let position: HashMap<&[u8], usize> = unit
-            .clone()
+            .iter()
+            .map(|p| match p {
+                Piece::File(i) => *i,
+                Piece::Range(split, _) => split.file,
+            })
             .map(|i| (files[i].source.as_slice(), i))
             .collect();
         rows.retain(|r| {
@@ -433,6 +637,60 @@ impl Stitch {
         self.rows.push(warm_rows);
     }
 
+    /// A piece's figures: a file's as they are, a range's added to its file's (complete with
+    /// its last range).
+    fn push_piece(&mut self, files: &[InputFile], out: PieceOut) {
+        match out {
+            PieceOut::File(r) => self.results.push(r),
+            PieceOut::Range {
+                split,
+                range,
+                tally,
+                report,
+                seconds,
+            } => {
+                let f = self.split_file.get_or_insert_with(|| FileResult {
+                    input: files[split.file].clone(),
+                    read: ReadReport {
+                        format: Some(split.layout.format),
+                        compression: Compression::None,
+                        packets: 0,
+                        file_bytes: split.map.len() as u64,
+                        capture_bytes: 0,
+                        skipped_blocks: 0,
+                        packets_without_interface: 0,
+                        error: None,
+                    },
+                    decode: DecodeStats::default(),
+                    first_ts: None,
+                    last_ts: None,
+                    seconds: 0.0,
+                });
+                f.read.packets += report.packets;
+                f.read.capture_bytes = report.next;
+                f.read.skipped_blocks += report.skipped_blocks;
+                f.read.packets_without_interface += report.packets_without_interface;
+                f.decode.add(&tally.stats);
+                // Packets on an interface no IDB described cannot be decoded: malformed.
+                f.decode.malformed += report.packets_without_interface;
+                f.first_ts = f
+                    .first_ts
+                    .min(tally.first_ts)
+                    .or(f.first_ts.or(tally.first_ts));
+                f.last_ts = f.last_ts.max(tally.last_ts);
+                f.seconds += seconds;
+                if range + 1 == split.ranges() {
+                    if let Some(done) = self.split_file.take() {
+                        if let Some(p) = &self.progress {
+                            (p.0)(split.file, done.read.capture_bytes, true);
+                        }
+                        self.results.push(done);
+                    }
+                }
+            }
+        }
+    }
+
     /// Track the unit again, warm from the stitched state, as one sequential run would.
     fn redo(&mut self, files: &[InputFile], unit: Unit, opts: &RunOptions) {
         self.parallel.redone_units += 1;
@@ -441,11 +699,17 @@ impl Stitch {
             ..opts.clone()
         };
         let mut warm = Tracker::resume(opts.flow, std::mem::take(&mut self.state));
-        for i in unit {
-            let f = &files[i];
-            let source = f.source.as_slice();
-            let result = process_file(f, i as u32, opts, |seg| warm.process(seg, source));
-            self.results.push(result);
+        for piece in &unit {
+            let i = match piece {
+                Piece::File(i) => *i,
+                Piece::Range(split, _) => split.file,
+            };
+            let source = files[i].source.as_slice();
+            let out = read_piece(files, piece, opts, |seg| {
+                warm.process(seg, source);
+                true
+            });
+            self.push_piece(files, out);
         }
         let (rows, stats, live) = warm.suspend(i64::MIN);
         add_stats(&mut self.stats, &stats);
