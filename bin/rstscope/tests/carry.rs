@@ -1229,3 +1229,42 @@ fn split_records_capture() -> Capture {
     rstscope_gen::write_bench(&mut bytes, spec, rstscope_gen::T0).unwrap();
     load("bench.pcap", &bytes)
 }
+
+/// Every testdata capture, whole and in three pieces, cut into byte ranges for 2 and 8 threads
+/// (`--split-min 1`): the same bytes as one thread.
+#[test]
+fn every_testdata_capture_splits_into_ranges() {
+    for cap in testdata_captures() {
+        let n = cap.packets.len();
+        let whole = pieces_of(&cap, &BTreeSet::new());
+        check_threads(
+            &whole,
+            &["--split-min", "1"],
+            &format!("{} whole", cap.name),
+        );
+        let cuts: BTreeSet<usize> = [n / 3, 2 * n / 3].into_iter().filter(|&c| c > 0).collect();
+        let what = format!("{} cut at {cuts:?}", cap.name);
+        check_threads(&pieces_of(&cap, &cuts), &["--split-min", "1"], &what);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, max_shrink_iters: 16, ..ProptestConfig::default() })]
+
+    /// The long-lived generated capture in 1–4 files, each plain file cut into byte ranges.
+    #[test]
+    fn threads_stitch_byte_ranges(
+        seed in any::<u64>(),
+        cuts in prop::collection::vec(any::<Index>(), 0..=3),
+        split_min in 1u64..200_000,
+    ) {
+        let cap = generated(seed, FLOWS);
+        let cuts = cuts_of(cap.packets.len(), &cuts);
+        let split = split_min.to_string();
+        check_threads(
+            &pieces_of(&cap, &cuts),
+            &["--split-min", &split],
+            &format!("{} cut at {cuts:?}, split from {split} bytes", cap.name),
+        );
+    }
+}
