@@ -411,6 +411,10 @@ pub(crate) fn run(
     end: StreamEnd,
 ) -> StreamOutput {
     let units = plan(pieces(files, threads, opts), threads);
+    if units.len() < 2 {
+        // Nothing to run in parallel: one tracker, without the units' bookkeeping.
+        return crate::run_sequential(files, opts, carry, end);
+    }
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, UnitOutput)>();
     let mut stitch = Stitch {
