@@ -25,7 +25,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use rstscope_capture::{
-    read_range, Compression, Kind, Layout, Packet, PlainAccess, RangeReport, ReadReport,
+    read_range_until, Compression, Kind, Layout, Packet, PlainAccess, RangeReport, ReadReport,
 };
 use rstscope_decode::Segment;
 use rstscope_flow::zeek::timers::INACTIVITY;
@@ -53,21 +53,27 @@ fn conn_key(a: Endpoint, b: Endpoint) -> ConnKey {
     }
 }
 
-/// A cheap hash of a connection key (within one run only).
-fn key_hash(k: &ConnKey) -> u64 {
-    fn word(a: &IpAddr) -> u64 {
-        match a {
-            IpAddr::V4(v) => u32::from(*v) as u64,
+/// A cheap hash of a connection's endpoints, the same whichever way they are given (within
+/// one run only): the sum of the two endpoints' hashes, so no ordering is needed per packet.
+fn endpoints_hash(a: (IpAddr, u16), b: (IpAddr, u16)) -> u64 {
+    fn one((ip, port): (IpAddr, u16)) -> u64 {
+        let w = match ip {
+            IpAddr::V4(v) => u32::from(v) as u64,
             IpAddr::V6(v) => {
-                let x = u128::from(*v);
+                let x = u128::from(v);
                 (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
             }
-        }
+        };
+        let mut h = (w ^ (port as u64) << 48).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^= h >> 31;
+        h = h.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+        h ^ (h >> 29)
     }
-    let mut h = word(&k.0 .0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    h = (h ^ word(&k.1 .0)).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
-    h = (h ^ ((k.0 .1 as u64) << 16 | k.1 .1 as u64)).wrapping_mul(0x1656_67b1_9e37_79f9);
-    h ^ (h >> 29)
+    one(a).wrapping_add(one(b))
+}
+
+fn key_hash(k: &ConnKey) -> u64 {
+    endpoints_hash(k.0, k.1)
 }
 
 /// Hashes a [`key_hash`] value by using it as it is.
@@ -140,36 +146,36 @@ enum Piece {
 /// A unit: consecutive pieces of the stream.
 type Unit = Vec<Piece>;
 
-/// A plain capture cut into byte ranges whose record walks were proven to meet: each range's
-/// walk ended exactly where the next range's resynchronisation put its start.
+/// A plain capture cut into byte ranges at the record boundaries resynchronisation proposed.
+/// Nothing is taken on trust: stitching checks that each range's walk ended exactly where the
+/// next one started, and reads a range again in order when it did not.
 struct Split {
     file: usize,
     map: memmap2::Mmap,
     layout: Layout,
     /// Range `i` is `bounds[i]..bounds[i + 1]`.
     bounds: Vec<u64>,
-    /// Frame numbers used before range `i`.
-    frame_base: Vec<u64>,
 }
+
+/// Frame numbers of range `r > 0` of a split file are `r << FRAME_SHIFT` plus the number within
+/// the range until stitching knows how many frames came before the range; range 0's are final.
+const FRAME_SHIFT: u32 = 40;
+const FRAME_LOCAL: u64 = (1 << FRAME_SHIFT) - 1;
 
 impl Split {
     fn ranges(&self) -> usize {
         self.bounds.len() - 1
     }
 
-    fn read<F: FnMut(&Packet<'_>)>(&self, r: usize, visit: F) -> RangeReport {
-        read_range(
-            &self.map,
-            &self.layout,
-            self.bounds[r],
-            self.bounds[r + 1],
-            visit,
-        )
+    /// Read records starting in `start..bounds[r + 1]` (`start` is `bounds[r]` unless stitching
+    /// corrects it), frames numbered as [`FRAME_SHIFT`] says.
+    fn read<F: FnMut(&Packet<'_>) -> bool>(&self, r: usize, start: u64, visit: F) -> RangeReport {
+        read_range_until(&self.map, &self.layout, start, self.bounds[r + 1], visit)
     }
 }
 
-/// Cut plain file `files[i]` into `parts` byte ranges, or None when it cannot be, or the walks
-/// do not prove the cuts (it is then read whole).
+/// Cut plain file `files[i]` into `parts` byte ranges, or None when it cannot be (it is then
+/// read whole).
 fn split_file(
     files: &[InputFile],
     i: usize,
@@ -202,49 +208,24 @@ fn split_file(
         }
     }
     bounds.push(size);
-    if bounds.len() < 3 {
-        return None;
-    }
-    // Walk every range's records (in parallel) to prove the cuts and count the frames.
-    let split = Split {
-        file: i,
-        map,
-        layout,
-        bounds,
-        frame_base: Vec::new(),
-    };
-    let walks: Vec<RangeReport> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..split.ranges())
-            .map(|r| {
-                let split = &split;
-                scope.spawn(move || split.read(r, |_| {}))
-            })
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
-    });
-    let proven = walks.len() == split.ranges()
-        && walks.iter().enumerate().all(|(r, w)| {
-            w.error.is_none()
-                && !w.layout_changed
-                && (r == 0 || !w.untimed_start)
-                && w.next == split.bounds[r + 1]
-        });
-    if !proven {
-        return None;
-    }
-    let mut frame_base = vec![0u64];
-    for w in &walks {
-        frame_base.push(frame_base.last().copied().unwrap_or(0) + w.frames);
-    }
-    Some(Arc::new(Split {
-        frame_base,
-        ..split
-    }))
+    (bounds.len() >= 3).then(|| {
+        Arc::new(Split {
+            file: i,
+            map,
+            layout,
+            bounds,
+        })
+    })
 }
 
 /// The stream's pieces: every file, the large plain ones cut into byte ranges so that each of
 /// `threads` units gets about its share of the bytes.
-fn pieces(files: &[InputFile], threads: usize, opts: &RunOptions) -> Vec<(Piece, u64)> {
+fn pieces(
+    files: &[InputFile],
+    threads: usize,
+    opts: &RunOptions,
+    end: StreamEnd,
+) -> Vec<(Piece, u64)> {
     let sizes: Vec<u64> = files
         .iter()
         .map(|f| std::fs::metadata(&f.path).map_or(0, |m| m.len()).max(1))
@@ -252,7 +233,9 @@ fn pieces(files: &[InputFile], threads: usize, opts: &RunOptions) -> Vec<(Piece,
     let share = (sizes.iter().sum::<u64>() / threads.max(1) as u64).max(1);
     let mut out = Vec::new();
     for (i, &size) in sizes.iter().enumerate() {
-        let parts = if size >= opts.split_min {
+        // A carried connection's rows keep their frame numbers to the next run, so byte ranges
+        // (whose numbers are settled at the end) are for finished streams only.
+        let parts = if size >= opts.split_min && end == StreamEnd::Finish {
             ((size + share / 2) / share).min(threads as u64) as usize
         } else {
             1
@@ -305,6 +288,8 @@ enum PieceOut {
         range: usize,
         tally: PacketTally,
         report: RangeReport,
+        /// Read from the head of the file (frames final, counters from the head).
+        from_head: bool,
         seconds: f64,
     },
 }
@@ -315,32 +300,48 @@ fn read_piece<F: FnMut(&Segment<'_>) -> bool>(
     files: &[InputFile],
     piece: &Piece,
     opts: &RunOptions,
-    mut sink: F,
+    sink: F,
 ) -> PieceOut {
     match piece {
         Piece::File(i) => PieceOut::File(process_file_until(&files[*i], *i as u32, opts, sink)),
-        Piece::Range(split, r) => {
-            let t0 = std::time::Instant::now();
-            let mut tally = PacketTally::default();
-            let (file, base) = (split.file as u32, split.frame_base[*r]);
-            let mut go = true;
-            let report = split.read(*r, |pkt| {
-                if go {
-                    go = tally.take(pkt, file, base, &mut sink);
-                }
-            });
-            PieceOut::Range {
-                split: Arc::clone(split),
-                range: *r,
-                tally,
-                report,
-                seconds: t0.elapsed().as_secs_f64(),
-            }
-        }
+        Piece::Range(split, r) => read_range_piece(split, *r, split.bounds[*r], false, sink),
     }
 }
 
-fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions) -> UnitOutput {
+/// Read range `r` of a split file from `start`, or with `from_head` the file from its head up to
+/// the range's end, handing over only the packets from `start` on (with their final frame
+/// numbers).
+fn read_range_piece<F: FnMut(&Segment<'_>) -> bool>(
+    split: &Arc<Split>,
+    r: usize,
+    start: u64,
+    from_head: bool,
+    mut sink: F,
+) -> PieceOut {
+    let t0 = std::time::Instant::now();
+    let mut tally = PacketTally::default();
+    let file = split.file as u32;
+    let base = if r == 0 || from_head {
+        0
+    } else {
+        (r as u64) << FRAME_SHIFT
+    };
+    let report = split.read(r, if from_head { 0 } else { start }, |pkt| {
+        pkt.offset < start || tally.take(pkt, file, base, &mut sink)
+    });
+    PieceOut::Range {
+        split: Arc::clone(split),
+        range: r,
+        tally,
+        report,
+        from_head,
+        seconds: t0.elapsed().as_secs_f64(),
+    }
+}
+
+/// Track a unit from a cold start. `spans_wanted`: whether anything can be carried into it (the
+/// first unit of a stream that starts cold needs no spans).
+fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions, spans_wanted: bool) -> UnitOutput {
     let mut tracker = Tracker::new(opts.flow);
     let mut first_ts = None;
     let mut window_end = i64::MAX;
@@ -361,28 +362,30 @@ fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions) -> UnitOutput {
                 window_end = ts.saturating_add(INACTIVITY + SLACK_NS);
             }
             clock = clock.max(ts);
-            let h = key_hash(&seg_key(seg));
-            match spans.get_mut(&h) {
-                Some(s) if !s.closed => {
-                    if ts >= s.newest.saturating_add(INACTIVITY) {
-                        s.closed = true;
-                    } else {
-                        s.last = index;
-                        s.newest = s.newest.max(ts);
+            if spans_wanted {
+                let h = endpoints_hash((seg.src, seg.sport), (seg.dst, seg.dport));
+                match spans.get_mut(&h) {
+                    Some(s) if !s.closed => {
+                        if ts >= s.newest.saturating_add(INACTIVITY) {
+                            s.closed = true;
+                        } else {
+                            s.last = index;
+                            s.newest = s.newest.max(ts);
+                        }
                     }
+                    Some(_) => {}
+                    None if ts < window_end => {
+                        spans.insert(
+                            h,
+                            KeySpan {
+                                last: index,
+                                newest: ts,
+                                closed: false,
+                            },
+                        );
+                    }
+                    None => {}
                 }
-                Some(_) => {}
-                None if ts < window_end => {
-                    spans.insert(
-                        h,
-                        KeySpan {
-                            last: index,
-                            newest: ts,
-                            closed: false,
-                        },
-                    );
-                }
-                None => {}
             }
             index += 1;
             tracker.process(seg, source);
@@ -410,11 +413,24 @@ pub(crate) fn run(
     carry: Carry,
     end: StreamEnd,
 ) -> StreamOutput {
-    let units = plan(pieces(files, threads, opts), threads);
+    let units = plan(pieces(files, threads, opts, end), threads);
     if units.len() < 2 {
         // Nothing to run in parallel: one tracker, without the units' bookkeeping.
         return crate::run_sequential(files, opts, carry, end);
     }
+    run_units(files, opts, units, threads, carry, end)
+}
+
+/// Track `units` on `threads` workers and stitch them.
+fn run_units(
+    files: &[InputFile],
+    opts: &RunOptions,
+    units: Vec<Unit>,
+    threads: usize,
+    carry: Carry,
+    end: StreamEnd,
+) -> StreamOutput {
+    let cold_start = carry.is_empty();
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, UnitOutput)>();
     let mut stitch = Stitch {
@@ -426,7 +442,7 @@ pub(crate) fn run(
             ..ParallelStats::default()
         },
         results: Vec::with_capacity(files.len()),
-        split_file: None,
+        splits: HashMap::new(),
         progress: opts.progress.clone(),
     };
     std::thread::scope(|scope| {
@@ -436,7 +452,7 @@ pub(crate) fn run(
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(unit) = units.get(i) else { break };
-                let out = run_unit(files, unit.clone(), opts);
+                let out = run_unit(files, unit.clone(), opts, i > 0 || !cold_start);
                 if tx.send((i, out)).is_err() {
                     break;
                 }
@@ -454,23 +470,24 @@ pub(crate) fn run(
             }
         }
     });
-    let Stitch {
-        state,
-        mut rows,
-        mut stats,
-        parallel,
-        results,
-        ..
-    } = stitch;
+    let state = std::mem::take(&mut stitch.state);
     let carry = match end {
         StreamEnd::Finish => {
             let (more, st) = Tracker::resume(opts.flow, state).finish();
-            rows.push(more);
-            add_stats(&mut stats, &st);
+            stitch.rows.push(more);
+            add_stats(&mut stitch.stats, &st);
             None
         }
         StreamEnd::Carry => Some(state),
     };
+    let mut rows = std::mem::take(&mut stitch.rows);
+    stitch.rebase(files, &mut rows);
+    let Stitch {
+        stats,
+        parallel,
+        results,
+        ..
+    } = stitch;
     let events = crate::concat_rows(rows);
     StreamOutput {
         results,
@@ -497,9 +514,25 @@ struct Stitch {
     stats: FlowStats,
     parallel: ParallelStats,
     results: Vec<FileResult>,
-    /// The ranges of a split file stitched so far, added up.
-    split_file: Option<FileResult>,
+    /// Split files by file index: how far stitching has read them.
+    splits: HashMap<usize, SplitProgress>,
     progress: Option<crate::Progress>,
+}
+
+/// How far the ranges of a split file stitched so far reach, and what they found.
+struct SplitProgress {
+    /// Where the next range must start: where one sequential read would be.
+    next: u64,
+    /// Frame numbers used so far.
+    frames: u64,
+    /// An error ended the file: its later ranges are not read.
+    stopped: bool,
+    /// The layout changed inside the file (pcapng): later ranges are read from the head.
+    from_head: bool,
+    /// Frame numbers before each range stitched (its rows' frames are rebased by it).
+    bases: Vec<u64>,
+    /// The file's figures so far (taken when its last range is stitched).
+    result: Option<FileResult>,
 }
 
 impl Stitch {
@@ -510,7 +543,7 @@ impl Stitch {
             .is_some_and(|t| self.state.clock > t.saturating_add(SLACK_NS))
             || out.stats.evicted > 0
             || self.state.len() as u64 + out.stats.peak_connections > cap;
-        if in_doubt {
+        if in_doubt || !self.ranges_meet(&out.results) {
             self.redo(files, unit, opts);
             return;
         }
@@ -641,19 +674,67 @@ impl Stitch {
         self.rows.push(warm_rows);
     }
 
+    /// Whether the unit's ranges continue the stitched reads of their files exactly: each
+    /// starts where the read before it ended, with nothing that makes a range read on its own
+    /// differ from the sequential read (an error before it, a layout change, a first packet
+    /// without a time of its own).
+    fn ranges_meet(&self, results: &[PieceOut]) -> bool {
+        let mut next: HashMap<usize, (u64, bool)> = HashMap::new();
+        for out in results {
+            let PieceOut::Range {
+                split,
+                range,
+                report,
+                ..
+            } = out
+            else {
+                continue;
+            };
+            let (at, ok) = next
+                .get(&split.file)
+                .copied()
+                .or_else(|| {
+                    self.splits
+                        .get(&split.file)
+                        .map(|p| (p.next, !p.stopped && !p.from_head))
+                })
+                .unwrap_or((0, true));
+            if !ok || at != split.bounds[*range] || (*range > 0 && report.untimed_start) {
+                return false;
+            }
+            let ok = report.error.is_none() && !report.layout_changed;
+            next.insert(split.file, (report.next, ok));
+        }
+        true
+    }
+
     /// A piece's figures: a file's as they are, a range's added to its file's (complete with
     /// its last range).
     fn push_piece(&mut self, files: &[InputFile], out: PieceOut) {
-        match out {
-            PieceOut::File(r) => self.results.push(r),
-            PieceOut::Range {
-                split,
-                range,
-                tally,
-                report,
-                seconds,
-            } => {
-                let f = self.split_file.get_or_insert_with(|| FileResult {
+        let PieceOut::Range {
+            split,
+            range,
+            tally,
+            report,
+            from_head,
+            seconds,
+        } = out
+        else {
+            if let PieceOut::File(r) = out {
+                self.results.push(r);
+            }
+            return;
+        };
+        let p = self
+            .splits
+            .entry(split.file)
+            .or_insert_with(|| SplitProgress {
+                next: 0,
+                frames: 0,
+                stopped: false,
+                from_head: false,
+                bases: Vec::new(),
+                result: Some(FileResult {
                     input: files[split.file].clone(),
                     read: ReadReport {
                         format: Some(split.layout.format),
@@ -669,28 +750,79 @@ impl Stitch {
                     first_ts: None,
                     last_ts: None,
                     seconds: 0.0,
-                });
-                f.read.packets += report.packets;
-                f.read.capture_bytes = report.next;
-                f.read.skipped_blocks += report.skipped_blocks;
-                f.read.packets_without_interface += report.packets_without_interface;
-                f.decode.add(&tally.stats);
-                // Packets on an interface no IDB described cannot be decoded: malformed.
-                f.decode.malformed += report.packets_without_interface;
-                f.first_ts = f
-                    .first_ts
-                    .min(tally.first_ts)
-                    .or(f.first_ts.or(tally.first_ts));
-                f.last_ts = f.last_ts.max(tally.last_ts);
-                f.seconds += seconds;
-                if range + 1 == split.ranges() {
-                    if let Some(done) = self.split_file.take() {
-                        if let Some(p) = &self.progress {
-                            (p.0)(split.file, done.read.capture_bytes, true);
-                        }
-                        self.results.push(done);
-                    }
-                }
+                }),
+            });
+        p.bases.resize(range + 1, 0);
+        p.bases[range] = if from_head { 0 } else { p.frames };
+        let Some(f) = p.result.as_mut() else {
+            return;
+        };
+        f.read.packets += tally.stats.packets;
+        f.read.capture_bytes = report.next;
+        if from_head {
+            // The counters of a read from the head cover everything before too.
+            f.read.skipped_blocks = report.skipped_blocks;
+            f.decode.malformed += report
+                .packets_without_interface
+                .saturating_sub(f.read.packets_without_interface);
+            f.read.packets_without_interface = report.packets_without_interface;
+            p.frames = report.frames;
+        } else {
+            f.read.skipped_blocks += report.skipped_blocks;
+            f.read.packets_without_interface += report.packets_without_interface;
+            // Packets on an interface no IDB described cannot be decoded: malformed.
+            f.decode.malformed += report.packets_without_interface;
+            p.frames += report.frames;
+        }
+        f.decode.add(&tally.stats);
+        f.first_ts = match (f.first_ts, tally.first_ts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        f.last_ts = f.last_ts.max(tally.last_ts);
+        f.seconds += seconds;
+        p.next = report.next;
+        p.from_head |= report.layout_changed;
+        if report.error.is_some() {
+            p.stopped = true;
+            f.read.error = report.error;
+        }
+        if range + 1 == split.ranges() {
+            self.finish_split(&split);
+        }
+    }
+
+    /// The last range of a split file is stitched (or skipped): its figures are complete.
+    fn finish_split(&mut self, split: &Split) {
+        if let Some(r) = self
+            .splits
+            .get_mut(&split.file)
+            .and_then(|p| p.result.take())
+        {
+            if let Some(pr) = &self.progress {
+                (pr.0)(split.file, r.read.capture_bytes, true);
+            }
+            self.results.push(r);
+        }
+    }
+
+    /// Rows' frame numbers of ranges after the first of a split file, made final.
+    fn rebase(&self, files: &[InputFile], rows: &mut [Vec<ResetEvent>]) {
+        if self.splits.is_empty() {
+            return;
+        }
+        let by_source: HashMap<&[u8], &SplitProgress> = self
+            .splits
+            .iter()
+            .map(|(&i, p)| (files[i].source.as_slice(), p))
+            .collect();
+        for r in rows.iter_mut().flatten() {
+            let range = (r.frame >> FRAME_SHIFT) as usize;
+            if range == 0 {
+                continue;
+            }
+            if let Some(p) = by_source.get(&*r.source) {
+                r.frame = p.bases.get(range).copied().unwrap_or(0) + (r.frame & FRAME_LOCAL);
             }
         }
     }
@@ -704,20 +836,181 @@ impl Stitch {
         };
         let mut warm = Tracker::resume(opts.flow, std::mem::take(&mut self.state));
         for piece in &unit {
-            let i = match piece {
-                Piece::File(i) => *i,
-                Piece::Range(split, _) => split.file,
+            let out = match piece {
+                Piece::File(i) => {
+                    let source = files[*i].source.as_slice();
+                    PieceOut::File(process_file_until(&files[*i], *i as u32, opts, |seg| {
+                        warm.process(seg, source);
+                        true
+                    }))
+                }
+                Piece::Range(split, r) => {
+                    // Where one sequential read of the file has got to decides where this
+                    // range starts (or whether it is read at all).
+                    let (start, stopped, from_head) = self
+                        .splits
+                        .get(&split.file)
+                        .map_or((0, false, false), |p| (p.next, p.stopped, p.from_head));
+                    if stopped || start >= split.bounds[r + 1] {
+                        if r + 1 == split.ranges() {
+                            self.finish_split(split);
+                        }
+                        continue;
+                    }
+                    let source = files[split.file].source.as_slice();
+                    read_range_piece(split, *r, start, from_head, |seg| {
+                        warm.process(seg, source);
+                        true
+                    })
+                }
             };
-            let source = files[i].source.as_slice();
-            let out = read_piece(files, piece, opts, |seg| {
-                warm.process(seg, source);
-                true
-            });
             self.push_piece(files, out);
         }
         let (rows, stats, live) = warm.suspend(i64::MIN);
         add_stats(&mut self.stats, &stats);
         self.state = live;
         self.rows.push(rows);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generated capture with connections crossing every cut (many interleaved flows).
+    fn capture(dir: &std::path::Path) -> InputFile {
+        let mut bytes = Vec::new();
+        let spec = rstscope_gen::BenchSpec {
+            bytes: 400_000,
+            concurrent: 60,
+            seed: 3,
+        };
+        rstscope_gen::write_bench(&mut bytes, spec, rstscope_gen::T0).unwrap();
+        let path = dir.join("x.pcap");
+        std::fs::write(&path, &bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
+            .unwrap();
+        InputFile {
+            path,
+            source: b"x.pcap".to_vec(),
+            sensor: None,
+        }
+    }
+
+    /// The file cut at `bounds` (whatever they are), as units of `per_unit` ranges.
+    fn units_at(files: &[InputFile], bounds: Vec<u64>, per_unit: usize) -> Vec<Unit> {
+        let file = std::fs::File::open(&files[0].path).unwrap();
+        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+        let layout = rstscope_capture::layout(&map).unwrap();
+        let split = Arc::new(Split {
+            file: 0,
+            map,
+            layout,
+            bounds,
+        });
+        let pieces: Vec<Piece> = (0..split.ranges())
+            .map(|r| Piece::Range(Arc::clone(&split), r))
+            .collect();
+        pieces.chunks(per_unit).map(|c| c.to_vec()).collect()
+    }
+
+    fn rows(out: &StreamOutput) -> Vec<String> {
+        let mut ev: Vec<&ResetEvent> = out.events.iter().collect();
+        ev.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()).then(a.uid.cmp(&b.uid)));
+        ev.iter().map(|e| format!("{e:?}")).collect()
+    }
+
+    /// Cuts in the middle of records, at record boundaries and past the end: the stitched rows
+    /// and file figures are one tracker's, whatever resynchronisation would have proposed.
+    #[test]
+    fn wrong_cuts_are_read_again_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![capture(dir.path())];
+        let opts = RunOptions::default();
+        let want = crate::run_sequential(&files, &opts, Carry::new(), StreamEnd::Finish);
+        let size = std::fs::metadata(&files[0].path).unwrap().len();
+        let mut redone = 0;
+        for (k, cuts) in [
+            vec![size / 3, 2 * size / 3],
+            vec![25, 1000, 1001, size / 2],
+            vec![size / 4 + 7, size / 2 + 3, 3 * size / 4 + 1],
+            vec![size - 1],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut bounds = vec![0];
+            bounds.extend(cuts);
+            bounds.push(size);
+            for per_unit in [1, 2] {
+                let units = units_at(&files, bounds.clone(), per_unit);
+                let got = run_units(&files, &opts, units, 2, Carry::new(), StreamEnd::Finish);
+                assert_eq!(rows(&got), rows(&want), "cuts {k}, {per_unit} per unit");
+                assert_eq!(got.results.len(), 1);
+                let (g, w) = (&got.results[0], &want.results[0]);
+                assert_eq!(g.decode, w.decode, "cuts {k}");
+                assert_eq!(g.read.packets, w.read.packets, "cuts {k}");
+                assert_eq!((g.first_ts, g.last_ts), (w.first_ts, w.last_ts), "cuts {k}");
+                assert_eq!(got.stats.connections, want.stats.connections, "cuts {k}");
+                redone += got.parallel.redone_units;
+            }
+        }
+        assert!(redone > 0, "no cut was found wrong");
+    }
+
+    /// A corrupt record in the middle: the sequential read stops there, so the ranges after it
+    /// are not read, whichever unit they were in; the file's error is the sequential one.
+    #[test]
+    fn ranges_after_a_corrupt_record_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![capture(dir.path())];
+        let mut bytes = std::fs::read(&files[0].path).unwrap();
+        // Walk the pcap records to one about 60 % in and give it an impossible length.
+        let mut at = 24usize;
+        while at < bytes.len() * 6 / 10 {
+            let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+            at += 16 + caplen as usize;
+        }
+        bytes[at + 8..at + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+        std::fs::write(&files[0].path, &bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&files[0].path)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
+            .unwrap();
+        let opts = RunOptions::default();
+        let want = crate::run_sequential(&files, &opts, Carry::new(), StreamEnd::Finish);
+        let werr = want.results[0].error().map(|e| e.to_string());
+        assert!(werr.is_some());
+        let size = bytes.len() as u64;
+        let map =
+            unsafe { memmap2::Mmap::map(&std::fs::File::open(&files[0].path).unwrap()) }.unwrap();
+        let layout = rstscope_capture::layout(&map).unwrap();
+        let bounds: Vec<u64> = (1..5)
+            .filter_map(|k| rstscope_capture::resync(&map, &layout, size * k / 5))
+            .collect();
+        for per_unit in [1, 2, 3] {
+            let mut b = vec![0];
+            b.extend(bounds.iter().copied());
+            b.push(size);
+            b.dedup();
+            let units = units_at(&files, b, per_unit);
+            let got = run_units(&files, &opts, units, 2, Carry::new(), StreamEnd::Finish);
+            assert_eq!(rows(&got), rows(&want), "{per_unit} per unit");
+            assert_eq!(got.results.len(), 1);
+            let g = &got.results[0];
+            assert_eq!(
+                g.error().map(|e| e.to_string()),
+                werr,
+                "{per_unit} per unit"
+            );
+            assert_eq!(g.decode, want.results[0].decode);
+            assert_eq!(g.read.capture_bytes, want.results[0].read.capture_bytes);
+        }
     }
 }

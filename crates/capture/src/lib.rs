@@ -27,7 +27,9 @@ use std::sync::Arc;
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
 
 pub use peek::{first_packet_ts, stream_head};
-pub use range::{layout, read_range, read_record_at, resync, Layout, RangeBytes, RangeReport};
+pub use range::{
+    layout, read_range, read_range_until, read_record_at, resync, Layout, RangeBytes, RangeReport,
+};
 pub use source::{ByteSource, MmapSource, SliceSource, StreamSource};
 
 /// Largest record we accept when the file header does not announce a larger snap length:
@@ -547,9 +549,9 @@ fn read_stream<R: Read, F: FnMut(&Packet<'_>)>(
 
 /// A source that ends, as the input would, once `stop` is set (by the visitor, between
 /// records).
-struct Until<'a, S> {
-    inner: S,
-    stop: &'a std::cell::Cell<bool>,
+pub(crate) struct Until<'a, S> {
+    pub(crate) inner: S,
+    pub(crate) stop: &'a std::cell::Cell<bool>,
 }
 
 impl<S: ByteSource> ByteSource for Until<'_, S> {

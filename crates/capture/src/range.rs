@@ -258,6 +258,49 @@ where
     }
 }
 
+/// [`read_range`], ending (as the file would) after the first packet for which `visit` returns
+/// false; the report's `next` is then where it stopped.
+pub fn read_range_until<B, F>(
+    bytes: &B,
+    layout: &Layout,
+    start: u64,
+    end: u64,
+    mut visit: F,
+) -> RangeReport
+where
+    B: RangeBytes + ?Sized,
+    F: FnMut(&Packet<'_>) -> bool,
+{
+    let stop = std::cell::Cell::new(false);
+    let from_head = start < layout.data_start;
+    let pos = if from_head { 0 } else { to_usize(start) };
+    let mut tally = Tally::default();
+    let mut visit = |p: &Packet<'_>| {
+        if !visit(p) {
+            stop.set(true);
+        }
+    };
+    let (result, next) = with_source!(bytes, pos, |src| {
+        let mut src = crate::Until {
+            inner: src,
+            stop: &stop,
+        };
+        let r = walk(&mut src, layout, from_head, end, &mut tally, &mut visit);
+        (r, src.position())
+    });
+    RangeReport {
+        next,
+        records: tally.records,
+        frames: tally.frames,
+        packets: tally.packets,
+        skipped_blocks: tally.skipped_blocks,
+        packets_without_interface: tally.packets_without_interface,
+        layout_changed: tally.layout_changed,
+        untimed_start: tally.untimed_start,
+        error: result.err(),
+    }
+}
+
 fn to_usize(v: u64) -> usize {
     usize::try_from(v).unwrap_or(usize::MAX)
 }

@@ -26,6 +26,23 @@ pub trait ByteSource {
     }
 }
 
+impl<S: ByteSource + ?Sized> ByteSource for &mut S {
+    #[inline]
+    fn window(&mut self, want: usize) -> Result<&[u8], CaptureError> {
+        (**self).window(want)
+    }
+    #[inline]
+    fn advance(&mut self, n: usize) {
+        (**self).advance(n)
+    }
+    fn position(&self) -> u64 {
+        (**self).position()
+    }
+    fn decompressed(&self) -> bool {
+        (**self).decompressed()
+    }
+}
+
 /// How far ahead of the current position the CPU caches are asked for the capture bytes.
 ///
 /// The record loop touches only a few cache lines of each record (its header and the packet
