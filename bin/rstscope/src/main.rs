@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use rstscope::output::{
+use rstscope_capture::{InflateCap, PlainAccess};
+use rstscope_engine::output::{
     commit_all, commit_all_after, stage, stage_conn_rst, stage_reset_log, stage_summary, Format,
     OutputSpec,
 };
-use rstscope::{summary, RunOptions};
-use rstscope_capture::{InflateCap, PlainAccess};
+use rstscope_engine::{summary, RunOptions};
 use rstscope_flow::FlowConfig;
 use rstscope_reset::EventOptions;
 
@@ -119,7 +119,7 @@ struct Cli {
 
     /// Plain captures at least this many bytes may be cut into byte ranges tracked on several
     /// threads (for tests and measurements).
-    #[arg(long, value_name = "BYTES", default_value_t = rstscope::SPLIT_MIN, hide = true)]
+    #[arg(long, value_name = "BYTES", default_value_t = rstscope_engine::SPLIT_MIN, hide = true)]
     split_min: u64,
 
     /// Community ID seed.
@@ -170,7 +170,7 @@ struct Cli {
     discard_carry: bool,
 
     /// Skip capture files modified less than this long ago (still being written): 90s, 5m, 1h.
-    #[arg(long, value_name = "AGE", value_parser = rstscope::batch::parse_duration)]
+    #[arg(long, value_name = "AGE", value_parser = parse_duration)]
     min_age: Option<std::time::Duration>,
 
     /// Name the logs by their packet-time window, Zeek-archive style:
@@ -193,7 +193,7 @@ struct Cli {
     /// every sensor's files stay together. `auto/N` takes I from JOB_COMPLETION_INDEX
     /// (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID. Combine the shards' output directories
     /// with `rstscope merge`.
-    #[arg(long, value_name = "I/N", value_parser = rstscope::merge::parse_shard)]
+    #[arg(long, value_name = "I/N", value_parser = rstscope_engine::merge::parse_shard)]
     shard: Option<(u32, u32)>,
 
     /// Progress bars on stderr.
@@ -258,7 +258,7 @@ fn main() -> ExitCode {
 /// Take the output directory's lock (held until the file is dropped): another run holding it
 /// is exit status 75 (retry later), a lock that cannot be taken at all 74.
 fn lock_out(dir: &std::path::Path) -> Result<std::fs::File, Fatal> {
-    rstscope::batch::lock_output_dir(dir).map_err(Fatal::Lock)
+    rstscope_engine::lock::lock_output_dir(dir).map_err(Fatal::Lock)
 }
 
 fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
@@ -274,7 +274,7 @@ fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
             ));
             continue;
         }
-        shards.push(rstscope::merge::read_shard(d).map_err(Fatal::Shard)?);
+        shards.push(rstscope_engine::merge::read_shard(d).map_err(Fatal::Shard)?);
     }
     let format = shards[0].format;
     let gzip = shards[0].gzip;
@@ -285,22 +285,25 @@ fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
     // refused as a run refuses its --state (exit status 2), with the merged logs not written.
     let mut state = None;
     if m.state.is_some() {
-        let mut st = rstscope::batch::State::default();
+        let mut st = rstscope_engine::state::State::default();
         for f in &m.from_state {
-            st.files
-                .extend(rstscope::batch::State::load(f).map_err(Fatal::State)?.files);
+            st.files.extend(
+                rstscope_engine::state::State::load(f)
+                    .map_err(Fatal::State)?
+                    .files,
+            );
         }
         state = Some(st);
     }
-    let inputs = rstscope::merge::merged_inputs(&shards);
-    let mut events = rstscope::concat_rows(
+    let inputs = rstscope_engine::merge::merged_inputs(&shards);
+    let mut events = rstscope_engine::concat_rows(
         shards
             .iter_mut()
             .map(|s| std::mem::take(&mut s.events))
             .collect(),
     );
     let threads = RunOptions::default().resolved_threads();
-    rstscope::sort_rows(&mut events, threads);
+    rstscope_engine::sort_rows(&mut events, threads);
     let sec = 1_000_000_000i64;
     let open = shards.iter().filter_map(|s| s.open).min().map(|t| t * sec);
     let close = shards.iter().filter_map(|s| s.close).max().map(|t| t * sec);
@@ -315,7 +318,7 @@ fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
     let written = (|| -> std::io::Result<()> {
         let log = stage_reset_log(&m.out, &spec, &events, open, close, threads)?;
         let summary_file = stage_summary(&m.out, &spec.summary_name(), &summary.json)?;
-        let page = rstscope::report::render(&events, &summary);
+        let page = rstscope_engine::report::render(&events, &summary);
         let report_file = stage(&m.out, &spec.report_name(), false, |out| {
             out.write_all(page.as_bytes())
         })?;
@@ -366,7 +369,7 @@ fn run(cli: &Cli, msgs: &mut Messages) -> u8 {
         "args".into(),
         std::env::args_os()
             .skip(1)
-            .map(|a| rstscope::name_text(rstscope::name_bytes(&a)).into_owned())
+            .map(|a| rstscope_engine::name_text(rstscope_engine::name_bytes(&a)).into_owned())
             .collect::<Vec<_>>()
             .into(),
     );
@@ -451,7 +454,7 @@ fn run_locked(
     // The state: locked for the whole run (runs sharing it take turns), then a commit a killed
     // run left half done is finished before stale temporaries are removed.
     let _state_lock = match &cli.state {
-        Some(p) => match rstscope::batch::lock_state(p, |lock| {
+        Some(p) => match rstscope_engine::lock::lock_state(p, |lock| {
             msgs.notice(format_args!(
                 "waiting for another run that holds {}",
                 lock.display()
@@ -464,7 +467,7 @@ fn run_locked(
         None => None,
     };
     let mut state = match &cli.state {
-        Some(p) => Some(rstscope::batch::State::load(p).map_err(Fatal::State)?),
+        Some(p) => Some(rstscope_engine::state::State::load(p).map_err(Fatal::State)?),
         None => None,
     };
     if let Some(st) = state.as_mut() {
@@ -475,7 +478,7 @@ fn run_locked(
             ));
         }
     }
-    let stale = rstscope::batch::remove_stale_temporaries(&cli.out);
+    let stale = rstscope_engine::lock::remove_stale_temporaries(&cli.out);
     if stale > 0 {
         msgs.notice(format_args!(
             "removed {stale} temporary files an interrupted run left in {}",
@@ -511,24 +514,24 @@ fn run_locked(
         .iter()
         .map(|c| (c.sensor.clone(), c.carry.clock, c.carry.len()))
         .collect();
-    let (mut files, problems) = rstscope::discover_following(&cli.inputs, cli.follow);
-    rstscope::assign_sensors(
+    let (mut files, problems) = rstscope_engine::discover_following(&cli.inputs, cli.follow);
+    rstscope_engine::assign_sensors(
         &mut files,
         match cli.sensor_from {
-            SensorArg::Dir => rstscope::SensorFrom::Dir,
-            SensorArg::Prefix => rstscope::SensorFrom::Prefix,
-            SensorArg::None => rstscope::SensorFrom::None,
+            SensorArg::Dir => rstscope_engine::SensorFrom::Dir,
+            SensorArg::Prefix => rstscope_engine::SensorFrom::Prefix,
+            SensorArg::None => rstscope_engine::SensorFrom::None,
         },
     );
     if let Some((i, n)) = cli.shard {
-        files.retain(|f| rstscope::merge::shard_of(f.sensor.as_deref(), n) == i);
+        files.retain(|f| rstscope_engine::merge::shard_of(f.sensor.as_deref(), n) == i);
         if files.is_empty() {
             msgs.info(format_args!("rstscope: shard {i}/{n} has no inputs"));
             return Ok(());
         }
     }
     let mut skipped_state = 0usize;
-    let files: Vec<rstscope::InputFile> = match &state {
+    let files: Vec<rstscope_engine::InputFile> = match &state {
         Some(st) => files
             .into_iter()
             .filter(|f| {
@@ -540,7 +543,7 @@ fn run_locked(
         None => files,
     };
     let (files, young) = match cli.min_age {
-        Some(age) => rstscope::batch::split_by_age(files, age),
+        Some(age) => rstscope_engine::inputs::split_by_age(files, age),
         None => (files, Vec::new()),
     };
     record.insert("files_skipped".into(), (skipped_state + young.len()).into());
@@ -563,11 +566,11 @@ fn run_locked(
         }
     }
     let end = if cli.state.is_none() || cli.finish {
-        rstscope::StreamEnd::Finish
+        rstscope_engine::StreamEnd::Finish
     } else {
-        rstscope::StreamEnd::Carry
+        rstscope_engine::StreamEnd::Carry
     };
-    let finishing_carry = end == rstscope::StreamEnd::Finish && carried_in > 0;
+    let finishing_carry = end == rstscope_engine::StreamEnd::Finish && carried_in > 0;
     if files.is_empty() && !finishing_carry {
         record.insert("files_processed".into(), 0.into());
         record.insert("files_failed".into(), json!([]));
@@ -606,7 +609,7 @@ fn run_locked(
         threads: cli.threads.unwrap_or(0),
         split_min: cli.split_min.max(1),
     };
-    let result = rstscope::process_streams(&files, &opts, carries, end);
+    let result = rstscope_engine::process_streams(&files, &opts, carries, end);
     if let Some((b, _)) = &bar {
         let _ = b.clear();
     }
@@ -674,7 +677,7 @@ fn run_locked(
                 msgs.warning(
                     format!(
                         "sensor {}: the carried stream ends at {}, {:.1} days before its next file's first packet ({}): captures missing in between? ({conns} carried connections time out)",
-                        sensor.as_deref().map_or("(unnamed)".into(), rstscope::name_text),
+                        sensor.as_deref().map_or("(unnamed)".into(), rstscope_engine::name_text),
                         rstscope_join::enrich::iso8601(*clock),
                         (first - clock) as f64 / DAY as f64,
                         rstscope_join::enrich::iso8601(first),
@@ -694,7 +697,7 @@ fn run_locked(
                 f.input
                     .sensor
                     .as_deref()
-                    .map_or("(unnamed)".into(), rstscope::name_text)
+                    .map_or("(unnamed)".into(), rstscope_engine::name_text)
             ),
         );
     }
@@ -895,7 +898,7 @@ fn run_locked(
             &spec.summary_name(),
             &summary.json,
         )?);
-        let page = rstscope::report::render(&result.events, &summary);
+        let page = rstscope_engine::report::render(&result.events, &summary);
         files.push(stage(&cli.out, &spec.report_name(), false, |out| {
             out.write_all(page.as_bytes())
         })?);
@@ -920,7 +923,7 @@ fn run_locked(
                 st.prune(std::time::SystemTime::now());
                 let t0 = std::time::Instant::now();
                 st.stage_carry(p, &result.carries)?;
-                st.commit = Some(rstscope::batch::PendingCommit { renames });
+                st.commit = Some(rstscope_engine::state::PendingCommit { renames });
                 st.save(p)?;
                 carry_save_seconds = Some(t0.elapsed().as_secs_f64());
             }
@@ -988,7 +991,9 @@ fn peak_rss_bytes() -> Option<u64> {
 /// Progress bars, fed from the reader threads through `RunOptions::progress`: an overall bar over
 /// the capture bytes of all files, with rate and ETA, and below it one bar per file being read
 /// (several at once when sensors are read in parallel), removed when the file is done.
-fn progress_bar(files: &[rstscope::InputFile]) -> (indicatif::MultiProgress, rstscope::Progress) {
+fn progress_bar(
+    files: &[rstscope_engine::InputFile],
+) -> (indicatif::MultiProgress, rstscope_engine::Progress) {
     use std::collections::HashMap;
     use std::sync::Mutex;
     let sizes: Vec<u64> = files
@@ -1010,7 +1015,7 @@ fn progress_bar(files: &[rstscope::InputFile]) -> (indicatif::MultiProgress, rst
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     let names: Vec<String> = files
         .iter()
-        .map(|f| rstscope::name_text(&f.source).into_owned())
+        .map(|f| rstscope_engine::name_text(&f.source).into_owned())
         .collect();
     let file_count = files.len();
     // Bytes counted so far per file (what the overall bar sums), bars of files being read,
@@ -1043,18 +1048,48 @@ fn progress_bar(files: &[rstscope::InputFile]) -> (indicatif::MultiProgress, rst
                 let b = m.add(indicatif::ProgressBar::new(size));
                 b.set_style(file_style.clone());
                 b.set_message(
-                    rstscope::terminal_safe(names.get(i).map_or("", String::as_str)).into_owned(),
+                    rstscope_engine::terminal_safe(names.get(i).map_or("", String::as_str))
+                        .into_owned(),
                 );
                 b
             });
             b.set_position(now);
         }
     };
-    (multi, rstscope::Progress(std::sync::Arc::new(cb)))
+    (multi, rstscope_engine::Progress(std::sync::Arc::new(cb)))
 }
 
 /// A path as the run record writes it: bytes that are not UTF-8 as `\xNN` (as the summary and
 /// the JSON logs write names), not replaced.
 fn path_text(path: &std::path::Path) -> String {
-    rstscope::name_text(rstscope::name_bytes(path.as_os_str())).into_owned()
+    rstscope_engine::name_text(rstscope_engine::name_bytes(path.as_os_str())).into_owned()
+}
+
+/// Parse a duration: `90`, `90s`, `5m`, `2h`, `1d`.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('s') => (&s[..s.len() - 1], 1),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('h') => (&s[..s.len() - 1], 3600),
+        Some('d') => (&s[..s.len() - 1], 86_400),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .map(|n| std::time::Duration::from_secs(n * mult))
+        .map_err(|_| format!("invalid duration {s:?} (examples: 90s, 5m, 2h)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert!(parse_duration("soon").is_err());
+    }
 }

@@ -9,8 +9,8 @@ use std::fmt::Display;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rstscope::error::{CarryError, LockError, ShardError, StateError};
 use rstscope_capture::CaptureError;
+use rstscope_engine::error::{CarryError, LockError, ShardError, StateError};
 
 /// Exit statuses (also in README and --help).
 pub const EXIT_OK: u8 = 0;
@@ -134,7 +134,7 @@ impl<W: Write> Messages<W> {
     /// closed) is dropped: the exit status still tells.
     fn line(&mut self, text: impl Display) {
         let text = text.to_string();
-        let _ = writeln!(self.out, "{}", rstscope::terminal_safe(&text));
+        let _ = writeln!(self.out, "{}", rstscope_engine::terminal_safe(&text));
     }
 
     /// What the run did (the summary, the last line): not with `-q`.

@@ -315,6 +315,20 @@ fn discover_all(inputs: &[PathBuf], follow: bool) -> (Vec<InputFile>, Vec<InputP
     (files, problems)
 }
 
+/// Files modified less than `min_age` ago are still being written: skip them.
+pub fn split_by_age(
+    files: Vec<InputFile>,
+    min_age: std::time::Duration,
+) -> (Vec<InputFile>, Vec<InputFile>) {
+    let now = std::time::SystemTime::now();
+    files.into_iter().partition(|f| {
+        std::fs::metadata(&f.path)
+            .and_then(|m| m.modified())
+            .map(|t| now.duration_since(t).unwrap_or_default() >= min_age)
+            .unwrap_or(true)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
-//! What nightly cron runs need: a lock so overlapping runs cannot clobber each other, a state
-//! file of inputs already processed, and skipping captures still being written.
+//! The state file of nightly runs: the inputs already processed (by fingerprint), the files
+//! that failed, where the carried stream is kept, and renames a killed run left to finish.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,98 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 
-pub use crate::error::{CarryError, LockError, StateError};
-use crate::InputFile;
-
-/// The lock file in the output directory.
-pub const LOCK_NAME: &str = ".rstscope.lock";
-
-/// Take the run lock in `dir` (created if needed); released when the file is dropped or the
-/// process ends, even if it is killed. Compatible with `flock -n` wrappers on the same file.
-pub fn lock_output_dir(dir: &Path) -> Result<File, LockError> {
-    let path = dir.join(LOCK_NAME);
-    if dir.exists() && !dir.is_dir() {
-        return Err(LockError::Io(
-            dir.to_path_buf(),
-            std::io::Error::other("the output must be a directory, and this is not one"),
-        ));
-    }
-    std::fs::create_dir_all(dir).map_err(|e| LockError::Io(dir.to_path_buf(), e))?;
-    let f = open_lock_file(&path)?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Held(path)),
-        Err(std::fs::TryLockError::Error(e)) => Err(LockError::Io(path, e)),
-    }
-}
-
-/// Open (or create) a lock file, readable and writable by its owner only: a shared lock
-/// (`flock -s`) another user took on a world-readable lock file would block every run.
-fn open_lock_file(path: &Path) -> Result<File, LockError> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let f = opts
-        .open(path)
-        .map_err(|e| LockError::Io(path.to_path_buf(), e))?;
-    // A lock file an earlier version created 0644 is narrowed too.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(m) = f.metadata() {
-            if m.permissions().mode() & 0o077 != 0 {
-                let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));
-            }
-        }
-    }
-    Ok(f)
-}
-
-/// Remove temporary files a killed run left in the output directory (hidden `.NAME.tmp-*`
-/// files of our own logs). Call with the lock held, so no live run is writing them.
-pub fn remove_stale_temporaries(dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut n = 0;
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let ours = ["reset", "conn_rst", "state"]
-            .iter()
-            .any(|stem| name.starts_with(&format!(".{stem}")));
-        if ours && name.contains(".tmp-") && std::fs::remove_file(e.path()).is_ok() {
-            n += 1;
-        }
-    }
-    n
-}
-
-/// Parse a duration: `90`, `90s`, `5m`, `2h`, `1d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('s') => (&s[..s.len() - 1], 1),
-        Some('m') => (&s[..s.len() - 1], 60),
-        Some('h') => (&s[..s.len() - 1], 3600),
-        Some('d') => (&s[..s.len() - 1], 86_400),
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .map(|n| Duration::from_secs(n * mult))
-        .map_err(|_| format!("invalid duration {s:?} (examples: 90s, 5m, 2h)"))
-}
-
-/// Files modified less than `min_age` ago are still being written: skip them.
-pub fn split_by_age(files: Vec<InputFile>, min_age: Duration) -> (Vec<InputFile>, Vec<InputFile>) {
-    let now = SystemTime::now();
-    files.into_iter().partition(|f| {
-        std::fs::metadata(&f.path)
-            .and_then(|m| m.modified())
-            .map(|t| now.duration_since(t).unwrap_or_default() >= min_age)
-            .unwrap_or(true)
-    })
-}
+pub use crate::error::{CarryError, StateError};
 
 /// What identifies an input as already processed: path, size, mtime and a hash of its head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,7 +144,7 @@ fn text_path(text: &str) -> PathBuf {
 }
 
 /// The state file's directory and name.
-fn split_path(path: &Path) -> (&Path, String) {
+pub(crate) fn split_path(path: &Path) -> (&Path, String) {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -245,23 +154,6 @@ fn split_path(path: &Path) -> (&Path, String) {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "state.json".into());
     (dir, name)
-}
-
-/// Take the lock of a state file (`STATE.lock` beside it), waiting for a run holding it: two
-/// runs sharing one state file read, update and write it one after the other. `waiting` is
-/// called once if the lock is held by another run.
-pub fn lock_state(path: &Path, waiting: impl FnOnce(&Path)) -> Result<File, LockError> {
-    let (dir, name) = split_path(path);
-    let lock = dir.join(format!("{name}.lock"));
-    std::fs::create_dir_all(dir).map_err(|e| LockError::Io(lock.clone(), e))?;
-    let f = open_lock_file(&lock)?;
-    match f.try_lock() {
-        Ok(()) => return Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => waiting(&lock),
-        Err(std::fs::TryLockError::Error(e)) => return Err(LockError::Io(lock, e)),
-    }
-    f.lock().map_err(|e| LockError::Io(lock, e))?;
-    Ok(f)
 }
 
 impl State {
@@ -557,6 +449,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lock::{lock_output_dir, lock_state, LockError, LOCK_NAME};
 
     #[test]
     fn a_state_of_the_wrong_shape_is_refused_not_rewritten() {
@@ -604,14 +497,6 @@ mod tests {
             }
             _ => panic!("a file as the output directory"),
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert!(parse_duration("soon").is_err());
     }
 
     #[test]

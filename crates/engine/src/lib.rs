@@ -2,12 +2,13 @@
 //! into a reset event, and write the logs. Nothing here prints or exits; `main.rs` owns the
 //! terminal and the exit status.
 
-pub mod batch;
 pub mod error;
 pub mod inputs;
+pub mod lock;
 pub mod merge;
 pub mod output;
 pub mod report;
+pub mod state;
 pub mod summary;
 mod units;
 
