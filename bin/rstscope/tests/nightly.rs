@@ -612,6 +612,61 @@ fn fifos_are_read_once_or_skipped_never_hang() {
     );
 }
 
+/// A FIFO among a sensor's files with several threads: the stream runs on one tracker (a unit
+/// may be read again while stitching, and a FIFO cannot be), so the FIFO is read once and the
+/// rows are one thread's.
+#[test]
+fn a_fifo_among_files_is_read_once_with_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch");
+    std::fs::create_dir_all(&arch).unwrap();
+    let sample = std::fs::read(testdata().join("sample.pcap")).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    for name in ["a.pcap", "c.pcap"] {
+        std::fs::write(arch.join(name), &sample).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(arch.join(name))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let fifo = dir.path().join("live.pcap");
+    let logs: Vec<String> = ["1", "2"]
+        .iter()
+        .map(|j| {
+            mkfifo(&fifo);
+            let writer = {
+                let (fifo, bytes) = (fifo.clone(), sample.clone());
+                std::thread::spawn(move || std::fs::write(fifo, bytes))
+            };
+            let out = dir.path().join(format!("out{j}"));
+            let (a, c) = (arch.join("a.pcap"), arch.join("c.pcap"));
+            let args = [
+                "-q",
+                "-j",
+                j,
+                a.to_str().unwrap(),
+                fifo.to_str().unwrap(),
+                c.to_str().unwrap(),
+            ];
+            let r = run_with_deadline(&args, &out, 30);
+            writer.join().unwrap().unwrap();
+            std::fs::remove_file(&fifo).unwrap();
+            assert_eq!(r.status.code(), Some(0), "-j {j}: {}", stderr(&r));
+            std::fs::read_to_string(out.join("reset.log")).unwrap()
+        })
+        .collect();
+    assert!(logs[0].lines().filter(|l| !l.starts_with('#')).count() > 3);
+    let body = |l: &str| -> Vec<String> {
+        l.lines()
+            .filter(|x| !x.starts_with("#open") && !x.starts_with("#close"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(body(&logs[0]), body(&logs[1]));
+}
+
 /// A sensor's next file starting days after the carried stream ends (nights of captures
 /// missing) is a warning, also under -q.
 #[test]

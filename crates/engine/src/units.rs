@@ -413,6 +413,14 @@ pub(crate) fn run(
     carry: Carry,
     end: StreamEnd,
 ) -> StreamOutput {
+    // Stitching may read a unit again: a FIFO or device can be read only once, and a file
+    // still being written would not read the same twice. Such a stream runs on one tracker.
+    let rereadable = files.iter().all(|f| {
+        std::fs::metadata(&f.path).is_ok_and(|m| m.is_file()) && !crate::recently_modified(&f.path)
+    });
+    if !rereadable {
+        return crate::run_sequential(files, opts, carry, end);
+    }
     let units = plan(pieces(files, threads, opts, end), threads);
     if units.len() < 2 {
         // Nothing to run in parallel: one tracker, without the units' bookkeeping.
