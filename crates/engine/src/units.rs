@@ -7,15 +7,16 @@
 //! (`-j N` with per-worker trackers already relies on that).
 //!
 //! Which packets a replay needs is known only once the units before are stitched, so each unit
-//! logs its *candidate* packets while it runs: those of connections first seen less than the
-//! longest timeout (plus slack) after the unit's first packet. A carried connection cannot
-//! reach further: its deadline is at most the inactivity timeout after the carried clock. Once
-//! one of its keys stays silent for that timeout, cold and warm trackers have both forgotten it,
-//! and the cold rows after that gap stand.
+//! keeps, for the keys first seen less than the longest timeout (plus slack) after its first
+//! packet, how far their packets reach. A carried connection cannot reach further: its deadline
+//! is at most the inactivity timeout after the carried clock. Once one of its keys stays silent
+//! for that timeout, cold and warm trackers have both forgotten it, and the cold rows after
+//! that gap stand. Stitching reads the unit again up to the furthest carried key.
 //!
-//! Whenever exactness is in doubt the unit is redone sequentially from the stitched carry:
-//! timestamps going back across the cut by more than the slack, or a connection table that had
-//! to evict.
+//! Whenever exactness is in doubt the unit is read again in order, warm from the stitched
+//! carry: a packet behind the stitched clock by a second or more (a cold tracker's expiries
+//! would then differ from one run's), a connection table that had to evict, or a byte range
+//! that does not continue the sequential read of its file exactly.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -37,9 +38,14 @@ use crate::{
     StreamOutput,
 };
 
-/// How far a unit's first packet may be behind the stitched clock (timestamps going back
-/// across a cut) before the unit is redone sequentially; also added to the candidate window.
+/// Added to the candidate window (beyond the inactivity timeout).
 const SLACK_NS: i64 = 60_000_000_000;
+
+/// How far a unit's oldest packet may be behind the stitched clock (timestamps going back
+/// across a cut) before the unit is redone in order. A cold tracker's clock and one run's
+/// agree on every expiry only while no packet is behind the stream's clock by as much as the
+/// shortest timeout (5 s); one second keeps clear of it.
+const BEHIND_NS: i64 = 1_000_000_000;
 
 type Endpoint = (IpAddr, u16);
 /// A connection's endpoints in canonical order (lower first), whichever way a packet goes.
@@ -130,6 +136,8 @@ struct UnitOutput {
     live: Carry,
     /// The first packet's time, when it had one.
     first_ts: Option<i64>,
+    /// The oldest packet time (i64::MAX without packets).
+    oldest: i64,
     /// The newest packet time.
     clock: i64,
     /// Candidate keys (see the module notes) by key hash.
@@ -344,6 +352,7 @@ fn read_range_piece<F: FnMut(&Segment<'_>) -> bool>(
 fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions, spans_wanted: bool) -> UnitOutput {
     let mut tracker = Tracker::new(opts.flow);
     let mut first_ts = None;
+    let mut oldest = i64::MAX;
     let mut window_end = i64::MAX;
     let mut clock = i64::MIN;
     let mut spans: ByKeyHash<KeySpan> = ByKeyHash::default();
@@ -362,6 +371,7 @@ fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions, spans_wanted: bo
                 window_end = ts.saturating_add(INACTIVITY + SLACK_NS);
             }
             clock = clock.max(ts);
+            oldest = oldest.min(ts);
             if spans_wanted {
                 let h = endpoints_hash((seg.src, seg.sport), (seg.dst, seg.dport));
                 match spans.get_mut(&h) {
@@ -399,6 +409,7 @@ fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions, spans_wanted: bo
         stats,
         live,
         first_ts,
+        oldest,
         clock,
         spans,
     }
@@ -546,9 +557,7 @@ struct SplitProgress {
 impl Stitch {
     fn add(&mut self, files: &[InputFile], unit: Unit, out: UnitOutput, opts: &RunOptions) {
         let cap = opts.flow.max_connections.max(1) as u64;
-        let in_doubt = out
-            .first_ts
-            .is_some_and(|t| self.state.clock > t.saturating_add(SLACK_NS))
+        let in_doubt = self.state.clock > out.oldest.saturating_add(BEHIND_NS)
             || out.stats.evicted > 0
             || self.state.len() as u64 + out.stats.peak_connections > cap;
         if in_doubt || !self.ranges_meet(&out.results) {
@@ -563,6 +572,7 @@ impl Stitch {
             first_ts,
             clock,
             spans,
+            ..
         } = out;
         for r in results {
             self.push_piece(files, r);
