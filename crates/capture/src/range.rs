@@ -236,26 +236,10 @@ where
     B: RangeBytes + ?Sized,
     F: FnMut(&Packet<'_>),
 {
-    // A range starting before the first record reads the head of the file first, as the
-    // sequential reader does; at `data_start` and after, the layout stands for the head.
-    let from_head = start < layout.data_start;
-    let pos = if from_head { 0 } else { to_usize(start) };
-    let mut tally = Tally::default();
-    let (result, next) = with_source!(bytes, pos, |src| {
-        let r = walk(src, layout, from_head, end, &mut tally, &mut visit);
-        (r, src.position())
-    });
-    RangeReport {
-        next,
-        records: tally.records,
-        frames: tally.frames,
-        packets: tally.packets,
-        skipped_blocks: tally.skipped_blocks,
-        packets_without_interface: tally.packets_without_interface,
-        layout_changed: tally.layout_changed,
-        untimed_start: tally.untimed_start,
-        error: result.err(),
-    }
+    read_range_until(bytes, layout, start, end, |p| {
+        visit(p);
+        true
+    })
 }
 
 /// [`read_range`], ending (as the file would) after the first packet for which `visit` returns
@@ -272,6 +256,8 @@ where
     F: FnMut(&Packet<'_>) -> bool,
 {
     let stop = std::cell::Cell::new(false);
+    // A range starting before the first record reads the head of the file first, as the
+    // sequential reader does; at `data_start` and after, the layout stands for the head.
     let from_head = start < layout.data_start;
     let pos = if from_head { 0 } else { to_usize(start) };
     let mut tally = Tally::default();

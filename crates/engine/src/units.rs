@@ -26,7 +26,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use rstscope_capture::{
-    read_range_until, Compression, Kind, Layout, Packet, PlainAccess, RangeReport, ReadReport,
+    read_range_until, Compression, Layout, Packet, PlainAccess, RangeReport, ReadReport,
 };
 use rstscope_decode::Segment;
 use rstscope_flow::zeek::timers::INACTIVITY;
@@ -78,11 +78,7 @@ fn endpoints_hash(a: (IpAddr, u16), b: (IpAddr, u16)) -> u64 {
     one(a).wrapping_add(one(b))
 }
 
-fn key_hash(k: &ConnKey) -> u64 {
-    endpoints_hash(k.0, k.1)
-}
-
-/// Hashes a [`key_hash`] value by using it as it is.
+/// Hashes an [`endpoints_hash`] value by using it as it is.
 #[derive(Default)]
 struct PreHashed(u64);
 
@@ -138,8 +134,6 @@ struct UnitOutput {
     first_ts: Option<i64>,
     /// The oldest packet time (i64::MAX without packets).
     oldest: i64,
-    /// The newest packet time.
-    clock: i64,
     /// Candidate keys (see the module notes) by key hash.
     spans: ByKeyHash<KeySpan>,
 }
@@ -149,6 +143,16 @@ struct UnitOutput {
 enum Piece {
     File(usize),
     Range(Arc<Split>, usize),
+}
+
+impl Piece {
+    /// The index of the piece's file in the stream.
+    fn file(&self) -> usize {
+        match self {
+            Piece::File(i) => *i,
+            Piece::Range(split, _) => split.file,
+        }
+    }
 }
 
 /// A unit: consecutive pieces of the stream.
@@ -196,15 +200,11 @@ fn split_file(
     }
     let file = std::fs::File::open(path).ok()?;
     let size = file.metadata().ok()?.len();
-    let mut head = [0u8; 4];
-    std::io::Read::read_exact(&mut &file, &mut head).ok()?;
-    if !matches!(rstscope_capture::sniff(&head), Some(Kind::Capture(_))) {
-        return None;
-    }
     // SAFETY: as the sequential reader's map (read-only, private; a file truncated under it is
     // caught by the SIGBUS guard that reading a range through the map registers). Files
     // modified in the last two minutes are not mapped.
     let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    // Not a plain capture (compressed, or not a capture at all): read whole.
     let layout = rstscope_capture::layout(&map).ok()?;
     let mut bounds = vec![0u64];
     for k in 1..parts {
@@ -302,8 +302,7 @@ enum PieceOut {
     },
 }
 
-/// Read a piece, handing its TCP segments to `sink` (which may stop a whole file's read; a
-/// range is read to its end).
+/// Read a piece, handing its TCP segments to `sink`, which may stop the read.
 fn read_piece<F: FnMut(&Segment<'_>) -> bool>(
     files: &[InputFile],
     piece: &Piece,
@@ -354,23 +353,17 @@ fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions, spans_wanted: bo
     let mut first_ts = None;
     let mut oldest = i64::MAX;
     let mut window_end = i64::MAX;
-    let mut clock = i64::MIN;
     let mut spans: ByKeyHash<KeySpan> = ByKeyHash::default();
     let mut index = 0u64;
     let mut results = Vec::with_capacity(unit.len());
     for piece in &unit {
-        let i = match piece {
-            Piece::File(i) => *i,
-            Piece::Range(split, _) => split.file,
-        };
-        let source = files[i].source.as_slice();
+        let source = files[piece.file()].source.as_slice();
         results.push(read_piece(files, piece, opts, |seg| {
             let ts = seg.ts_ns;
             if first_ts.is_none() {
                 first_ts = Some(ts);
                 window_end = ts.saturating_add(INACTIVITY + SLACK_NS);
             }
-            clock = clock.max(ts);
             oldest = oldest.min(ts);
             if spans_wanted {
                 let h = endpoints_hash((seg.src, seg.sport), (seg.dst, seg.dport));
@@ -410,7 +403,6 @@ fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions, spans_wanted: bo
         live,
         first_ts,
         oldest,
-        clock,
         spans,
     }
 }
@@ -570,10 +562,11 @@ impl Stitch {
             stats,
             live,
             first_ts,
-            clock,
             spans,
             ..
         } = out;
+        // The unit's newest packet time: its tracker's clock, which the live carry keeps.
+        let clock = live.clock;
         for r in results {
             self.push_piece(files, r);
         }
@@ -589,12 +582,15 @@ impl Stitch {
         }
         // The carried connections with packets in this unit, and how far into it they reach.
         let mut carried: HashSet<ConnKey> = HashSet::new();
+        // Their key hashes: a cheap first test for every packet read again.
+        let mut carried_hashes: ByKeyHash<()> = ByKeyHash::default();
         let mut reach = None;
         for (a, b) in self.state.endpoints() {
-            let k = conn_key(a, b);
-            if let Some(span) = spans.get(&key_hash(&k)) {
+            let h = endpoints_hash(a, b);
+            if let Some(span) = spans.get(&h) {
                 reach = reach.max(Some(span.last));
-                carried.insert(k);
+                carried.insert(conn_key(a, b));
+                carried_hashes.insert(h, ());
             }
         }
         let Some(reach) = reach else {
@@ -627,15 +623,16 @@ impl Stitch {
             if index > reach {
                 break;
             }
-            let i = match piece {
-                Piece::File(i) => *i,
-                Piece::Range(split, _) => split.file,
-            };
+            let i = piece.file();
             let source = files[i].source.as_slice();
             read_piece(files, piece, opts, |seg| {
                 index += 1;
-                let k = seg_key(seg);
-                if carried.contains(&k) {
+                let h = endpoints_hash((seg.src, seg.sport), (seg.dst, seg.dport));
+                let k = carried_hashes
+                    .contains_key(&h)
+                    .then(|| seg_key(seg))
+                    .filter(|k| carried.contains(k));
+                if let Some(k) = k {
                     let r = regions.entry(k).or_insert(Region {
                         newest: seg.ts_ns,
                         last: (i, seg.frame),
@@ -661,11 +658,7 @@ impl Stitch {
         // The replay's rows and live state replace the cold ones of those connections.
         let position: HashMap<&[u8], usize> = unit
             .iter()
-            .map(|p| match p {
-                Piece::File(i) => *i,
-                Piece::Range(split, _) => split.file,
-            })
-            .map(|i| (files[i].source.as_slice(), i))
+            .map(|p| (files[p.file()].source.as_slice(), p.file()))
             .collect();
         rows.retain(|r| {
             let k = conn_key((r.orig_h, r.orig_p), (r.resp_h, r.resp_p));

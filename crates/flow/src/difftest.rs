@@ -440,17 +440,20 @@ proptest! {
     }
 }
 
+/// 150 packets drawn once from the strategy, the same on every run.
+fn fixed_packets() -> Vec<Pk> {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    prop::collection::vec(pk(), 150)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current()
+}
+
 /// Carries of hostile bytes: every truncation of a real carry is an error; flipped bytes give
 /// an error or a carry a tracker can resume from and run on without panicking.
 #[test]
 fn corrupt_carries_are_errors_or_harmless() {
-    let pks: Vec<Pk> = {
-        let mut runner = proptest::test_runner::TestRunner::deterministic();
-        prop::collection::vec(pk(), 150)
-            .new_tree(&mut runner)
-            .unwrap()
-            .current()
-    };
+    let pks = fixed_packets();
     let segs = stream(&pks);
     let mut t = Tracker::new(FlowConfig::default());
     for s in &segs[..100] {
@@ -491,13 +494,7 @@ fn corrupt_carries_are_errors_or_harmless() {
 /// rows a tracker makes, in rows it carries, and in a stream's carried names.
 #[test]
 fn names_that_are_not_utf8_keep_their_bytes_through_a_carry() {
-    let pks: Vec<Pk> = {
-        let mut runner = proptest::test_runner::TestRunner::deterministic();
-        prop::collection::vec(pk(), 150)
-            .new_tree(&mut runner)
-            .unwrap()
-            .current()
-    };
+    let pks = fixed_packets();
     let segs = stream(&pks);
     let name: &[u8] = b"bad\xff\xfe.pcap";
     let mut t = Tracker::new(FlowConfig::default());
