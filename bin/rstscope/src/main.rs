@@ -2,21 +2,20 @@
 
 mod messages;
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use rstscope_capture::{InflateCap, PlainAccess};
 use rstscope_engine::output::{
-    commit_all, commit_all_after, stage, stage_conn_rst, stage_reset_log, stage_summary, Format,
-    OutputSpec,
+    commit_all, stage, stage_reset_log, stage_summary, Format, OutputSpec,
 };
-use rstscope_engine::{summary, RunOptions};
+use rstscope_engine::run::{Reporter, Run, Settings};
+use rstscope_engine::{summary, Progress, RunOptions, SensorFrom};
 use rstscope_flow::FlowConfig;
 use rstscope_reset::EventOptions;
 
-use messages::{Fatal, InputFailed, Messages};
+use messages::{Fatal, Messages};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SensorArg {
@@ -340,652 +339,118 @@ fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// The run record: one JSON line appended to `DIR/rstscope_runs.log` by every run that got
-/// the output directory's lock, whatever its outcome.
-const RUNS_LOG: &str = "rstscope_runs.log";
-
-fn now_iso8601() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64);
-    rstscope_join::enrich::iso8601(now)
+/// Flags turned into what they mean for a run (ripgrep's low-level arguments → high-level
+/// ones): the checks clap cannot make are made here, once.
+fn settings(cli: &Cli) -> Settings {
+    Settings {
+        inputs: cli.inputs.clone(),
+        follow: cli.follow,
+        sensor_from: match cli.sensor_from {
+            SensorArg::Dir => SensorFrom::Dir,
+            SensorArg::Prefix => SensorFrom::Prefix,
+            SensorArg::None => SensorFrom::None,
+        },
+        shard: cli.shard,
+        out: cli.out.clone(),
+        output: OutputSpec {
+            format: match cli.format {
+                FormatArg::Tsv => Format::Tsv,
+                FormatArg::Json => Format::Json,
+                FormatArg::Csv => Format::Csv,
+            },
+            gzip: cli.gzip,
+            iso8601: matches!(cli.json_timestamps, JsonTimestamps::Iso8601),
+            stamp: None,
+        },
+        archive_names: cli.archive_names,
+        conn_log: cli.conn_log.clone(),
+        enrich_conn: cli.enrich_conn,
+        options: RunOptions {
+            progress: None,
+            flow: FlowConfig {
+                max_connections: cli.max_connections,
+                events: EventOptions {
+                    community_id_seed: cli.community_id_seed,
+                    max_payload: cli.max_payload,
+                },
+                ..FlowConfig::default()
+            },
+            access: if cli.no_mmap {
+                PlainAccess::Read
+            } else {
+                PlainAccess::Mmap
+            },
+            inflate: InflateCap::ratio(cli.max_inflate),
+            threads: cli.threads.unwrap_or(0),
+            split_min: cli.split_min.max(1),
+        },
+        state: cli.state.clone(),
+        finish: cli.finish,
+        retry_failed: cli.retry_failed,
+        discard_carry: cli.discard_carry,
+        min_age: cli.min_age,
+    }
 }
 
 /// The run: its messages, its run record, and its exit status.
 fn run(cli: &Cli, msgs: &mut Messages) -> u8 {
-    use serde_json::json;
-    // Overlapping runs (a slow night, a manual re-run) must not clobber each other's logs.
-    let _lock = match lock_out(&cli.out) {
-        Ok(l) => l,
-        Err(f) => return msgs.finish(Err(f)),
+    let settings = settings(cli);
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut run = match Run::start(&settings, &args) {
+        Ok(r) => r,
+        Err(e) => return msgs.finish(Err(Fatal::Run(e))),
     };
-    let mut record = serde_json::Map::new();
-    record.insert(
-        "version".into(),
-        concat!("rstscope ", env!("CARGO_PKG_VERSION")).into(),
-    );
-    record.insert("start".into(), now_iso8601().into());
-    record.insert(
-        "args".into(),
-        std::env::args_os()
-            .skip(1)
-            .map(|a| rstscope_engine::name_text(rstscope_engine::name_bytes(&a)).into_owned())
-            .collect::<Vec<_>>()
-            .into(),
-    );
-    // Every key is there in every record, whatever ends the run (a failed run: the defaults).
-    for (k, v) in [
-        ("files_processed", json!(0)),
-        ("files_skipped", json!(0)),
-        ("files_failed", json!([])),
-        ("rows", json!(0)),
-        ("carried_connections", json!(0)),
-        ("carried_rows", json!(0)),
-        ("late_files", json!([])),
-        ("outputs", json!([])),
-        ("warnings", json!([])),
-    ] {
-        record.insert(k.into(), v);
-    }
-    let result = run_locked(cli, &mut record, msgs);
-    let status = msgs.finish(result);
-    record.insert("warnings".into(), json!(msgs.warnings()));
-    record.insert("end".into(), now_iso8601().into());
-    record.insert("exit_status".into(), status.into());
-    let mut line = serde_json::Value::Object(record).to_string();
-    line.push('\n');
-    let appended = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(cli.out.join(RUNS_LOG))?;
-        let before = f.metadata()?.len();
-        // One whole line or none: a write cut short (a full disk) is taken back.
-        if let Err(e) = f.write_all(line.as_bytes()).and_then(|()| f.sync_data()) {
-            let _ = f.set_len(before);
-            return Err(e);
-        }
-        Ok(())
-    })();
-    match appended {
-        Ok(()) => status,
-        Err(source) => msgs.finish(Err(Fatal::RunRecord {
-            path: cli.out.join(RUNS_LOG),
-            source,
-        })),
-    }
-}
-
-/// Output names an earlier run in `dir` used: files there now, and those the run records name.
-fn names_used(dir: &std::path::Path) -> std::collections::HashSet<String> {
-    let mut used = std::collections::HashSet::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            used.insert(e.file_name().to_string_lossy().into_owned());
-        }
-    }
-    if let Ok(text) = std::fs::read_to_string(dir.join(RUNS_LOG)) {
-        for line in text.lines() {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                for o in v
-                    .get("outputs")
-                    .and_then(|o| o.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(name) = o.as_str() {
-                        used.insert(name.to_string());
-                    }
-                }
-            }
-        }
-    }
-    used
-}
-
-/// The run, under the output directory's lock: fills the run record; its messages (and the
-/// warnings, also printed with -q, for the record) go to `msgs`.
-fn run_locked(
-    cli: &Cli,
-    record: &mut serde_json::Map<String, serde_json::Value>,
-    msgs: &mut Messages,
-) -> Result<(), Fatal> {
-    use serde_json::json;
-    // The state: locked for the whole run (runs sharing it take turns), then a commit a killed
-    // run left half done is finished before stale temporaries are removed.
-    let _state_lock = match &cli.state {
-        Some(p) => match rstscope_engine::lock::lock_state(p, |lock| {
-            msgs.notice(format_args!(
-                "waiting for another run that holds {}",
-                lock.display()
-            ));
-        }) {
-            Ok(l) => Some(l),
-            // (lock_state waits for a lock another run holds: only I/O errors come back.)
-            Err(e) => return Err(Fatal::StateLock(e)),
-        },
-        None => None,
-    };
-    let mut state = match &cli.state {
-        Some(p) => Some(rstscope_engine::state::State::load(p).map_err(Fatal::State)?),
-        None => None,
-    };
-    if let Some(st) = state.as_mut() {
-        for p in st.finish_pending_commit() {
-            msgs.warning(format!(
-                "{}: delivered now: the run that wrote it was stopped before renaming it",
-                p.display()
-            ));
-        }
-    }
-    let stale = rstscope_engine::lock::remove_stale_temporaries(&cli.out);
-    if stale > 0 {
-        msgs.notice(format_args!(
-            "removed {stale} temporary files an interrupted run left in {}",
-            cli.out.display()
-        ));
-    }
-    let carry_t0 = std::time::Instant::now();
-    let carries = match (&state, &cli.state) {
-        (Some(st), Some(p)) if !cli.discard_carry => st.load_carry(p).map_err(Fatal::Carry)?,
-        (Some(st), Some(_)) => {
-            if let Some(c) = &st.carry {
-                msgs.warning(
-                    format!(
-                        "--discard-carry: {} carried connections and {} pending rows dropped; the streams start cold",
-                        c.connections, c.rows
-                    ),
-                );
-            }
-            Vec::new()
-        }
-        _ => Vec::new(),
-    };
-    if cli.state.is_some() {
-        record.insert(
-            "carry_load_seconds".into(),
-            json!((carry_t0.elapsed().as_secs_f64() * 1e4).round() / 1e4),
-        );
-    }
-    let carried_in: u64 = carries.iter().map(|c| c.carry.len() as u64).sum();
-    let carried_clock = carries.iter().map(|c| c.carry.clock).max();
-    // (sensor, clock, connections) of each carried stream, for the gap check after reading.
-    let carried_clocks: Vec<(Option<Vec<u8>>, i64, usize)> = carries
-        .iter()
-        .map(|c| (c.sensor.clone(), c.carry.clock, c.carry.len()))
-        .collect();
-    let (mut files, problems) = rstscope_engine::discover_following(&cli.inputs, cli.follow);
-    rstscope_engine::assign_sensors(
-        &mut files,
-        match cli.sensor_from {
-            SensorArg::Dir => rstscope_engine::SensorFrom::Dir,
-            SensorArg::Prefix => rstscope_engine::SensorFrom::Prefix,
-            SensorArg::None => rstscope_engine::SensorFrom::None,
-        },
-    );
-    if let Some((i, n)) = cli.shard {
-        files.retain(|f| rstscope_engine::merge::shard_of(f.sensor.as_deref(), n) == i);
-        if files.is_empty() {
-            msgs.info(format_args!("rstscope: shard {i}/{n} has no inputs"));
-            return Ok(());
-        }
-    }
-    let mut skipped_state = 0usize;
-    let files: Vec<rstscope_engine::InputFile> = match &state {
-        Some(st) => files
-            .into_iter()
-            .filter(|f| {
-                let seen = st.seen(&f.path, cli.retry_failed);
-                skipped_state += usize::from(seen);
-                !seen
-            })
-            .collect(),
-        None => files,
-    };
-    let (files, young) = match cli.min_age {
-        Some(age) => rstscope_engine::inputs::split_by_age(files, age),
-        None => (files, Vec::new()),
-    };
-    record.insert("files_skipped".into(), (skipped_state + young.len()).into());
-    for f in &young {
-        msgs.notice(format_args!(
-            "{}: skipped, modified less than --min-age ago",
-            f.path.display()
-        ));
-    }
-    if skipped_state > 0 {
-        msgs.notice(format_args!(
-            "{skipped_state} inputs skipped, already processed (--state)"
-        ));
-    }
-    for p in &problems {
-        if p.is_error() {
-            msgs.error(p);
-        } else {
-            msgs.notice(p);
-        }
-    }
-    let end = if cli.state.is_none() || cli.finish {
-        rstscope_engine::StreamEnd::Finish
-    } else {
-        rstscope_engine::StreamEnd::Carry
-    };
-    let finishing_carry = end == rstscope_engine::StreamEnd::Finish && carried_in > 0;
-    if files.is_empty() && !finishing_carry {
-        record.insert("files_processed".into(), 0.into());
-        record.insert("files_failed".into(), json!([]));
-        record.insert("rows".into(), 0.into());
-        record.insert("carried_connections".into(), carried_in.into());
-        record.insert("late_files".into(), json!([]));
-        record.insert("outputs".into(), json!([]));
-        if skipped_state > 0 || !young.is_empty() {
-            msgs.info("rstscope: nothing new to process");
-            return Ok(());
-        }
-        return Err(Fatal::NoCaptures);
-    }
     let draw = match cli.progress {
         ProgressArg::Never => false,
         ProgressArg::Always => true,
         ProgressArg::Auto => !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let bar = (draw && !files.is_empty()).then(|| progress_bar(&files));
-    let opts = RunOptions {
-        progress: bar.as_ref().map(|(_, p)| p.clone()),
-        flow: FlowConfig {
-            max_connections: cli.max_connections,
-            events: EventOptions {
-                community_id_seed: cli.community_id_seed,
-                max_payload: cli.max_payload,
-            },
-            ..FlowConfig::default()
-        },
-        access: if cli.no_mmap {
-            PlainAccess::Read
-        } else {
-            PlainAccess::Mmap
-        },
-        inflate: InflateCap::ratio(cli.max_inflate),
-        threads: cli.threads.unwrap_or(0),
-        split_min: cli.split_min.max(1),
+    let mut console = Console {
+        msgs,
+        draw,
+        bar: None,
     };
-    let result = rstscope_engine::process_streams(&files, &opts, carries, end);
-    if let Some((b, _)) = &bar {
-        let _ = b.clear();
+    let result = run.process(&mut console);
+    let status = msgs.finish(result.map_err(Fatal::Run));
+    match run.finish(status) {
+        Ok(()) => status,
+        Err(e) => msgs.finish(Err(Fatal::Run(e))),
     }
-    let mut any_read = files.is_empty();
-    let mut failed = Vec::new();
-    for f in &result.files {
-        if let Some(e) = f.error() {
-            msgs.error(InputFailed {
-                path: &f.input.path,
-                error: e,
-                packets: f.read.packets,
-            });
-            failed.push(json!({"file": path_text(&f.input.path), "error": e.to_string()}));
-        }
-        if f.read.packets > 0 || f.error().is_none() {
-            any_read = true;
-        }
-        if f.decode.too_deep > 0 {
-            msgs.warning(
-                format!(
-                    "{}: {} packets carry IP under more than {} tunnel layers; not looked into (a RST there is not in the log)",
-                    f.input.path.display(),
-                    f.decode.too_deep,
-                    rstscope_decode::MAX_TUNNEL_DEPTH
-                ),
-            );
-        }
-        if f.read.packets_without_interface > 0 {
-            msgs.warning(
-                format!(
-                    "{}: {} packets name a pcapng interface no interface block described; skipped, counted as malformed",
-                    f.input.path.display(),
-                    f.read.packets_without_interface
-                ),
-            );
-        }
-        for (lt, n) in &f.decode.unknown_linktypes {
-            msgs.warning(format!(
-                "{}: {n} packets of unsupported link type {lt} skipped",
-                f.input.path.display()
-            ));
-        }
-    }
-    if result.flow.carry_errors > 0 {
-        record.insert("carry_errors".into(), result.flow.carry_errors.into());
-        msgs.error(format_args!(
-            "{}: {} carried connections did not decode and were dropped (the carry file is damaged; their rows are lost)",
-            cli.state.as_deref().unwrap_or(std::path::Path::new("--state")).display(),
-            result.flow.carry_errors
-        ));
-    }
-    // A carried clock far behind a sensor's next packets: files missing in between? (The
-    // files' first packet times come from the reading, not another peek at each file.)
-    for (sensor, clock, conns) in &carried_clocks {
-        let first_new = result
-            .files
-            .iter()
-            .filter(|f| f.input.sensor == *sensor)
-            .filter_map(|f| f.first_ts)
-            .filter(|&t| t > *clock)
-            .min();
-        if let Some(first) = first_new {
-            const DAY: i64 = 86_400 * 1_000_000_000;
-            if *clock != i64::MIN && first.saturating_sub(*clock) > DAY {
-                msgs.warning(
-                    format!(
-                        "sensor {}: the carried stream ends at {}, {:.1} days before its next file's first packet ({}): captures missing in between? ({conns} carried connections time out)",
-                        sensor.as_deref().map_or("(unnamed)".into(), rstscope_engine::name_text),
-                        rstscope_join::enrich::iso8601(*clock),
-                        (first - clock) as f64 / DAY as f64,
-                        rstscope_join::enrich::iso8601(first),
-                    ),
-                );
-            }
-        }
-    }
-    let mut late = Vec::new();
-    for &i in &result.late_files {
-        let f = &result.files[i];
-        late.push(path_text(&f.input.path));
-        msgs.warning(
-            format!(
-                "{}: late file: its first packet sorts at or before the last file sensor {} already read; read as a stream of its own from a cold start (connections crossing into it are split)",
-                f.input.path.display(),
-                f.input
-                    .sensor
-                    .as_deref()
-                    .map_or("(unnamed)".into(), rstscope_engine::name_text)
-            ),
-        );
-    }
-    let carried_out: u64 = result.carries.iter().map(|c| c.carry.len() as u64).sum();
-    let carried_rows: u64 = result
-        .carries
-        .iter()
-        .map(|c| c.carry.pending_rows() as u64)
-        .sum();
-    record.insert("files_processed".into(), result.files.len().into());
-    record.insert("files_failed".into(), failed.into());
-    record.insert("rows".into(), result.events.len().into());
-    record.insert("carried_connections".into(), carried_out.into());
-    record.insert("carried_rows".into(), carried_rows.into());
-    record.insert("late_files".into(), late.into());
-    if !any_read {
-        return Err(Fatal::NothingRead);
-    }
-    let spec = OutputSpec {
-        format: match cli.format {
-            FormatArg::Tsv => Format::Tsv,
-            FormatArg::Json => Format::Json,
-            FormatArg::Csv => Format::Csv,
-        },
-        gzip: cli.gzip,
-        iso8601: matches!(cli.json_timestamps, JsonTimestamps::Iso8601),
-        stamp: None,
-    };
-    let mut result = result;
-    // The window the logs cover: the packets read and the rows delivered (rows carried from
-    // an earlier run may be older than this run's packets).
-    let open = result
-        .first_ts
-        .into_iter()
-        .chain(result.events.first().map(|e| e.ts_ns))
-        .min()
-        .or(carried_clock.filter(|&t| t != i64::MIN))
-        .unwrap_or(0);
-    let close = result
-        .last_ts
-        .into_iter()
-        .chain(result.events.iter().map(|e| e.ts_ns).max())
-        .max()
-        .unwrap_or(open);
-    // With --state every run delivers to files of its own: named by the window (as
-    // --archive-names does), plus the run's number when an earlier run used the name.
-    let stamp = (cli.archive_names || cli.state.is_some()).then(|| {
-        let window = format!(
-            "{}_{}",
-            rstscope_zeeklog::format_rotation_time(open),
-            rstscope_zeeklog::format_rotation_time(close)
-        );
-        match &state {
-            Some(st) => {
-                let used = names_used(&cli.out);
-                let taken = |stamp: &str| {
-                    let s = OutputSpec {
-                        stamp: Some(stamp.to_string()),
-                        ..spec.clone()
-                    };
-                    [
-                        s.file_name("reset"),
-                        s.file_name("conn_rst"),
-                        s.summary_name(),
-                        s.report_name(),
-                    ]
-                    .iter()
-                    .any(|n| used.contains(n))
-                };
-                let mut stamp = window.clone();
-                let mut seq = st.runs + 1;
-                while taken(&stamp) {
-                    stamp = format!("{window}.{seq}");
-                    seq += 1;
-                }
-                stamp
-            }
-            None => window,
-        }
-    });
-    let spec = OutputSpec { stamp, ..spec };
-
-    // Join with the site's conn.log.
-    let mut join = None;
-    let mut conn_logs = Vec::new();
-    if !cli.conn_log.is_empty() {
-        let rstscope_join::ConnLogs {
-            logs,
-            errors: problems,
-            notices,
-        } = rstscope_join::discover_conn_logs(&cli.conn_log);
-        for p in &problems {
-            msgs.error(p);
-        }
-        for n in &notices {
-            msgs.notice(n);
-        }
-        if logs.is_empty() && problems.is_empty() {
-            msgs.warning(
-                format!(
-                    "--conn-log {}: no conn log there (conn*.log[.gz], conn*.json[.gz]); no RST was joined",
-                    cli.conn_log
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-            );
-        }
-        let report = rstscope_join::join(&mut result.events, &logs);
-        for l in &report.logs {
-            if let Some(e) = &l.error {
-                msgs.error(format_args!("{}: {e}", l.path.display()));
-            }
-            for m in &l.first_malformed {
-                msgs.warning(m);
-            }
-            if l.malformed > l.first_malformed.len() as u64 {
-                msgs.warning(format!(
-                    "{}: {} malformed lines in all",
-                    l.path.display(),
-                    l.malformed
-                ));
-            }
-        }
-        let rows: u64 = report.logs.iter().map(|l| l.rows).sum();
-        let total = report.matched + report.unmatched;
-        record.insert("conn_log_rows".into(), rows.into());
-        record.insert("join_matched".into(), report.matched.into());
-        record.insert("join_total".into(), total.into());
-        if !logs.is_empty() && total > 0 && report.matched * 2 < total {
-            let cause = if rows == 0 {
-                "the conn logs hold no rows"
-            } else if report.candidates == 0 {
-                "no conn.log row has the endpoints of any RST: the wrong sensor's or the wrong day's conn.log?"
-            } else {
-                "conn.log rows with the RSTs' endpoints exist but their times do not cover the RSTs: clock skew between the sensors, or masked/absent ts?"
-            };
-            msgs.warning(format!(
-                "--conn-log matched only {} of {} RSTs ({:.0} %): {cause}",
-                report.matched,
-                total,
-                100.0 * report.matched as f64 / total as f64
-            ));
-        }
-        conn_logs = logs;
-        join = Some(report);
-    }
-
-    // reset.log is rendered (on every thread, when there are several) while the summary is
-    // counted, its bytes going to the disk as they are written; every output gets its final
-    // name only once all are written and synced, in the order log, conn_rst.log, summary,
-    // report — after the state (with the carry and the renames to come) is saved.
-    let threads = opts.resolved_threads();
-    let stage_log = || stage_reset_log(&cli.out, &spec, &result.events, open, close, threads);
-    let (log, mut summary) = if threads > 1 {
-        std::thread::scope(|scope| {
-            let log = scope.spawn(stage_log);
-            let summary = summary::build(&result);
-            let log = log
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the log writer panicked")));
-            (log, summary)
-        })
-    } else {
-        (stage_log(), summary::build(&result))
-    };
-    record.insert("warnings".into(), json!(msgs.warnings()));
-    let mut conn_rst_rows = None;
-    let mut carry_save_seconds = None;
-    let written = (|| -> std::io::Result<std::path::PathBuf> {
-        let mut files = vec![log?];
-        if let (true, Some(j)) = (cli.enrich_conn, &join) {
-            let (staged, rows) =
-                stage_conn_rst(&cli.out, &spec, &conn_logs, &j.joined, open, close)?;
-            files.push(staged);
-            conn_rst_rows = Some(rows);
-        }
-        if let Some(j) = &join {
-            summary::add_join(&mut summary, j, conn_rst_rows);
-        }
-        if let Some(bytes) = peak_rss_bytes() {
-            summary.json["peak_rss_bytes"] = bytes.into();
-        }
-        let outputs: Vec<String> = [
-            Some(spec.file_name("reset")),
-            conn_rst_rows.map(|_| spec.file_name("conn_rst")),
-            Some(spec.summary_name()),
-            Some(spec.report_name()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        record.insert("outputs".into(), json!(outputs));
-        summary.json["run"] = serde_json::Value::Object(record.clone());
-        files.push(stage_summary(
-            &cli.out,
-            &spec.summary_name(),
-            &summary.json,
-        )?);
-        let page = rstscope_engine::report::render(&result.events, &summary);
-        files.push(stage(&cli.out, &spec.report_name(), false, |out| {
-            out.write_all(page.as_bytes())
-        })?);
-        // Absolute: the run that finishes them may start elsewhere.
-        let renames: Vec<_> = files
-            .iter()
-            .map(|f| {
-                let (tmp, fin) = f.paths();
-                let abs = |p: std::path::PathBuf| std::path::absolute(&p).unwrap_or(p);
-                (abs(tmp), abs(fin))
-            })
-            .collect();
-        let path = commit_all_after(files, || {
-            if let (Some(st), Some(p)) = (state.as_mut(), &cli.state) {
-                // Inputs read to their end, and those that failed (with their error: not
-                // read again until they change); the carry; and the renames about to be
-                // done, for a run that finds them undone.
-                for f in &result.files {
-                    st.record(&f.input.path, f.error().map(|e| e.to_string()));
-                }
-                st.runs += 1;
-                st.prune(std::time::SystemTime::now());
-                let t0 = std::time::Instant::now();
-                st.stage_carry(p, &result.carries)?;
-                st.commit = Some(rstscope_engine::state::PendingCommit { renames });
-                st.save(p)?;
-                carry_save_seconds = Some(t0.elapsed().as_secs_f64());
-            }
-            Ok(())
-        })?
-        .remove(0);
-        if let (Some(st), Some(p)) = (&state, &cli.state) {
-            st.remove_old_carries(p);
-        }
-        Ok(path)
-    })();
-    if let Some(t) = carry_save_seconds {
-        record.insert("carry_save_seconds".into(), json!((t * 1e4).round() / 1e4));
-    }
-    let path = match written {
-        Ok(path) => path,
-        Err(source) => {
-            record.insert("outputs".into(), json!([]));
-            return Err(Fatal::WriteLogs {
-                dir: cli.out.clone(),
-                source,
-            });
-        }
-    };
-    let packets: u64 = result.files.iter().map(|f| f.decode.packets).sum();
-    for line in summary::table(&summary).lines() {
-        msgs.info(line);
-    }
-    if let Some(j) = &join {
-        msgs.info(format_args!(
-            "conn.log join: {} RSTs matched, {} kept rstscope's uid ({} conn.log rows read)",
-            j.matched,
-            j.unmatched,
-            j.logs.iter().map(|l| l.rows).sum::<u64>()
-        ));
-    }
-    let carried = if cli.state.is_some() {
-        format!(", {carried_out} carried to the next run")
-    } else {
-        String::new()
-    };
-    msgs.info(format_args!(
-        "rstscope: {} RSTs in {} packets from {} files, {} connections{carried} -> {}",
-        result.events.len(),
-        packets,
-        result.files.len(),
-        result.flow.connections,
-        path.display()
-    ));
-    // The process ends now: freeing every event's strings one by one would only delay the
-    // exit (tens of milliseconds on large runs); the OS takes the memory back at once.
-    std::mem::forget(result);
-    Ok(())
 }
 
-/// This process's peak resident memory so far (Linux: VmHWM), for the summary: nightly runs
-/// are watched for it, and the hostile-capture tests bound it.
-fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+/// The terminal side of a run: its messages, and progress bars while reading.
+struct Console<'a> {
+    msgs: &'a mut Messages,
+    draw: bool,
+    bar: Option<indicatif::MultiProgress>,
+}
+
+impl Reporter for Console<'_> {
+    fn info(&mut self, text: &dyn std::fmt::Display) {
+        self.msgs.info(text);
+    }
+    fn notice(&mut self, text: &dyn std::fmt::Display) {
+        self.msgs.notice(text);
+    }
+    fn warning(&mut self, text: &dyn std::fmt::Display) {
+        self.msgs.warning(text);
+    }
+    fn error(&mut self, text: &dyn std::fmt::Display) {
+        self.msgs.error(text);
+    }
+    fn reading(&mut self, files: &[rstscope_engine::InputFile]) -> Option<Progress> {
+        if !self.draw {
+            return None;
+        }
+        let (multi, progress) = progress_bar(files);
+        self.bar = Some(multi);
+        Some(progress)
+    }
+    fn reading_done(&mut self) {
+        if let Some(b) = self.bar.take() {
+            let _ = b.clear();
+        }
+    }
 }
 
 /// Progress bars, fed from the reader threads through `RunOptions::progress`: an overall bar over
@@ -1057,12 +522,6 @@ fn progress_bar(
         }
     };
     (multi, rstscope_engine::Progress(std::sync::Arc::new(cb)))
-}
-
-/// A path as the run record writes it: bytes that are not UTF-8 as `\xNN` (as the summary and
-/// the JSON logs write names), not replaced.
-fn path_text(path: &std::path::Path) -> String {
-    rstscope_engine::name_text(rstscope_engine::name_bytes(path.as_os_str())).into_owned()
 }
 
 /// Parse a duration: `90`, `90s`, `5m`, `2h`, `1d`.

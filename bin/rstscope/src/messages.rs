@@ -7,10 +7,9 @@
 
 use std::fmt::Display;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use rstscope_capture::CaptureError;
-use rstscope_engine::error::{CarryError, LockError, ShardError, StateError};
+use rstscope_engine::error::{LockError, RunError, ShardError, StateError};
 
 /// Exit statuses (also in README and --help).
 pub const EXIT_OK: u8 = 0;
@@ -27,37 +26,21 @@ pub const EXIT_LOCKED: u8 = 75;
 /// exit status is [`Fatal::status`].
 #[derive(Debug, thiserror::Error)]
 pub enum Fatal {
-    /// The output directory's lock: held by another run (75), or not to be taken (74).
+    #[error(transparent)]
+    Run(RunError),
+    /// The output directory's lock (of a merge): held by another run (75), or not to be taken
+    /// (74).
     #[error("{0}")]
     Lock(LockError),
-    /// The `--state` file's lock.
-    #[error("the state: {0}")]
-    StateLock(LockError),
     #[error("{0}")]
     State(StateError),
-    #[error("{0}")]
-    Carry(CarryError),
-    #[error("no capture files found in the inputs given")]
-    NoCaptures,
-    #[error("none of the inputs could be read")]
-    NothingRead,
     #[error("{0}")]
     Shard(ShardError),
     #[error("the shards were written in different formats")]
     MixedShards,
-    #[error("cannot write the logs in {}: {source} (exit status 74)", dir.display())]
-    WriteLogs {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
     #[error("cannot write the merged logs in {}: {source} (exit status 74)", dir.display())]
     WriteMerged {
         dir: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot append the run record to {}: {source} (exit status 74)", path.display())]
-    RunRecord {
-        path: PathBuf,
         source: std::io::Error,
     },
 }
@@ -66,40 +49,27 @@ impl Fatal {
     /// The exit status this ends the process with.
     pub fn status(&self) -> u8 {
         match self {
-            Fatal::Lock(LockError::Held(_)) => EXIT_LOCKED,
+            Fatal::Lock(LockError::Held(_)) | Fatal::Run(RunError::Lock(LockError::Held(_))) => {
+                EXIT_LOCKED
+            }
             Fatal::Lock(LockError::Io(..))
-            | Fatal::StateLock(_)
-            | Fatal::WriteLogs { .. }
             | Fatal::WriteMerged { .. }
-            | Fatal::RunRecord { .. } => EXIT_CANNOT_WRITE,
+            | Fatal::Run(
+                RunError::Lock(LockError::Io(..))
+                | RunError::StateLock(_)
+                | RunError::WriteLogs { .. }
+                | RunError::RunRecord { .. },
+            ) => EXIT_CANNOT_WRITE,
             Fatal::State(_)
-            | Fatal::Carry(_)
-            | Fatal::NoCaptures
-            | Fatal::NothingRead
             | Fatal::Shard(_)
-            | Fatal::MixedShards => EXIT_FAILED,
+            | Fatal::MixedShards
+            | Fatal::Run(
+                RunError::State(_)
+                | RunError::Carry(_)
+                | RunError::NoCaptures
+                | RunError::NothingRead,
+            ) => EXIT_FAILED,
         }
-    }
-}
-
-/// A capture that could not be read to its end: the file, why (with the byte offset), and how
-/// many of its packets were read (and used) before.
-pub struct InputFailed<'a> {
-    pub path: &'a Path,
-    pub error: &'a CaptureError,
-    pub packets: u64,
-}
-
-impl Display for InputFailed<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.error)?;
-        if self.packets > 0 {
-            write!(f, " ({} packets before it were read)", self.packets)?;
-        }
-        if let CaptureError::Inflate { .. } = self.error {
-            f.write_str("; a larger --max-inflate (0: no cap) reads further")?;
-        }
-        Ok(())
     }
 }
 
@@ -110,8 +80,6 @@ pub struct Messages<W: Write = std::io::Stderr> {
     quiet: bool,
     /// An error was reported (the run goes on, but its status is 1).
     errored: bool,
-    /// The warnings, in order, for the run record.
-    warnings: Vec<String>,
 }
 
 impl Messages {
@@ -126,7 +94,6 @@ impl<W: Write> Messages<W> {
             out,
             quiet,
             errored: false,
-            warnings: Vec::new(),
         }
     }
 
@@ -151,12 +118,9 @@ impl<W: Write> Messages<W> {
         }
     }
 
-    /// Something that may make the logs incomplete or wrong: also with `-q`, and kept for the
-    /// run record.
+    /// Something that may make the logs incomplete or wrong: also with `-q`.
     pub fn warning(&mut self, text: impl Display) {
-        let text = text.to_string();
         self.line(format_args!("rstscope: warning: {text}"));
-        self.warnings.push(text);
     }
 
     /// An input (or a conn log, or carried state) that could not be used, or not wholly: the
@@ -164,10 +128,6 @@ impl<W: Write> Messages<W> {
     pub fn error(&mut self, text: impl Display) {
         self.errored = true;
         self.line(format_args!("rstscope: error: {text}"));
-    }
-
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
     }
 
     /// The exit status `result` ends the process with: a fatal error's own, else 1 when an
@@ -184,7 +144,8 @@ impl<W: Write> Messages<W> {
     pub fn fatal(&mut self, f: &Fatal) {
         match f {
             // Not an error of this run: another one is at work.
-            Fatal::Lock(e @ LockError::Held(_)) => self.line(format_args!(
+            Fatal::Lock(e @ LockError::Held(_))
+            | Fatal::Run(RunError::Lock(e @ LockError::Held(_))) => self.line(format_args!(
                 "rstscope: {e}; not starting (exit status 75: retry later)"
             )),
             f => self.line(format_args!("rstscope: error: {f}")),
@@ -222,7 +183,6 @@ mod tests {
              rstscope: warning: c\\x1b[2J.pcap: odd\n\
              rstscope: error: d\\x0drstscope: error: FORGED\n"
         );
-        assert_eq!(m.warnings(), ["c\u{1b}[2J.pcap: odd"]);
     }
 
     #[test]
@@ -242,11 +202,18 @@ mod tests {
         for (f, status) in [
             (held(), EXIT_LOCKED),
             (
+                Fatal::Run(RunError::Lock(LockError::Held(PathBuf::from("out/.l")))),
+                EXIT_LOCKED,
+            ),
+            (
                 Fatal::Lock(LockError::Io(PathBuf::from("out"), io())),
                 EXIT_CANNOT_WRITE,
             ),
             (
-                Fatal::StateLock(LockError::Io(PathBuf::from("s.lock"), io())),
+                Fatal::Run(RunError::StateLock(LockError::Io(
+                    PathBuf::from("s.lock"),
+                    io(),
+                ))),
                 EXIT_CANNOT_WRITE,
             ),
             (
@@ -256,21 +223,21 @@ mod tests {
                 }),
                 EXIT_FAILED,
             ),
-            (Fatal::NoCaptures, EXIT_FAILED),
-            (Fatal::NothingRead, EXIT_FAILED),
+            (Fatal::Run(RunError::NoCaptures), EXIT_FAILED),
+            (Fatal::Run(RunError::NothingRead), EXIT_FAILED),
             (Fatal::MixedShards, EXIT_FAILED),
             (
-                Fatal::WriteLogs {
+                Fatal::Run(RunError::WriteLogs {
                     dir: PathBuf::from("out"),
                     source: io(),
-                },
+                }),
                 EXIT_CANNOT_WRITE,
             ),
             (
-                Fatal::RunRecord {
+                Fatal::Run(RunError::RunRecord {
                     path: PathBuf::from("out/rstscope_runs.log"),
                     source: io(),
-                },
+                }),
                 EXIT_CANNOT_WRITE,
             ),
         ] {
@@ -287,10 +254,10 @@ mod tests {
             "rstscope: another rstscope run holds out/.rstscope.lock; not starting (exit status 75: retry later)\n"
         );
         let mut m = Messages::new(Vec::new(), false);
-        m.finish(Err(Fatal::StateLock(LockError::Io(
+        m.finish(Err(Fatal::Run(RunError::StateLock(LockError::Io(
             PathBuf::from("s.lock"),
             io(),
-        ))));
+        )))));
         assert_eq!(
             text(&m),
             "rstscope: error: the state: cannot lock s.lock: disk full\n"

@@ -133,3 +133,26 @@ pub enum RowProblem {
     #[error("{0}")]
     Csv(#[from] csv::Error),
 }
+
+/// What ends a run before it has done its work. Each says what it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The output directory's lock: held by another run, or not to be taken.
+    #[error("{0}")]
+    Lock(LockError),
+    /// The `--state` file's lock.
+    #[error("the state: {0}")]
+    StateLock(LockError),
+    #[error("{0}")]
+    State(StateError),
+    #[error("{0}")]
+    Carry(CarryError),
+    #[error("no capture files found in the inputs given")]
+    NoCaptures,
+    #[error("none of the inputs could be read")]
+    NothingRead,
+    #[error("cannot write the logs in {}: {source} (exit status 74)", dir.display())]
+    WriteLogs { dir: PathBuf, source: io::Error },
+    #[error("cannot append the run record to {}: {source} (exit status 74)", path.display())]
+    RunRecord { path: PathBuf, source: io::Error },
+}
