@@ -8,6 +8,7 @@ pub mod lock;
 pub mod merge;
 pub mod output;
 pub mod report;
+pub mod rows;
 pub mod run;
 pub mod state;
 pub mod summary;
@@ -373,8 +374,8 @@ pub(crate) fn recently_modified(path: &std::path::Path) -> bool {
 #[derive(Debug)]
 pub struct RunResult {
     pub files: Vec<FileResult>,
-    /// All events, ordered by (ts, source, frame).
-    pub events: Vec<ResetEvent>,
+    /// All rows, in the contract's order.
+    pub rows: rows::Rows,
     pub flow: FlowStats,
     pub sensors: Vec<SensorResult>,
     pub first_ts: Option<i64>,
@@ -469,7 +470,8 @@ pub fn process_streams(
         };
         pieces.push((piece, carry.map(|c| c.carry).unwrap_or_default()));
     }
-    let run_piece = |(piece, carry): (Piece, Carry), threads: usize| {
+    let store = rows::RowStore::default();
+    let run_piece = |(stream, (piece, carry)): (usize, (Piece, Carry)), threads: usize| {
         let ordered: Vec<InputFile> = piece.files.iter().map(|&i| files[i].clone()).collect();
         // A stream numbers its files from 0; progress reports name them by their index in
         // `files`.
@@ -481,7 +483,12 @@ pub fn process_streams(
             })));
         }
         let t0 = std::time::Instant::now();
-        let out = run_stream(&ordered, &opts, threads, carry, piece.end);
+        let sink = StreamSink {
+            store: &store,
+            stream: stream as u32,
+            sensor: piece.sensor.as_deref().map(Arc::from),
+        };
+        let out = run_stream(&ordered, &opts, threads, carry, piece.end, &sink);
         (piece, out, t0.elapsed())
     };
     // Sensors are independent streams: with several, each gets a thread of its own, and maps
@@ -494,6 +501,7 @@ pub fn process_streams(
             use rayon::prelude::*;
             pieces
                 .into_par_iter()
+                .enumerate()
                 .map(|w| run_piece(w, 1))
                 .collect::<Vec<_>>()
         };
@@ -502,10 +510,13 @@ pub fn process_streams(
             Err(_) => go(),
         }
     } else {
-        pieces.into_iter().map(|w| run_piece(w, threads)).collect()
+        pieces
+            .into_iter()
+            .enumerate()
+            .map(|w| run_piece(w, threads))
+            .collect()
     };
     let mut by_index: Vec<Option<FileResult>> = files.iter().map(|_| None).collect();
-    let mut parts = Vec::with_capacity(outputs.len());
     let mut flow = FlowStats::default();
     let mut sensors: Vec<SensorResult> = Vec::new();
     let mut carries = Vec::new();
@@ -513,7 +524,6 @@ pub fn process_streams(
     for (piece, out, took) in outputs {
         let StreamOutput {
             results,
-            mut events,
             stats: st,
             carry,
             parallel: par,
@@ -521,13 +531,8 @@ pub fn process_streams(
         parallel.units += par.units;
         parallel.replayed_packets += par.replayed_packets;
         parallel.redone_units += par.redone_units;
-        // One name shared by the sensor's rows.
-        let sensor_name: Option<Arc<[u8]>> = piece.sensor.as_deref().map(Arc::from);
-        for e in &mut events {
-            e.sensor = sensor_name.clone();
-        }
-        let rsts = events.len() as u64;
-        parts.push(events);
+        // (Counted from the rows once stitching's decisions are applied.)
+        let rsts = 0;
         flow.segments += st.segments;
         flow.connections += st.connections;
         flow.evicted += st.evicted;
@@ -570,16 +575,18 @@ pub fn process_streams(
             });
         }
     }
-    sensors.retain(|s| s.files > 0 || s.rsts > 0);
     let results: Vec<FileResult> = by_index.into_iter().flatten().collect();
-    let mut events = concat_rows(parts);
-    sort_rows(&mut events, threads);
+    let rows = store.finish(threads);
+    for s in &mut sensors {
+        s.rsts = rows.count_of_sensor(s.sensor.as_deref());
+    }
     let first_ts = results.iter().filter_map(|r| r.first_ts).min();
     let last_ts = results.iter().filter_map(|r| r.last_ts).max();
+    sensors.retain(|s| s.files > 0 || s.rsts > 0);
     late_files.sort_unstable();
     RunResult {
         files: results,
-        events,
+        rows,
         flow,
         sensors,
         first_ts,
@@ -613,10 +620,35 @@ pub struct SensorResult {
     pub seconds: f64,
 }
 
-/// What reading a piece of a stream gave.
+/// Where a stream's rows go: the run's store, tagged with the stream, named by its sensor.
+pub(crate) struct StreamSink<'a> {
+    pub store: &'a rows::RowStore,
+    pub stream: u32,
+    pub sensor: Option<Arc<[u8]>>,
+}
+
+impl StreamSink<'_> {
+    /// Hand over rows: final ones (`unit` 0), or a unit's cold rows (`unit` from 1).
+    pub fn push(&self, mut rows: Vec<ResetEvent>, unit: u32) {
+        for r in &mut rows {
+            r.sensor.clone_from(&self.sensor);
+        }
+        self.store.push(
+            rows,
+            rows::Origin {
+                stream: self.stream,
+                unit,
+            },
+        );
+    }
+}
+
+/// Segments between two hand-overs of a tracker's finished rows.
+pub(crate) const HANDOVER_SEGMENTS: u64 = 8192;
+
+/// What reading a piece of a stream gave (its rows went to its sink).
 pub(crate) struct StreamOutput {
     pub results: Vec<FileResult>,
-    pub events: Vec<ResetEvent>,
     pub stats: FlowStats,
     /// The carry, when the stream was not finished.
     pub carry: Option<Carry>,
@@ -631,11 +663,12 @@ fn run_stream(
     threads: usize,
     carry: Carry,
     end: StreamEnd,
+    sink: &StreamSink<'_>,
 ) -> StreamOutput {
     if threads <= 1 {
-        run_sequential(files, opts, carry, end)
+        run_sequential(files, opts, carry, end, sink)
     } else {
-        units::run(files, opts, threads, carry, end)
+        units::run(files, opts, threads, carry, end, sink)
     }
 }
 
@@ -645,15 +678,23 @@ pub(crate) fn run_sequential(
     opts: &RunOptions,
     carry: Carry,
     end: StreamEnd,
+    sink: &StreamSink<'_>,
 ) -> StreamOutput {
     {
         let mut tracker = Tracker::resume(opts.flow, carry);
+        let mut segments = 0u64;
         let results: Vec<FileResult> = files
             .iter()
             .enumerate()
             .map(|(i, f)| {
                 let source = f.source.as_slice();
-                process_file(f, i as u32, opts, |seg| tracker.process(seg, source))
+                process_file(f, i as u32, opts, |seg| {
+                    tracker.process(seg, source);
+                    segments += 1;
+                    if segments.is_multiple_of(HANDOVER_SEGMENTS) {
+                        sink.push(tracker.take_done(), 0);
+                    }
+                })
             })
             .collect();
         let (events, stats, carry) = match end {
@@ -666,9 +707,9 @@ pub(crate) fn run_sequential(
                 (events, stats, Some(carry))
             }
         };
+        sink.push(events, 0);
         StreamOutput {
             results,
-            events,
             stats,
             carry,
             parallel: ParallelStats::default(),

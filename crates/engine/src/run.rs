@@ -381,7 +381,8 @@ fn run_locked(
         },
         ..s.options.clone()
     };
-    let result = crate::process_streams(&files, &opts, carries, end);
+    let mut result = crate::process_streams(&files, &opts, carries, end);
+    let mut events = std::mem::take(&mut result.rows).into_vec();
     msgs.reporter.reading_done();
     let mut any_read = files.is_empty();
     let mut failed = Vec::new();
@@ -479,7 +480,7 @@ fn run_locked(
         .sum();
     record.insert("files_processed".into(), result.files.len().into());
     record.insert("files_failed".into(), failed.into());
-    record.insert("rows".into(), result.events.len().into());
+    record.insert("rows".into(), events.len().into());
     record.insert("carried_connections".into(), carried_out.into());
     record.insert("carried_rows".into(), carried_rows.into());
     record.insert("late_files".into(), late.into());
@@ -487,20 +488,19 @@ fn run_locked(
         return Err(RunError::NothingRead);
     }
     let spec = s.output.clone();
-    let mut result = result;
     // The window the logs cover: the packets read and the rows delivered (rows carried from
     // an earlier run may be older than this run's packets).
     let open = result
         .first_ts
         .into_iter()
-        .chain(result.events.first().map(|e| e.ts_ns))
+        .chain(events.first().map(|e| e.ts_ns))
         .min()
         .or(carried_clock.filter(|&t| t != i64::MIN))
         .unwrap_or(0);
     let close = result
         .last_ts
         .into_iter()
-        .chain(result.events.iter().map(|e| e.ts_ns).max())
+        .chain(events.iter().map(|e| e.ts_ns).max())
         .max()
         .unwrap_or(open);
     // With --state every run delivers to files of its own: named by the window (as
@@ -568,7 +568,7 @@ fn run_locked(
                 ),
             );
         }
-        let report = rstscope_join::join(&mut result.events, &logs);
+        let report = rstscope_join::join(&mut events, &logs);
         for l in &report.logs {
             if let Some(e) = &l.error {
                 msgs.error(format_args!("{}: {e}", l.path.display()));
@@ -613,18 +613,18 @@ fn run_locked(
     // name only once all are written and synced, in the order log, conn_rst.log, summary,
     // report — after the state (with the carry and the renames to come) is saved.
     let threads = opts.resolved_threads();
-    let stage_log = || stage_reset_log(&s.out, &spec, &result.events, open, close, threads);
+    let stage_log = || stage_reset_log(&s.out, &spec, &events, open, close, threads);
     let (log, mut summary) = if threads > 1 {
         std::thread::scope(|scope| {
             let log = scope.spawn(stage_log);
-            let summary = summary::build(&result);
+            let summary = summary::build(&result, &events);
             let log = log
                 .join()
                 .unwrap_or_else(|_| Err(std::io::Error::other("the log writer panicked")));
             (log, summary)
         })
     } else {
-        (stage_log(), summary::build(&result))
+        (stage_log(), summary::build(&result, &events))
     };
     record.insert("warnings".into(), json!(msgs.warnings));
     let mut conn_rst_rows = None;
@@ -654,7 +654,7 @@ fn run_locked(
         record.insert("outputs".into(), json!(outputs));
         summary.json["run"] = serde_json::Value::Object(record.clone());
         files.push(stage_summary(&s.out, &spec.summary_name(), &summary.json)?);
-        let page = crate::report::render(&result.events, &summary);
+        let page = crate::report::render(&events, &summary);
         files.push(stage(&s.out, &spec.report_name(), false, |out| {
             out.write_all(page.as_bytes())
         })?);
@@ -723,7 +723,7 @@ fn run_locked(
     };
     msgs.info(format_args!(
         "rstscope: {} RSTs in {} packets from {} files, {} connections{carried} -> {}",
-        result.events.len(),
+        events.len(),
         packets,
         result.files.len(),
         result.flow.connections,

@@ -142,8 +142,8 @@ pub struct RunInputs {
     pub files_with_errors: u64,
 }
 
-pub fn build(result: &RunResult) -> Summary {
-    from_parts(&result.events, run_inputs(result))
+pub fn build(result: &RunResult, events: &[rstscope_reset::ResetEvent]) -> Summary {
+    from_parts(events, run_inputs(result))
 }
 
 /// The summary of a set of events and the inputs they came from.

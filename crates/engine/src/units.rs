@@ -31,11 +31,11 @@ use rstscope_capture::{
 use rstscope_decode::Segment;
 use rstscope_flow::zeek::timers::INACTIVITY;
 use rstscope_flow::{Carry, FlowStats, Tracker};
-use rstscope_reset::ResetEvent;
 
+use crate::rows::{conn_key, ConnKey, Origin, UnitDrop, FRAME_SHIFT};
 use crate::{
     process_file_until, DecodeStats, FileResult, InputFile, PacketTally, RunOptions, StreamEnd,
-    StreamOutput,
+    StreamOutput, StreamSink, HANDOVER_SEGMENTS,
 };
 
 /// Added to the candidate window (beyond the inactivity timeout).
@@ -46,18 +46,6 @@ const SLACK_NS: i64 = 60_000_000_000;
 /// agree on every expiry only while no packet is behind the stream's clock by as much as the
 /// shortest timeout (5 s); one second keeps clear of it.
 const BEHIND_NS: i64 = 1_000_000_000;
-
-type Endpoint = (IpAddr, u16);
-/// A connection's endpoints in canonical order (lower first), whichever way a packet goes.
-type ConnKey = (Endpoint, Endpoint);
-
-fn conn_key(a: Endpoint, b: Endpoint) -> ConnKey {
-    if a <= b {
-        (a, b)
-    } else {
-        (b, a)
-    }
-}
 
 /// A cheap hash of a connection's endpoints, the same whichever way they are given (within
 /// one run only): the sum of the two endpoints' hashes, so no ordering is needed per packet.
@@ -124,9 +112,9 @@ struct KeySpan {
 }
 
 /// What a unit's cold run gave.
+/// (Its rows went to the stream's sink as cold rows of the unit.)
 struct UnitOutput {
     results: Vec<PieceOut>,
-    rows: Vec<ResetEvent>,
     stats: FlowStats,
     /// Connections still live at the unit's end.
     live: Carry,
@@ -168,11 +156,6 @@ struct Split {
     /// Range `i` is `bounds[i]..bounds[i + 1]`.
     bounds: Vec<u64>,
 }
-
-/// Frame numbers of range `r > 0` of a split file are `r << FRAME_SHIFT` plus the number within
-/// the range until stitching knows how many frames came before the range; range 0's are final.
-const FRAME_SHIFT: u32 = 40;
-const FRAME_LOCAL: u64 = (1 << FRAME_SHIFT) - 1;
 
 impl Split {
     fn ranges(&self) -> usize {
@@ -348,7 +331,15 @@ fn read_range_piece<F: FnMut(&Segment<'_>) -> bool>(
 
 /// Track a unit from a cold start. `spans_wanted`: whether anything can be carried into it (the
 /// first unit of a stream that starts cold needs no spans).
-fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions, spans_wanted: bool) -> UnitOutput {
+/// Its rows go to `sink` as cold rows of unit `number` (from 1).
+fn run_unit(
+    files: &[InputFile],
+    unit: Unit,
+    number: u32,
+    opts: &RunOptions,
+    spans_wanted: bool,
+    sink: &StreamSink<'_>,
+) -> UnitOutput {
     let mut tracker = Tracker::new(opts.flow);
     let mut first_ts = None;
     let mut oldest = i64::MAX;
@@ -392,13 +383,16 @@ fn run_unit(files: &[InputFile], unit: Unit, opts: &RunOptions, spans_wanted: bo
             }
             index += 1;
             tracker.process(seg, source);
+            if index.is_multiple_of(HANDOVER_SEGMENTS) {
+                sink.push(tracker.take_done(), number);
+            }
             true
         }));
     }
     let (rows, stats, live) = tracker.suspend(i64::MIN);
+    sink.push(rows, number);
     UnitOutput {
         results,
-        rows,
         stats,
         live,
         first_ts,
@@ -415,6 +409,7 @@ pub(crate) fn run(
     threads: usize,
     carry: Carry,
     end: StreamEnd,
+    sink: &StreamSink<'_>,
 ) -> StreamOutput {
     // Stitching may read a unit again: a FIFO or device can be read only once, and a file
     // still being written would not read the same twice. Such a stream runs on one tracker.
@@ -422,14 +417,14 @@ pub(crate) fn run(
         std::fs::metadata(&f.path).is_ok_and(|m| m.is_file()) && !crate::recently_modified(&f.path)
     });
     if !rereadable {
-        return crate::run_sequential(files, opts, carry, end);
+        return crate::run_sequential(files, opts, carry, end, sink);
     }
     let units = plan(pieces(files, threads, opts, end), threads);
     if units.len() < 2 {
         // Nothing to run in parallel: one tracker, without the units' bookkeeping.
-        return crate::run_sequential(files, opts, carry, end);
+        return crate::run_sequential(files, opts, carry, end, sink);
     }
-    run_units(files, opts, units, threads, carry, end)
+    run_units(files, opts, units, threads, carry, end, sink)
 }
 
 /// Track `units` on `threads` workers and stitch them.
@@ -440,13 +435,14 @@ fn run_units(
     threads: usize,
     carry: Carry,
     end: StreamEnd,
+    sink: &StreamSink<'_>,
 ) -> StreamOutput {
     let cold_start = carry.is_empty();
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, UnitOutput)>();
     let mut stitch = Stitch {
         state: carry,
-        rows: Vec::new(),
+        sink,
         stats: FlowStats::default(),
         parallel: ParallelStats {
             units: units.len() as u64,
@@ -463,7 +459,14 @@ fn run_units(
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(unit) = units.get(i) else { break };
-                let out = run_unit(files, unit.clone(), opts, i > 0 || !cold_start);
+                let out = run_unit(
+                    files,
+                    unit.clone(),
+                    i as u32 + 1,
+                    opts,
+                    i > 0 || !cold_start,
+                    sink,
+                );
                 if tx.send((i, out)).is_err() {
                     break;
                 }
@@ -476,7 +479,7 @@ fn run_units(
         for (i, out) in rx {
             waiting.insert(i, out);
             while let Some(out) = waiting.remove(&want) {
-                stitch.add(files, units[want].clone(), out, opts);
+                stitch.add(files, units[want].clone(), want as u32 + 1, out, opts);
                 want += 1;
             }
         }
@@ -485,24 +488,21 @@ fn run_units(
     let carry = match end {
         StreamEnd::Finish => {
             let (more, st) = Tracker::resume(opts.flow, state).finish();
-            stitch.rows.push(more);
+            sink.push(more, 0);
             add_stats(&mut stitch.stats, &st);
             None
         }
         StreamEnd::Carry => Some(state),
     };
-    let mut rows = std::mem::take(&mut stitch.rows);
-    stitch.rebase(files, &mut rows);
+    stitch.rebase(files);
     let Stitch {
         stats,
         parallel,
         results,
         ..
     } = stitch;
-    let events = crate::concat_rows(rows);
     StreamOutput {
         results,
-        events,
         stats,
         carry,
         parallel,
@@ -518,10 +518,11 @@ fn add_stats(into: &mut FlowStats, st: &FlowStats) {
 }
 
 /// The stream stitched so far.
-struct Stitch {
+struct Stitch<'s> {
     /// The live connections after the units stitched so far (the carry into the next).
     state: Carry,
-    rows: Vec<Vec<ResetEvent>>,
+    /// Where rows go, and stitching's decisions about the units' cold rows.
+    sink: &'s StreamSink<'s>,
     stats: FlowStats,
     parallel: ParallelStats,
     results: Vec<FileResult>,
@@ -546,19 +547,26 @@ struct SplitProgress {
     result: Option<FileResult>,
 }
 
-impl Stitch {
-    fn add(&mut self, files: &[InputFile], unit: Unit, out: UnitOutput, opts: &RunOptions) {
+impl Stitch<'_> {
+    /// Stitch unit `number` (from 1), tracked cold.
+    fn add(
+        &mut self,
+        files: &[InputFile],
+        unit: Unit,
+        number: u32,
+        out: UnitOutput,
+        opts: &RunOptions,
+    ) {
         let cap = opts.flow.max_connections.max(1) as u64;
         let in_doubt = self.state.clock > out.oldest.saturating_add(BEHIND_NS)
             || out.stats.evicted > 0
             || self.state.len() as u64 + out.stats.peak_connections > cap;
         if in_doubt || !self.ranges_meet(&out.results) {
-            self.redo(files, unit, opts);
+            self.redo(files, unit, number, opts);
             return;
         }
         let UnitOutput {
             results,
-            mut rows,
             stats,
             live,
             first_ts,
@@ -578,7 +586,7 @@ impl Stitch {
                 Tracker::resume(opts.flow, std::mem::take(&mut self.state)).suspend(t);
             self.stats.carry_errors += st.carry_errors;
             self.state = state;
-            self.rows.push(ended);
+            self.sink.push(ended, 0);
         }
         // The carried connections with packets in this unit, and how far into it they reach.
         let mut carried: HashSet<ConnKey> = HashSet::new();
@@ -596,7 +604,6 @@ impl Stitch {
         let Some(reach) = reach else {
             // No carried connection goes on here: the cold run is the warm one.
             self.state = Carry::merge(vec![std::mem::take(&mut self.state), live]);
-            self.rows.push(rows);
             return;
         };
         // Read the unit again up to there, replaying those connections' packets up to each
@@ -656,20 +663,21 @@ impl Stitch {
         self.parallel.replayed_packets += replayed;
         let (warm_rows, warm_stats, warm_live) = warm.suspend(clock);
         // The replay's rows and live state replace the cold ones of those connections.
-        let position: HashMap<&[u8], usize> = unit
+        // (Rows name their file by its source; a unit's files have distinct sources.)
+        let position: HashMap<Arc<[u8]>, usize> = unit
             .iter()
-            .map(|p| (files[p.file()].source.as_slice(), p.file()))
+            .map(|p| (Arc::from(files[p.file()].source.as_slice()), p.file()))
             .collect();
-        rows.retain(|r| {
-            let k = conn_key((r.orig_h, r.orig_p), (r.resp_h, r.resp_p));
-            regions.get(&k).is_none_or(|reg| {
-                let at = (
-                    position.get(&*r.source).copied().unwrap_or(usize::MAX),
-                    r.frame,
-                );
-                at > reg.last
-            })
-        });
+        self.sink.store.drop_cold(
+            Origin {
+                stream: self.sink.stream,
+                unit: number,
+            },
+            UnitDrop::Replayed {
+                last: regions.iter().map(|(k, reg)| (*k, reg.last)).collect(),
+                position,
+            },
+        );
         // A cold connection begun within a replayed stretch is the replay's; one begun after
         // it (past the silence) stands.
         let (_, live) = live.partition(|a, b, start_ns| {
@@ -681,8 +689,7 @@ impl Stitch {
             .saturating_sub(cold.stats().connections);
         self.stats.carry_errors += warm_stats.carry_errors;
         self.state = Carry::merge(vec![warm_live, live]);
-        self.rows.push(rows);
-        self.rows.push(warm_rows);
+        self.sink.push(warm_rows, 0);
     }
 
     /// Whether the unit's ranges continue the stitched reads of their files exactly: each
@@ -818,40 +825,47 @@ impl Stitch {
     }
 
     /// Rows' frame numbers of ranges after the first of a split file, made final.
-    fn rebase(&self, files: &[InputFile], rows: &mut [Vec<ResetEvent>]) {
-        if self.splits.is_empty() {
-            return;
-        }
-        let by_source: HashMap<&[u8], &SplitProgress> = self
-            .splits
-            .iter()
-            .map(|(&i, p)| (files[i].source.as_slice(), p))
-            .collect();
-        for r in rows.iter_mut().flatten() {
-            let range = (r.frame >> FRAME_SHIFT) as usize;
-            if range == 0 {
-                continue;
-            }
-            if let Some(p) = by_source.get(&*r.source) {
-                r.frame = p.bases.get(range).copied().unwrap_or(0) + (r.frame & FRAME_LOCAL);
-            }
+    fn rebase(&self, files: &[InputFile]) {
+        for (&i, p) in &self.splits {
+            self.sink.store.rebase(
+                self.sink.stream,
+                Arc::from(files[i].source.as_slice()),
+                p.bases.clone(),
+                p.from_head,
+            );
         }
     }
 
     /// Track the unit again, warm from the stitched state, as one sequential run would.
-    fn redo(&mut self, files: &[InputFile], unit: Unit, opts: &RunOptions) {
+    fn redo(&mut self, files: &[InputFile], unit: Unit, number: u32, opts: &RunOptions) {
         self.parallel.redone_units += 1;
+        self.sink.store.drop_cold(
+            Origin {
+                stream: self.sink.stream,
+                unit: number,
+            },
+            UnitDrop::All,
+        );
         let opts = &RunOptions {
             progress: None,
             ..opts.clone()
         };
         let mut warm = Tracker::resume(opts.flow, std::mem::take(&mut self.state));
+        let sink = self.sink;
+        let mut segments = 0u64;
+        let mut handover = |warm: &mut Tracker, sink: &StreamSink<'_>| {
+            segments += 1;
+            if segments.is_multiple_of(HANDOVER_SEGMENTS) {
+                sink.push(warm.take_done(), 0);
+            }
+        };
         for piece in &unit {
             let out = match piece {
                 Piece::File(i) => {
                     let source = files[*i].source.as_slice();
                     PieceOut::File(process_file_until(&files[*i], *i as u32, opts, |seg| {
                         warm.process(seg, source);
+                        handover(&mut warm, sink);
                         true
                     }))
                 }
@@ -871,6 +885,7 @@ impl Stitch {
                     let source = files[split.file].source.as_slice();
                     read_range_piece(split, *r, start, from_head, |seg| {
                         warm.process(seg, source);
+                        handover(&mut warm, sink);
                         true
                     })
                 }
@@ -880,7 +895,7 @@ impl Stitch {
         let (rows, stats, live) = warm.suspend(i64::MIN);
         add_stats(&mut self.stats, &stats);
         self.state = live;
-        self.rows.push(rows);
+        self.sink.push(rows, 0);
     }
 }
 
@@ -929,10 +944,24 @@ mod tests {
         pieces.chunks(per_unit).map(|c| c.to_vec()).collect()
     }
 
-    fn rows(out: &StreamOutput) -> Vec<String> {
-        let mut ev: Vec<&ResetEvent> = out.events.iter().collect();
-        ev.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()).then(a.uid.cmp(&b.uid)));
-        ev.iter().map(|e| format!("{e:?}")).collect()
+    /// A stream's output and its rows (in log order, as text), read in order or in `units`.
+    fn stream(
+        files: &[InputFile],
+        opts: &RunOptions,
+        units: Option<Vec<Unit>>,
+    ) -> (StreamOutput, Vec<String>) {
+        let store = crate::rows::RowStore::default();
+        let sink = StreamSink {
+            store: &store,
+            stream: 0,
+            sensor: None,
+        };
+        let out = match units {
+            None => crate::run_sequential(files, opts, Carry::new(), StreamEnd::Finish, &sink),
+            Some(u) => run_units(files, opts, u, 2, Carry::new(), StreamEnd::Finish, &sink),
+        };
+        let rows = store.finish(1).into_vec();
+        (out, rows.iter().map(|e| format!("{e:?}")).collect())
     }
 
     /// Cuts in the middle of records, at record boundaries and past the end: the stitched rows
@@ -942,7 +971,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = vec![capture(dir.path())];
         let opts = RunOptions::default();
-        let want = crate::run_sequential(&files, &opts, Carry::new(), StreamEnd::Finish);
+        let (want, want_rows) = stream(&files, &opts, None);
         let size = std::fs::metadata(&files[0].path).unwrap().len();
         let mut redone = 0;
         for (k, cuts) in [
@@ -959,8 +988,8 @@ mod tests {
             bounds.push(size);
             for per_unit in [1, 2] {
                 let units = units_at(&files, bounds.clone(), per_unit);
-                let got = run_units(&files, &opts, units, 2, Carry::new(), StreamEnd::Finish);
-                assert_eq!(rows(&got), rows(&want), "cuts {k}, {per_unit} per unit");
+                let (got, got_rows) = stream(&files, &opts, Some(units));
+                assert_eq!(got_rows, want_rows, "cuts {k}, {per_unit} per unit");
                 assert_eq!(got.results.len(), 1);
                 let (g, w) = (&got.results[0], &want.results[0]);
                 assert_eq!(g.decode, w.decode, "cuts {k}");
@@ -995,7 +1024,7 @@ mod tests {
             .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(600))
             .unwrap();
         let opts = RunOptions::default();
-        let want = crate::run_sequential(&files, &opts, Carry::new(), StreamEnd::Finish);
+        let (want, want_rows) = stream(&files, &opts, None);
         let werr = want.results[0].error().map(|e| e.to_string());
         assert!(werr.is_some());
         let size = bytes.len() as u64;
@@ -1011,8 +1040,8 @@ mod tests {
             b.push(size);
             b.dedup();
             let units = units_at(&files, b, per_unit);
-            let got = run_units(&files, &opts, units, 2, Carry::new(), StreamEnd::Finish);
-            assert_eq!(rows(&got), rows(&want), "{per_unit} per unit");
+            let (got, got_rows) = stream(&files, &opts, Some(units));
+            assert_eq!(got_rows, want_rows, "{per_unit} per unit");
             assert_eq!(got.results.len(), 1);
             let g = &got.results[0];
             assert_eq!(
