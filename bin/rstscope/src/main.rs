@@ -140,6 +140,17 @@ struct Cli {
     #[arg(long, value_name = "RATIO", default_value_t = 1000)]
     max_inflate: u64,
 
+    /// Memory for rows waiting to be sorted (64M, 1G, 500K; bytes without a unit); past it,
+    /// sorted runs go to temporary files and are merged when the logs are written. Output
+    /// bytes never depend on it.
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    sort_memory: u64,
+
+    /// Directory for the sort's temporary files (default: the output directory). They are
+    /// unnamed (deleted while open): a killed run leaves nothing behind.
+    #[arg(long, value_name = "DIR")]
+    tmp_dir: Option<PathBuf>,
+
     /// Read plain captures through a buffer instead of memory-mapping them (for files that may
     /// change while being read).
     #[arg(long)]
@@ -383,6 +394,8 @@ fn settings(cli: &Cli) -> Settings {
             inflate: InflateCap::ratio(cli.max_inflate),
             threads: cli.threads.unwrap_or(0),
             split_min: cli.split_min.max(1),
+            sort_memory: usize::try_from(cli.sort_memory).unwrap_or(usize::MAX),
+            tmp_dir: cli.tmp_dir.clone(),
         },
         state: cli.state.clone(),
         finish: cli.finish,
@@ -524,6 +537,24 @@ fn progress_bar(
     (multi, rstscope_engine::Progress(std::sync::Arc::new(cb)))
 }
 
+/// Parse a size: `500K`, `64M`, `1G` (also `KiB`, `MiB`, `GiB`; powers of 1024), or bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix("ib").unwrap_or(&t);
+    let (num, shift) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 10),
+        Some('m') => (&t[..t.len() - 1], 20),
+        Some('g') => (&t[..t.len() - 1], 30),
+        Some('b') => (&t[..t.len() - 1], 0),
+        _ => (t, 0),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("invalid size {s:?} (examples: 500K, 64M, 1G)"))
+}
+
 /// Parse a duration: `90`, `90s`, `5m`, `2h`, `1d`.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
@@ -541,7 +572,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_duration, parse_size};
     use std::time::Duration;
 
     #[test]
@@ -550,5 +581,16 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("500k").unwrap(), 500 << 10);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999G").is_err());
     }
 }

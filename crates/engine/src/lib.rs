@@ -124,7 +124,16 @@ pub struct RunOptions {
     /// Plain captures at least this large may be cut into byte ranges for threads
     /// (`--split-min`).
     pub split_min: u64,
+    /// Memory for rows waiting to be sorted; past it they are spilled in sorted runs
+    /// (`--sort-memory`).
+    pub sort_memory: usize,
+    /// Where spilled runs go (`--tmp-dir`); None: the system's temporary directory unless the
+    /// run names one (the output directory).
+    pub tmp_dir: Option<PathBuf>,
 }
+
+/// Default of [`RunOptions::sort_memory`].
+pub const SORT_MEMORY: usize = 64 << 20;
 
 /// Default of [`RunOptions::split_min`]: below this a file is not worth cutting.
 pub const SPLIT_MIN: u64 = 64 << 20;
@@ -226,6 +235,8 @@ impl Default for RunOptions {
             inflate: InflateCap::DEFAULT,
             split_min: SPLIT_MIN,
             threads: 0,
+            sort_memory: SORT_MEMORY,
+            tmp_dir: None,
         }
     }
 }

@@ -379,6 +379,8 @@ fn run_locked(
         } else {
             msgs.reporter.reading(&files)
         },
+        // Spilled rows go beside the logs unless told otherwise.
+        tmp_dir: Some(s.options.tmp_dir.clone().unwrap_or_else(|| s.out.clone())),
         ..s.options.clone()
     };
     let mut result = crate::process_streams(&files, &opts, carries, end);
