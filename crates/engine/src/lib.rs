@@ -8,6 +8,7 @@ pub mod lock;
 pub mod merge;
 pub mod output;
 pub mod report;
+pub mod spill;
 pub mod state;
 pub mod summary;
 mod units;
