@@ -550,15 +550,17 @@ fn a_damaged_run_ends_the_merge_with_its_error() {
     assert_eq!(out.iter().filter(|r| r.is_err()).count(), 1);
 }
 
-/// Figures for the README (run by hand, optimised):
+/// Figures (run by hand, optimised; `SPILL_ROWS`, `SPILL_CASES=0,2` choose):
 /// `cargo test --release -p rstscope-engine spill::tests::measure -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn measure() {
-    let n: u64 = std::env::var("SPILL_ROWS")
-        .ok()
+    let var = |name: &str| std::env::var(name).ok();
+    let n: u64 = var("SPILL_ROWS")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let cases: Option<Vec<usize>> =
+        var("SPILL_CASES").map(|v| v.split(',').filter_map(|c| c.parse().ok()).collect());
     let t = std::time::Instant::now();
     let rows = refused_rows(n, 120_000);
     eprintln!(
@@ -569,22 +571,36 @@ fn measure() {
     );
     let in_memory: usize = rows.iter().map(approx_row_bytes).sum();
     let dir = tempfile::tempdir().unwrap();
-    for (what, input, budget) in [
-        ("tracker order, 64 MiB", rows.clone(), 64 << 20),
-        ("tracker order, 4 MiB", rows.clone(), 4 << 20),
-        ("shuffled, 4 MiB", shuffled(&rows), 4 << 20),
-        ("tracker order, all in memory", rows.clone(), usize::MAX),
-    ] {
-        let t = std::time::Instant::now();
-        let mut sorter = RowSorter::new(dir.path(), budget).threads(2);
+    let cpu = || {
+        // SAFETY: getrusage writes the struct it is given, nothing else.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        secs(u.ru_utime) + secs(u.ru_stime)
+    };
+    let all = [
+        ("tracker order, 64 MiB", false, 64 << 20),
+        ("tracker order, 4 MiB", false, 4 << 20),
+        ("shuffled, 4 MiB", true, 4 << 20),
+        ("tracker order, all in memory", false, usize::MAX),
+        ("shuffled, all in memory", true, usize::MAX),
+    ];
+    for (i, (what, shuffle, budget)) in all.into_iter().enumerate() {
+        if cases.as_ref().is_some_and(|c| !c.contains(&i)) {
+            continue;
+        }
+        let input = if shuffle {
+            shuffled(&rows)
+        } else {
+            rows.clone()
+        };
         // In batches, as a tracker's finished rows come.
-        let mut input = input.into_iter();
-        loop {
-            let mut batch: Vec<ResetEvent> = input.by_ref().take(4096).collect();
-            if batch.is_empty() {
-                break;
-            }
-            sorter.append(&mut batch).unwrap();
+        let mut batches: Vec<Vec<ResetEvent>> = input.chunks(4096).map(<[_]>::to_vec).collect();
+        drop(input);
+        let (t, cpu0) = (std::time::Instant::now(), cpu());
+        let mut sorter = RowSorter::new(dir.path(), budget).threads(2);
+        for batch in &mut batches {
+            sorter.append(batch).unwrap();
         }
         let pushed = t.elapsed();
         let mut out = sorter.finish(2).unwrap();
@@ -597,11 +613,11 @@ fn measure() {
             last_ts = row.ts_ns;
             count += 1;
         }
-        let total = t.elapsed();
+        let (total, cpu_total) = (t.elapsed(), cpu() - cpu0);
         assert_eq!(count, n);
         eprintln!(
-            "{what}: push+spill {pushed:.2?}, total {total:.2?} = {:.0} rows/s; {} runs, {} passes, \
-             {} rows spilled, {:.1} B/row on disk ({:.0} B/row in memory)",
+            "{what}: push+spill {pushed:.2?}, total {total:.2?} (cpu {cpu_total:.2} s) = {:.0} rows/s; \
+             {} runs, {} passes, {} rows spilled, {:.1} B/row on disk ({:.0} B/row in memory)",
             n as f64 / total.as_secs_f64(),
             stats.runs,
             stats.merge_passes,
