@@ -639,3 +639,11 @@ fn shuffled(rows: &[ResetEvent]) -> Vec<ResetEvent> {
     }
     rows
 }
+
+/// The engine may fill a sorter on one thread and read it on another.
+#[test]
+fn sorters_and_their_rows_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<RowSorter>();
+    send::<SortedRows>();
+}
