@@ -10,6 +10,7 @@ pub mod output;
 pub mod report;
 pub mod rows;
 pub mod run;
+pub mod spill;
 pub mod state;
 pub mod summary;
 mod units;
