@@ -170,9 +170,17 @@ pub fn concat_rows(mut parts: Vec<Vec<ResetEvent>>) -> Vec<ResetEvent> {
 /// frame, index), which decides all but rows naming the same packet — and the rows are then
 /// put in place by following the permutation's cycles, each row moved once.
 pub fn sort_rows(rows: &mut [ResetEvent], threads: usize) {
+    sort_rows_with(rows, &mut [], threads)
+}
+
+/// [`sort_rows`], moving `tags[i]` (one per row, or none at all) with `rows[i]`.
+pub(crate) fn sort_rows_with(rows: &mut [ResetEvent], tags: &mut [u64], threads: usize) {
+    let with_tags = !tags.is_empty();
     if u32::try_from(rows.len()).is_err() {
-        // Indexes are u32 (over 1.6 TB of rows): sort the rows themselves.
-        rows.sort_unstable_by(|a, b| a.log_order(b));
+        // Indexes are u32 (over 1.6 TB of rows): sort indexes of the rows themselves.
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by(|&a, &b| rows[a].log_order(&rows[b]).then(a.cmp(&b)));
+        permute(rows, tags, with_tags, order);
         return;
     }
     // Rows of one file come in runs, and share its name (the same allocation, mostly, which
@@ -213,17 +221,25 @@ pub fn sort_rows(rows: &mut [ResetEvent], threads: usize) {
     } else {
         keys.sort_unstable_by(compare);
     }
-    let mut order: Vec<u32> = keys.into_iter().map(|k| k.3).collect();
+    let order = keys.into_iter().map(|k| k.3 as usize).collect();
+    permute(rows, tags, with_tags, order);
+}
+
+/// Put `rows[order[j]]` (and its tag) at `j`.
+fn permute(rows: &mut [ResetEvent], tags: &mut [u64], with_tags: bool, mut order: Vec<usize>) {
     // rows[j] must become the row now at order[j]; a slot is done once order[j] == j.
     for start in 0..order.len() {
         let mut j = start;
-        while order[j] as usize != start {
-            let k = order[j] as usize;
+        while order[j] != start {
+            let k = order[j];
             rows.swap(j, k);
-            order[j] = j as u32;
+            if with_tags {
+                tags.swap(j, k);
+            }
+            order[j] = j;
             j = k;
         }
-        order[j] = j as u32;
+        order[j] = j;
     }
 }
 

@@ -1,7 +1,7 @@
 //! An external sort of finished rows, so memory is bounded by a budget instead of the number
 //! of resets: [`RowSorter`] takes rows in any order, keeps them while they fit the budget and
 //! writes sorted runs to hidden temporary files beyond it; [`SortedRows`] gives them back in
-//! [`ResetEvent::log_order`], exactly as [`sort_rows`] orders them.
+//! [`ResetEvent::log_order`], exactly as [`sort_rows`](crate::sort_rows) orders them.
 //!
 //! When nothing was spilled (the common case) finishing is `sort_rows` over the buffer and no
 //! file is made. Otherwise the runs and the sorted rest of the buffer are merged k ways; more
@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use rstscope_reset::ResetEvent;
 
-use crate::sort_rows;
+use crate::sort_rows_with;
 use codec::{RowDecoder, RowEncoder};
 
 /// How spill files are named; the `.reset` stem and `.tmp-` are what
@@ -112,6 +112,8 @@ pub struct RowSorter {
     budget: usize,
     threads: usize,
     rows: Vec<ResetEvent>,
+    /// Each row's tag (see [`Self::push_tagged`]).
+    tags: Vec<u64>,
     /// [`approx_row_bytes`] of `rows`.
     row_bytes: usize,
     /// Finished runs, oldest first.
@@ -134,6 +136,7 @@ impl RowSorter {
             budget: budget_bytes,
             threads: 1,
             rows: Vec::new(),
+            tags: Vec::new(),
             row_bytes: 0,
             runs: Vec::new(),
             open: None,
@@ -153,8 +156,15 @@ impl RowSorter {
     /// Take a row; when the buffer goes over the budget, part of it is written out. An error
     /// (the disk is full) leaves the sorter unfit for more: drop it.
     pub fn push(&mut self, row: ResetEvent) -> io::Result<()> {
+        self.push_tagged(row, 0)
+    }
+
+    /// [`Self::push`] a row with a tag the caller gives it (where it came from): the tag comes
+    /// back with the row ([`SortedRows::next_tagged`]) and has no part in the order.
+    pub fn push_tagged(&mut self, row: ResetEvent, tag: u64) -> io::Result<()> {
         self.row_bytes += approx_row_bytes(&row);
         self.rows.push(row);
+        self.tags.push(tag);
         self.pushed += 1;
         if self.row_bytes > self.budget {
             self.spill()?;
@@ -165,8 +175,14 @@ impl RowSorter {
     /// Take a batch of rows (a tracker's finished rows): [`Self::push`] for each, but moved in
     /// at once, as a vector is appended to.
     pub fn append(&mut self, rows: &mut Vec<ResetEvent>) -> io::Result<()> {
+        self.append_tagged(rows, 0)
+    }
+
+    /// [`Self::append`] rows that all have `tag`.
+    pub fn append_tagged(&mut self, rows: &mut Vec<ResetEvent>, tag: u64) -> io::Result<()> {
         self.row_bytes += rows.iter().map(approx_row_bytes).sum::<usize>();
         self.pushed += rows.len() as u64;
+        self.tags.extend(std::iter::repeat_n(tag, rows.len()));
         self.rows.append(rows);
         while self.row_bytes > self.budget {
             self.spill()?;
@@ -194,7 +210,7 @@ impl RowSorter {
     }
 
     fn spill(&mut self) -> io::Result<()> {
-        sort_rows(&mut self.rows, self.threads);
+        sort_rows_with(&mut self.rows, &mut self.tags, self.threads);
         let goes_on = match &self.open {
             Some(run) => run
                 .last
@@ -219,9 +235,9 @@ impl RowSorter {
         };
         let bytes_before = run.bytes;
         let mut last = None;
-        for row in self.rows.drain(..n) {
+        for (row, tag) in self.rows.drain(..n).zip(self.tags.drain(..n)) {
             self.row_bytes -= approx_row_bytes(&row);
-            run.write(&row)?;
+            run.write(&row, tag)?;
             last = Some(row);
         }
         run.last = last;
@@ -230,14 +246,14 @@ impl RowSorter {
         Ok(())
     }
 
-    /// Every row pushed, in [`ResetEvent::log_order`] (ties as [`sort_rows`] leaves them).
+    /// Every row pushed, in [`ResetEvent::log_order`] (ties as [`sort_rows`](crate::sort_rows) leaves them).
     /// When nothing was spilled this is `sort_rows` over the buffer on `threads` threads.
     pub fn finish(mut self, threads: usize) -> io::Result<SortedRows> {
-        sort_rows(&mut self.rows, threads.max(1));
+        sort_rows_with(&mut self.rows, &mut self.tags, threads.max(1));
         let remaining = self.pushed;
         if self.runs.is_empty() && self.open.is_none() {
             return Ok(SortedRows {
-                rows: Rows::Memory(std::mem::take(&mut self.rows).into_iter()),
+                rows: Rows::Memory(self.memory_rows()),
                 remaining,
                 stats: self.stats,
             });
@@ -256,12 +272,20 @@ impl RowSorter {
         for run in std::mem::take(&mut self.runs) {
             inputs.push(Input::Run(RunReader::open(run, read_buffer)?));
         }
-        inputs.push(Input::Memory(std::mem::take(&mut self.rows).into_iter()));
+        inputs.push(Input::Memory(self.memory_rows()));
         Ok(SortedRows {
             rows: Rows::Merge(Merge::new(inputs)?),
             remaining,
             stats: self.stats,
         })
+    }
+
+    /// The buffer's rows (sorted) with their tags.
+    fn memory_rows(&mut self) -> MemoryRows {
+        MemoryRows {
+            rows: std::mem::take(&mut self.rows).into_iter(),
+            tags: std::mem::take(&mut self.tags).into_iter(),
+        }
     }
 
     /// Merge at most `width` adjacent runs, the cheapest to merge, into one: as few as leave
@@ -279,7 +303,8 @@ impl RowSorter {
         let mut merge = Merge::new(inputs)?;
         let mut out = RunWriter::create(&self.dir, self.create_file)?;
         while let Some(row) = merge.next_row() {
-            out.write(&row?)?;
+            let (row, tag) = row?;
+            out.write(&row, tag)?;
         }
         let run = out.finish()?;
         self.stats.merge_passes += 1;
@@ -329,9 +354,9 @@ impl RunWriter {
         })
     }
 
-    fn write(&mut self, row: &ResetEvent) -> io::Result<()> {
+    fn write(&mut self, row: &ResetEvent, tag: u64) -> io::Result<()> {
         self.frames.clear();
-        self.encoder.encode(row, &mut self.frames);
+        self.encoder.encode(row, tag, &mut self.frames);
         self.out
             .write_all(&self.frames)
             .map_err(|e| named(&self.path, e))?;
@@ -431,7 +456,7 @@ impl RunReader {
     }
 
     /// The next row, or None at the end of the run.
-    fn next_row(&mut self) -> io::Result<Option<ResetEvent>> {
+    fn next_row(&mut self) -> io::Result<Option<Tagged>> {
         loop {
             if self.offset >= self.bytes {
                 if self.rows_left != 0 {
@@ -477,13 +502,29 @@ impl RunReader {
     }
 }
 
+/// A row and its tag.
+type Tagged = (ResetEvent, u64);
+
+/// Sorted rows in memory and their tags.
+struct MemoryRows {
+    rows: std::vec::IntoIter<ResetEvent>,
+    tags: std::vec::IntoIter<u64>,
+}
+
+impl Iterator for MemoryRows {
+    type Item = Tagged;
+    fn next(&mut self) -> Option<Tagged> {
+        Some((self.rows.next()?, self.tags.next().unwrap_or(0)))
+    }
+}
+
 enum Input {
     Run(RunReader),
-    Memory(std::vec::IntoIter<ResetEvent>),
+    Memory(MemoryRows),
 }
 
 impl Input {
-    fn next_row(&mut self) -> io::Result<Option<ResetEvent>> {
+    fn next_row(&mut self) -> io::Result<Option<Tagged>> {
         match self {
             Input::Run(r) => r.next_row(),
             Input::Memory(rows) => Ok(rows.next()),
@@ -496,7 +537,7 @@ impl Input {
 struct Merge {
     inputs: Vec<Input>,
     /// Each input's current row (None once it has ended).
-    heads: Vec<Option<ResetEvent>>,
+    heads: Vec<Option<Tagged>>,
     /// Inputs with a row, the smallest row (then the oldest input) first.
     heap: Vec<u32>,
     failed: bool,
@@ -525,9 +566,10 @@ impl Merge {
 
     fn before(&self, a: u32, b: u32) -> bool {
         let row = |i: u32| {
-            self.heads[i as usize]
+            &self.heads[i as usize]
                 .as_ref()
                 .expect("inputs in the heap have a row")
+                .0
         };
         row(a).log_order(row(b)).then(a.cmp(&b)) == Ordering::Less
     }
@@ -553,7 +595,7 @@ impl Merge {
         }
     }
 
-    fn next_row(&mut self) -> Option<io::Result<ResetEvent>> {
+    fn next_row(&mut self) -> Option<io::Result<Tagged>> {
         if self.failed {
             return None;
         }
@@ -575,7 +617,7 @@ impl Merge {
 }
 
 enum Rows {
-    Memory(std::vec::IntoIter<ResetEvent>),
+    Memory(MemoryRows),
     Merge(Merge),
 }
 
@@ -597,13 +639,35 @@ impl SortedRows {
     /// copy; the iterator is then empty): callers that render slices keep doing so in the
     /// common case.
     pub fn take_vec(&mut self) -> Option<Vec<ResetEvent>> {
+        self.take_vec_tagged().map(|(rows, _)| rows)
+    }
+
+    /// [`Self::take_vec`] with the rows' tags.
+    pub fn take_vec_tagged(&mut self) -> Option<(Vec<ResetEvent>, Vec<u64>)> {
         match &mut self.rows {
-            Rows::Memory(rows) if rows.len() as u64 == self.remaining => {
+            Rows::Memory(m) if m.rows.len() as u64 == self.remaining => {
                 self.remaining = 0;
-                Some(std::mem::take(rows).collect())
+                Some((
+                    std::mem::take(&mut m.rows).collect(),
+                    std::mem::take(&mut m.tags).collect(),
+                ))
             }
             _ => None,
         }
+    }
+
+    /// The next row and its tag.
+    pub fn next_tagged(&mut self) -> Option<io::Result<(ResetEvent, u64)>> {
+        let row = match &mut self.rows {
+            Rows::Memory(rows) => rows.next().map(Ok),
+            Rows::Merge(merge) => merge.next_row(),
+        };
+        match &row {
+            Some(Ok(_)) => self.remaining = self.remaining.saturating_sub(1),
+            Some(Err(_)) => self.remaining = 0,
+            None => {}
+        }
+        row
     }
 
     /// Up to `max` next rows (fewer only at the end).
@@ -620,16 +684,7 @@ impl Iterator for SortedRows {
     type Item = io::Result<ResetEvent>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let row = match &mut self.rows {
-            Rows::Memory(rows) => rows.next().map(Ok),
-            Rows::Merge(merge) => merge.next_row(),
-        };
-        match &row {
-            Some(Ok(_)) => self.remaining = self.remaining.saturating_sub(1),
-            Some(Err(_)) => self.remaining = 0,
-            None => {}
-        }
-        row
+        self.next_tagged().map(|r| r.map(|(row, _)| row))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

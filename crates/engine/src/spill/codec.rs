@@ -347,7 +347,7 @@ impl RowEncoder {
 
     /// Append `e`'s frames to `out`: a definition for each name this file has not had, then the
     /// row.
-    pub(crate) fn encode(&mut self, e: &ResetEvent, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&mut self, e: &ResetEvent, tag: u64, out: &mut Vec<u8>) {
         let (ids, last_frame) = (&mut self.ids, &mut self.last_frame);
         let source = Self::name_id(ids, last_frame, &mut self.recent_source, &e.source, out);
         let sensor = e
@@ -395,6 +395,7 @@ impl RowEncoder {
 
         let w = &mut self.row;
         w.buf.clear();
+        put_varint(w, tag);
         put_varint(w, bits);
         put_signed(w, e.ts_ns.wrapping_sub(self.prev_ts));
         self.prev_ts = e.ts_ns;
@@ -492,18 +493,19 @@ impl RowDecoder {
         &mut self,
         kind: u64,
         body: &[u8],
-    ) -> Result<Option<ResetEvent>, DecodeError> {
+    ) -> Result<Option<(ResetEvent, u64)>, DecodeError> {
         if kind == FRAME_NAME {
             self.names.push(Arc::from(body));
             self.last_frame.push(0);
             return Ok(None);
         }
         let mut r = Reader::new(body);
+        let tag = get_varint(&mut r)?;
         let row = self.row(&mut r)?;
         if r.remaining() != 0 {
             return Err(r.error(format!("{} bytes after the row", r.remaining())));
         }
-        Ok(Some(row))
+        Ok(Some((row, tag)))
     }
 
     fn name(&self, r: &mut Reader<'_>) -> Result<(usize, Arc<[u8]>), DecodeError> {
@@ -712,7 +714,7 @@ pub(crate) mod tests {
         while r.remaining() > 0 {
             let header = get_varint(&mut r)?;
             let body = r.take(usize::try_from(header >> 1).unwrap_or(usize::MAX))?;
-            rows.extend(d.frame(header & 1, body)?);
+            rows.extend(d.frame(header & 1, body)?.map(|(row, _)| row));
         }
         Ok(rows)
     }
@@ -721,7 +723,7 @@ pub(crate) mod tests {
         let mut e = RowEncoder::default();
         let mut out = Vec::new();
         for r in rows {
-            e.encode(r, &mut out);
+            e.encode(r, 0, &mut out);
         }
         out
     }

@@ -8,6 +8,7 @@ use rstscope_decode::Segment;
 use rstscope_flow::{Cause, Evidence, FlowConfig, Tracker};
 
 use super::*;
+use crate::sort_rows;
 
 /// Names that repeat, some not UTF-8, one empty.
 const NAMES: [&[u8]; 4] = [b"a.pcap", b"dir/b\xff\xfe.pcap", b"", b"c.pcap"];
@@ -469,8 +470,8 @@ fn a_spill_directory_that_is_not_there_is_an_error_naming_it() {
 fn written_run(rows: &[ResetEvent]) -> (tempfile::TempDir, Run, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let mut w = RunWriter::create(dir.path(), create_spill_file).unwrap();
-    for r in rows {
-        w.write(r).unwrap();
+    for (i, r) in rows.iter().enumerate() {
+        w.write(r, i as u64 * 1000).unwrap();
     }
     let mut run = w.finish().unwrap();
     let mut bytes = Vec::new();
@@ -483,10 +484,34 @@ fn written_run(rows: &[ResetEvent]) -> (tempfile::TempDir, Run, Vec<u8>) {
 fn read_run(run: Run) -> io::Result<Vec<ResetEvent>> {
     let mut r = RunReader::open(run, MIN_READ_BUFFER)?;
     let mut rows = Vec::new();
-    while let Some(row) = r.next_row()? {
+    while let Some((row, _)) = r.next_row()? {
         rows.push(row);
     }
     Ok(rows)
+}
+
+#[test]
+fn tags_come_back_with_their_rows_through_files_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = crate::output::tests::many_rows(3000);
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.ts_ns = (i * 7919 % 3000) as i64;
+        r.frame = i as u64;
+    }
+    for budget in [1 << 12, 1 << 30] {
+        let mut sorter = RowSorter::new(dir.path(), budget);
+        for r in &rows {
+            sorter.push_tagged(r.clone(), r.frame * 3 + 1).unwrap();
+        }
+        let mut sorted = sorter.finish(2).unwrap();
+        let mut n = 0;
+        while let Some(row) = sorted.next_tagged() {
+            let (row, tag) = row.unwrap();
+            assert_eq!(tag, row.frame * 3 + 1);
+            n += 1;
+        }
+        assert_eq!(n, rows.len());
+    }
 }
 
 #[test]
