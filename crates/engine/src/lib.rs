@@ -402,8 +402,9 @@ pub(crate) fn recently_modified(path: &std::path::Path) -> bool {
 #[derive(Debug)]
 pub struct RunResult {
     pub files: Vec<FileResult>,
-    /// All rows, in the contract's order.
-    pub rows: rows::Rows,
+    /// All rows, in the contract's order; an error when rows could not be spilled (a full
+    /// disk).
+    pub rows: std::io::Result<rows::Rows>,
     pub flow: FlowStats,
     pub sensors: Vec<SensorResult>,
     pub first_ts: Option<i64>,
@@ -498,7 +499,8 @@ pub fn process_streams(
         };
         pieces.push((piece, carry.map(|c| c.carry).unwrap_or_default()));
     }
-    let store = rows::RowStore::default();
+    let spill_dir = opts.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let store = rows::RowStore::new(&spill_dir, opts.sort_memory, threads);
     let run_piece = |(stream, (piece, carry)): (usize, (Piece, Carry)), threads: usize| {
         let ordered: Vec<InputFile> = piece.files.iter().map(|&i| files[i].clone()).collect();
         // A stream numbers its files from 0; progress reports name them by their index in
@@ -605,12 +607,10 @@ pub fn process_streams(
     }
     let results: Vec<FileResult> = by_index.into_iter().flatten().collect();
     let rows = store.finish(threads);
-    for s in &mut sensors {
-        s.rsts = rows.count_of_sensor(s.sensor.as_deref());
-    }
     let first_ts = results.iter().filter_map(|r| r.first_ts).min();
     let last_ts = results.iter().filter_map(|r| r.last_ts).max();
-    sensors.retain(|s| s.files > 0 || s.rsts > 0);
+    // (`rsts` are counted as the rows are read; a sensor with neither files nor rows is
+    // left out of the summary then.)
     late_files.sort_unstable();
     RunResult {
         files: results,

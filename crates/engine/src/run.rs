@@ -384,7 +384,21 @@ fn run_locked(
         ..s.options.clone()
     };
     let mut result = crate::process_streams(&files, &opts, carries, end);
-    let mut events = std::mem::take(&mut result.rows).into_vec();
+    let rows = std::mem::replace(&mut result.rows, Err(std::io::Error::other("taken")));
+    let mut events = rows
+        .and_then(crate::rows::Rows::collect_vec)
+        .map_err(|source| RunError::WriteLogs {
+            dir: s.out.clone(),
+            source,
+        })?;
+    // Rows per sensor, for the summary.
+    for sr in &mut result.sensors {
+        sr.rsts = events
+            .iter()
+            .filter(|e| e.sensor.as_deref() == sr.sensor.as_deref())
+            .count() as u64;
+    }
+    result.sensors.retain(|s| s.files > 0 || s.rsts > 0);
     msgs.reporter.reading_done();
     let mut any_read = files.is_empty();
     let mut failed = Vec::new();

@@ -950,7 +950,7 @@ mod tests {
         opts: &RunOptions,
         units: Option<Vec<Unit>>,
     ) -> (StreamOutput, Vec<String>) {
-        let store = crate::rows::RowStore::default();
+        let store = crate::rows::RowStore::in_memory();
         let sink = StreamSink {
             store: &store,
             stream: 0,
@@ -960,7 +960,7 @@ mod tests {
             None => crate::run_sequential(files, opts, Carry::new(), StreamEnd::Finish, &sink),
             Some(u) => run_units(files, opts, u, 2, Carry::new(), StreamEnd::Finish, &sink),
         };
-        let rows = store.finish(1).into_vec();
+        let rows = store.finish(1).unwrap().collect_vec().unwrap();
         (out, rows.iter().map(|e| format!("{e:?}")).collect())
     }
 
