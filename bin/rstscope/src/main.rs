@@ -284,7 +284,7 @@ fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
             ));
             continue;
         }
-        shards.push(rstscope_engine::merge::read_shard(d).map_err(Fatal::Shard)?);
+        shards.push(rstscope_engine::merge::open_shard(d).map_err(Fatal::Shard)?);
     }
     let format = shards[0].format;
     let gzip = shards[0].gzip;
@@ -305,18 +305,17 @@ fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
         }
         state = Some(st);
     }
-    let inputs = rstscope_engine::merge::merged_inputs(&shards);
-    let mut events = rstscope_engine::concat_rows(
-        shards
-            .iter_mut()
-            .map(|s| std::mem::take(&mut s.events))
-            .collect(),
-    );
+    let inputs = rstscope_engine::merge::merged_inputs_of(shards.iter().map(|s| &s.summary));
+    // Each shard's log is in log order: merged as read, not loaded and sorted.
+    let mut merged = rstscope_engine::merge::MergedRows::new(shards);
+    let events = merged
+        .by_ref()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Fatal::Shard)?;
     let threads = RunOptions::default().resolved_threads();
-    rstscope_engine::sort_rows(&mut events, threads);
     let sec = 1_000_000_000i64;
-    let open = shards.iter().filter_map(|s| s.open).min().map(|t| t * sec);
-    let close = shards.iter().filter_map(|s| s.close).max().map(|t| t * sec);
+    let open = merged.open().map(|t| t * sec);
+    let close = merged.close().map(|t| t * sec);
     let open = open.or(events.first().map(|e| e.ts_ns)).unwrap_or(0);
     let close = close.or(events.last().map(|e| e.ts_ns)).unwrap_or(open);
     let summary = summary::from_parts(&events, inputs);
@@ -345,7 +344,7 @@ fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
     msgs.info(format_args!(
         "rstscope merge: {} RSTs from {} shards",
         events.len(),
-        shards.len()
+        merged.shards().len()
     ));
     Ok(())
 }

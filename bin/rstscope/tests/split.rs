@@ -259,3 +259,49 @@ fn shards_merged_equal_one_run_in(format: &str) {
         );
     }
 }
+
+/// A shard log whose rows are not in log order (edited by hand) is refused, naming the file
+/// and the line of the first row out of order; nothing is written.
+#[test]
+fn merge_refuses_a_shard_out_of_order_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_rstscope");
+    let shard = dir.path().join("shard");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/sample.pcap");
+    let st = Command::new(bin)
+        .args(["-q", "-o"])
+        .arg(&shard)
+        .arg(&sample)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(0));
+    let log = shard.join("reset.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let data: Vec<usize> = (0..lines.len())
+        .filter(|&i| !lines[i].starts_with('#'))
+        .collect();
+    assert!(data.len() >= 3, "sample.pcap gives a few rows");
+    let ts = |i: usize| lines[i].split('\t').next().unwrap().parse::<f64>().unwrap();
+    // The last row first: the row after it (the second) sorts before it.
+    assert!(ts(data[1]) < ts(*data.last().unwrap()));
+    let last = *data.last().unwrap();
+    lines.swap(data[0], last);
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let merged = dir.path().join("merged");
+    let out = Command::new(bin)
+        .arg("merge")
+        .arg("-o")
+        .arg(&merged)
+        .arg(&shard)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let at = format!("reset.log: line {}: ", data[1] + 1);
+    assert!(
+        stderr.contains(&at) && stderr.contains("not in log order"),
+        "{stderr}"
+    );
+    assert!(!merged.join("reset.log").exists());
+}

@@ -132,6 +132,12 @@ pub enum RowProblem {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Csv(#[from] csv::Error),
+    /// The row sorts before the one above it: the log is not in rstscope's row order.
+    #[error(
+        "sorts before the row above it: not in log order (ts, source, frame) as rstscope writes it; \
+         was the log edited or joined by hand?"
+    )]
+    OutOfOrder,
 }
 
 /// What ends a run before it has done its work. Each says what it concerns.

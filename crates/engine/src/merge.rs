@@ -1,9 +1,17 @@
 //! `rstscope merge`: combine the outputs of shard runs (`--shard I/N`) into what one run over
 //! every input would have written. Shards own whole sensors, so their rows never overlap and
-//! each row is already final; merging reads them back (Zeek TSV or JSON lines, plain or .gz),
-//! orders them by (ts, source, frame), and sums the inputs' figures from the shard summaries.
+//! each row is already final; merging reads them back (Zeek TSV or JSON lines, CSV, plain or
+//! .gz), orders them by (ts, source, frame), and sums the inputs' figures from the shard
+//! summaries.
+//!
+//! Each shard's log is already in log order ([`ResetEvent::log_order`]), so the rows are
+//! merged as they are read ([`MergedRows`], a k-way merge of one [`ShardRows`] reader per
+//! shard): memory follows the number of shards, not of rows. A shard whose rows are not in
+//! that order is an error naming the file and line, not sorted in memory: rstscope never
+//! writes one (its logs are the contract's total order, whatever `-j`), so such a log was
+//! edited or joined by hand, and sorting it would hold every row again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -212,83 +220,242 @@ fn shard_log(dir: &Path) -> Result<(String, bool, Option<String>), ShardError> {
     }
 }
 
-/// Read one shard directory: its reset.log (or .gz, or the one archive-named log) and its
-/// summary.
+/// Read one shard directory whole: its reset.log (or .gz, or the one archive-named log) and
+/// its summary. The rows are as the log has them ([`open_shard`] and [`MergedRows`] merge
+/// shards without holding their rows).
 pub fn read_shard(dir: &Path) -> Result<Shard, ShardError> {
+    let mut rows = open_shard(dir)?;
+    let events = rows.by_ref().collect::<Result<Vec<_>, _>>()?;
+    // A log holding JSON lines anywhere is read as JSON, as before.
+    let format = if rows.json_lines() {
+        Format::Json
+    } else {
+        rows.format
+    };
+    Ok(Shard {
+        format,
+        gzip: rows.gzip,
+        open: rows.open(),
+        close: rows.close(),
+        events,
+        dir: rows.dir,
+        summary: rows.summary,
+    })
+}
+
+/// Open one shard directory for reading its rows one by one: its reset.log (or .gz, or the
+/// one archive-named log), its format (told from the first row: JSON lines or Zeek TSV; CSV by
+/// name), and its summary. The first row is read ahead: a log that cannot be opened or whose
+/// first row is bad is an error here.
+pub fn open_shard(dir: &Path) -> Result<ShardRows, ShardError> {
     let (name, gzip, stamp) = shard_log(dir)?;
-    let gzip = &gzip;
     let path = dir.join(&name);
-    let io = |source| ShardError::Io {
+    let reader = open_log(&path).map_err(|source| ShardError::Io {
         path: path.clone(),
         source,
+    })?;
+    let mut rows = if name.contains(".csv") {
+        RowReader::Csv(CsvRows::new(reader, path)?)
+    } else {
+        RowReader::Lines(LineRows::new(reader, path))
     };
-    let reader = open_log(&path).map_err(io)?;
-    if name.contains(".csv") {
-        let events = read_csv(reader, &path)?;
-        return Ok(Shard {
-            dir: dir.to_path_buf(),
-            format: Format::Csv,
-            gzip: *gzip,
-            events,
-            open: None,
-            close: None,
-            summary: read_summary(dir, stamp.as_deref()),
-        });
-    }
-    let mut events = Vec::new();
-    let mut fields: Vec<String> = Vec::new();
-    let (mut open, mut close) = (None, None);
-    let mut format = Format::Tsv;
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let line = line.map_err(io)?;
-        let line = String::from_utf8_lossy(&line).into_owned();
-        if line.is_empty() {
-            continue;
-        }
-        let bad = |problem: RowProblem| ShardError::Row {
-            path: path.clone(),
-            at: RowAt::Line(i as u64 + 1),
-            problem,
-        };
-        if line.starts_with('{') {
-            format = Format::Json;
-            let v: serde_json::Map<String, Value> =
-                serde_json::from_str(&line).map_err(|e| bad(e.into()))?;
-            let get = |n: &str| -> Option<String> {
-                match v.get(n)? {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Bool(b) => Some(if *b { "T" } else { "F" }.into()),
-                    other => Some(other.to_string()),
-                }
-            };
-            events.push(event_from(&get, false).map_err(bad)?);
-        } else if let Some(rest) = line.strip_prefix('#') {
-            let cells: Vec<&str> = rest.split('\t').collect();
-            match cells[0] {
-                "fields" => fields = cells[1..].iter().map(|s| s.to_string()).collect(),
-                "open" => open = cells.get(1).and_then(|s| rotation_secs(s)),
-                "close" => close = cells.get(1).and_then(|s| rotation_secs(s)),
-                _ => {}
-            }
-        } else {
-            let cells: Vec<&str> = line.split('\t').collect();
-            let get = |n: &str| -> Option<String> {
-                let i = fields.iter().position(|f| f == n)?;
-                let c = *cells.get(i)?;
-                (c != "-").then(|| c.to_string())
-            };
-            events.push(event_from(&get, true).map_err(bad)?);
-        }
-    }
-    Ok(Shard {
+    let ahead = rows.next_row().transpose()?;
+    let format = match &rows {
+        RowReader::Csv(_) => Format::Csv,
+        RowReader::Lines(l) if l.json_lines => Format::Json,
+        RowReader::Lines(_) => Format::Tsv,
+    };
+    Ok(ShardRows {
         dir: dir.to_path_buf(),
         format,
-        gzip: *gzip,
-        events,
-        open,
-        close,
+        gzip,
         summary: read_summary(dir, stamp.as_deref()),
+        rows,
+        ahead,
+        at: RowAt::Line(0),
     })
+}
+
+/// One shard's rows, read one at a time in the order its log has them.
+pub struct ShardRows {
+    pub dir: PathBuf,
+    pub format: Format,
+    pub gzip: bool,
+    pub summary: Value,
+    rows: RowReader,
+    /// The row read ahead by [`open_shard`], not yet handed out.
+    ahead: Option<ResetEvent>,
+    /// Where the row handed out last is.
+    at: RowAt,
+}
+
+impl ShardRows {
+    /// The log read.
+    pub fn path(&self) -> &Path {
+        match &self.rows {
+            RowReader::Lines(l) => &l.path,
+            RowReader::Csv(c) => &c.path,
+        }
+    }
+
+    /// Where in the log the row handed out last is (line or CSV row).
+    pub fn last_row_at(&self) -> RowAt {
+        self.at
+    }
+
+    /// The log's `#open` as seconds (TSV; None for JSON and CSV), as far as read: rstscope
+    /// writes it before the rows.
+    pub fn open(&self) -> Option<i64> {
+        match &self.rows {
+            RowReader::Lines(l) => l.open,
+            RowReader::Csv(_) => None,
+        }
+    }
+
+    /// The log's `#close` as seconds (TSV; None for JSON and CSV), as far as read: rstscope
+    /// writes it after the rows, so it is known once they are all read.
+    pub fn close(&self) -> Option<i64> {
+        match &self.rows {
+            RowReader::Lines(l) => l.close,
+            RowReader::Csv(_) => None,
+        }
+    }
+
+    /// Whether a JSON line was read so far.
+    fn json_lines(&self) -> bool {
+        matches!(&self.rows, RowReader::Lines(l) if l.json_lines)
+    }
+}
+
+impl Iterator for ShardRows {
+    type Item = Result<ResetEvent, ShardError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(row) = self.ahead.take() {
+            self.at = self.rows.position();
+            return Some(Ok(row));
+        }
+        let row = self.rows.next_row()?;
+        self.at = self.rows.position();
+        Some(row)
+    }
+}
+
+/// A log's reader: TSV and JSON lines (one reader, told apart line by line), or CSV.
+enum RowReader {
+    Lines(LineRows),
+    Csv(CsvRows),
+}
+
+impl RowReader {
+    fn next_row(&mut self) -> Option<Result<ResetEvent, ShardError>> {
+        match self {
+            RowReader::Lines(l) => l.next_row(),
+            RowReader::Csv(c) => c.next_row(),
+        }
+    }
+
+    fn position(&self) -> RowAt {
+        match self {
+            RowReader::Lines(l) => RowAt::Line(l.line),
+            RowReader::Csv(c) => RowAt::Row(c.rows + 1),
+        }
+    }
+}
+
+/// Rows of a Zeek TSV log or of JSON lines, with the TSV header's `#fields`, `#open` and
+/// `#close` as they come.
+struct LineRows {
+    path: PathBuf,
+    reader: Box<dyn BufRead>,
+    buf: Vec<u8>,
+    /// Lines read (the row handed out last is on this line).
+    line: u64,
+    fields: Vec<String>,
+    open: Option<i64>,
+    close: Option<i64>,
+    json_lines: bool,
+    /// A read error ended the log.
+    failed: bool,
+}
+
+impl LineRows {
+    fn new(reader: Box<dyn BufRead>, path: PathBuf) -> Self {
+        LineRows {
+            path,
+            reader,
+            buf: Vec::new(),
+            line: 0,
+            fields: Vec::new(),
+            open: None,
+            close: None,
+            json_lines: false,
+            failed: false,
+        }
+    }
+
+    fn next_row(&mut self) -> Option<Result<ResetEvent, ShardError>> {
+        while !self.failed {
+            self.buf.clear();
+            match self.reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(source) => {
+                    self.failed = true;
+                    return Some(Err(ShardError::Io {
+                        path: self.path.clone(),
+                        source,
+                    }));
+                }
+            }
+            self.line += 1;
+            if self.buf.last() == Some(&b'\n') {
+                self.buf.pop();
+            }
+            let line = String::from_utf8_lossy(&self.buf);
+            if line.is_empty() {
+                continue;
+            }
+            let bad = |problem: RowProblem| ShardError::Row {
+                path: self.path.clone(),
+                at: RowAt::Line(self.line),
+                problem,
+            };
+            if line.starts_with('{') {
+                self.json_lines = true;
+                let v: serde_json::Map<String, Value> = match serde_json::from_str(&line) {
+                    Ok(v) => v,
+                    Err(e) => return Some(Err(bad(e.into()))),
+                };
+                let get = |n: &str| -> Option<String> {
+                    match v.get(n)? {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Bool(b) => Some(if *b { "T" } else { "F" }.into()),
+                        other => Some(other.to_string()),
+                    }
+                };
+                return Some(event_from(&get, false).map_err(bad));
+            } else if let Some(rest) = line.strip_prefix('#') {
+                let cells: Vec<&str> = rest.split('\t').collect();
+                match cells[0] {
+                    "fields" => self.fields = cells[1..].iter().map(|s| s.to_string()).collect(),
+                    "open" => self.open = cells.get(1).and_then(|s| rotation_secs(s)),
+                    "close" => self.close = cells.get(1).and_then(|s| rotation_secs(s)),
+                    _ => {}
+                }
+            } else {
+                let cells: Vec<&str> = line.split('\t').collect();
+                let fields = &self.fields;
+                let get = |n: &str| -> Option<String> {
+                    let i = fields.iter().position(|f| f == n)?;
+                    let c = *cells.get(i)?;
+                    (c != "-").then(|| c.to_string())
+                };
+                return Some(event_from(&get, true).map_err(bad));
+            }
+        }
+        None
+    }
 }
 
 fn read_summary(dir: &Path, stamp: Option<&str>) -> Value {
@@ -306,27 +473,55 @@ fn read_summary(dir: &Path, stamp: Option<&str>) -> Value {
 /// and empty values (which render the same) and the `'` of formula neutralisation in front of
 /// a cell starting with `=`, `+`, `-` or `@` (a cell that itself starts with `'` is written
 /// `\x27…`, so the prefix is never ambiguous).
-fn read_csv(reader: Box<dyn BufRead>, path: &Path) -> Result<Vec<ResetEvent>, ShardError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(reader);
-    let fields: Vec<String> = csv
-        .headers()
-        .map_err(|source| ShardError::CsvHeader {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let mut events = Vec::new();
-    for (i, record) in csv.records().enumerate() {
+struct CsvRows {
+    path: PathBuf,
+    csv: csv::Reader<Box<dyn BufRead>>,
+    fields: Vec<String>,
+    record: csv::StringRecord,
+    /// Records read (the header is row 1, so the one handed out last is row `rows + 1`).
+    rows: u64,
+    failed: bool,
+}
+
+impl CsvRows {
+    fn new(reader: Box<dyn BufRead>, path: PathBuf) -> Result<Self, ShardError> {
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(reader);
+        let fields: Vec<String> = match csv.headers() {
+            Ok(h) => h.iter().map(str::to_string).collect(),
+            Err(source) => return Err(ShardError::CsvHeader { path, source }),
+        };
+        Ok(CsvRows {
+            path,
+            csv,
+            fields,
+            record: csv::StringRecord::new(),
+            rows: 0,
+            failed: false,
+        })
+    }
+
+    fn next_row(&mut self) -> Option<Result<ResetEvent, ShardError>> {
+        if self.failed {
+            return None;
+        }
+        let read = self.csv.read_record(&mut self.record);
+        if let Ok(false) = read {
+            return None;
+        }
+        self.rows += 1;
         let bad = |problem: RowProblem| ShardError::Row {
-            path: path.to_path_buf(),
-            at: RowAt::Row(i as u64 + 2),
+            path: self.path.clone(),
+            at: RowAt::Row(self.rows + 1),
             problem,
         };
-        let record = record.map_err(|e| bad(e.into()))?;
+        if let Err(e) = read {
+            // The csv reader may go on after a bad record; the old reader stopped at the first.
+            self.failed = true;
+            return Some(Err(bad(e.into())));
+        }
+        let (fields, record) = (&self.fields, &self.record);
         let get = |n: &str| -> Option<String> {
             let c = record.get(fields.iter().position(|f| f == n)?)?;
             if c.is_empty() {
@@ -338,21 +533,134 @@ fn read_csv(reader: Box<dyn BufRead>, path: &Path) -> Result<Vec<ResetEvent>, Sh
             };
             Some(c.to_string())
         };
-        events.push(event_from(&get, true).map_err(bad)?);
+        Some(event_from(&get, true).map_err(bad))
     }
-    Ok(events)
+}
+
+/// The rows of several shards in log order: a k-way merge of their readers, holding one row
+/// per shard. Rows equal in log order (the same packet read twice) come in the order the
+/// shards were given. A shard whose next row sorts before its row handed out last is an error
+/// ([`RowProblem::OutOfOrder`]) naming its log and line; after an error the merge ends.
+pub struct MergedRows {
+    shards: Vec<ShardRows>,
+    /// Each shard's next row, the least on top.
+    heads: BinaryHeap<Head>,
+    started: bool,
+    failed: bool,
+}
+
+/// A shard's next row in the merge.
+struct Head {
+    row: ResetEvent,
+    shard: usize,
+}
+
+impl Ord for Head {
+    /// Reversed, so that the max-heap pops the least row (the first shard's among equals).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other
+            .row
+            .log_order(&self.row)
+            .then(other.shard.cmp(&self.shard))
+    }
+}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Head {}
+
+impl MergedRows {
+    pub fn new(shards: Vec<ShardRows>) -> Self {
+        MergedRows {
+            heads: BinaryHeap::with_capacity(shards.len()),
+            shards,
+            started: false,
+            failed: false,
+        }
+    }
+
+    /// The shards merged (their summaries, formats; `open`/`close` once read).
+    pub fn shards(&self) -> &[ShardRows] {
+        &self.shards
+    }
+
+    /// The earliest `#open` of the shards' logs, as seconds.
+    pub fn open(&self) -> Option<i64> {
+        self.shards.iter().filter_map(ShardRows::open).min()
+    }
+
+    /// The latest `#close` of the shards' logs, as seconds: known once all rows are read.
+    pub fn close(&self) -> Option<i64> {
+        self.shards.iter().filter_map(ShardRows::close).max()
+    }
+
+    /// Shard `shard`'s next row into the heap; `after` is its row handed out last.
+    fn refill(&mut self, shard: usize, after: Option<&ResetEvent>) -> Result<(), ShardError> {
+        let rows = &mut self.shards[shard];
+        let Some(row) = rows.next().transpose()? else {
+            return Ok(());
+        };
+        if after.is_some_and(|a| row.log_order(a).is_lt()) {
+            return Err(ShardError::Row {
+                path: rows.path().to_path_buf(),
+                at: rows.last_row_at(),
+                problem: RowProblem::OutOfOrder,
+            });
+        }
+        self.heads.push(Head { row, shard });
+        Ok(())
+    }
+}
+
+impl Iterator for MergedRows {
+    type Item = Result<ResetEvent, ShardError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            for shard in 0..self.shards.len() {
+                if let Err(e) = self.refill(shard, None) {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let Head { row, shard } = self.heads.pop()?;
+        if let Err(e) = self.refill(shard, Some(&row)) {
+            self.failed = true;
+            return Some(Err(e));
+        }
+        Some(Ok(row))
+    }
 }
 
 /// The inputs' figures of all shards together.
 pub fn merged_inputs(shards: &[Shard]) -> RunInputs {
+    merged_inputs_of(shards.iter().map(|s| &s.summary))
+}
+
+/// The inputs' figures of all shards together, from their summaries.
+pub fn merged_inputs_of<'a>(summaries: impl IntoIterator<Item = &'a Value>) -> RunInputs {
     let mut files: Vec<Value> = Vec::new();
     let mut sensors: Vec<Value> = Vec::new();
     let mut flow = FlowStats::default();
     let mut parallel = crate::ParallelStats::default();
     let (mut packets, mut bytes, mut errors) = (0u64, 0u64, 0u64);
     let u = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
-    for s in shards {
-        let j = &s.summary;
+    for j in summaries {
         files.extend(j["files"].as_array().cloned().unwrap_or_default());
         sensors.extend(j["sensors"].as_array().cloned().unwrap_or_default());
         flow.connections += u(j, "connections");
@@ -430,6 +738,163 @@ pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::{stage_reset_log, OutputSpec};
+    use proptest::prelude::*;
+
+    /// Write `rows` as shard directory `dir`'s log.
+    fn write_shard(dir: &Path, rows: &[ResetEvent], format: Format, gzip: bool, open: i64) {
+        std::fs::create_dir_all(dir).unwrap();
+        let spec = OutputSpec {
+            format,
+            gzip,
+            ..OutputSpec::default()
+        };
+        let sec = 1_000_000_000;
+        stage_reset_log(dir, &spec, rows, open * sec, (open + 7) * sec, 1)
+            .unwrap()
+            .commit()
+            .unwrap();
+    }
+
+    /// The merge as it was: every shard read whole, the rows put together and sorted.
+    fn load_and_sort(dirs: &[PathBuf]) -> (Vec<ResetEvent>, Option<i64>, Option<i64>) {
+        let mut shards: Vec<Shard> = dirs.iter().map(|d| read_shard(d).unwrap()).collect();
+        let open = shards.iter().filter_map(|s| s.open).min();
+        let close = shards.iter().filter_map(|s| s.close).max();
+        let mut rows = crate::concat_rows(
+            shards
+                .iter_mut()
+                .map(|s| std::mem::take(&mut s.events))
+                .collect(),
+        );
+        crate::sort_rows(&mut rows, 1);
+        (rows, open, close)
+    }
+
+    fn streamed(dirs: &[PathBuf]) -> Result<(Vec<ResetEvent>, MergedRows), ShardError> {
+        let shards = dirs
+            .iter()
+            .map(|d| open_shard(d))
+            .collect::<Result<_, _>>()?;
+        let mut merged = MergedRows::new(shards);
+        let rows = merged.by_ref().collect::<Result<Vec<_>, _>>()?;
+        Ok((rows, merged))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Rows spread over shards (each in log order, as a run writes it), in every format:
+        /// the streaming merge gives the rows, #open and #close the load-and-sort gave.
+        #[test]
+        fn the_streaming_merge_gives_what_load_and_sort_gave(
+            spread in proptest::collection::vec(0usize..4, 0..160),
+            ties in any::<bool>(),
+            format in prop_oneof![Just(Format::Tsv), Just(Format::Json), Just(Format::Csv)],
+            gzip in any::<bool>(),
+        ) {
+            let mut rows = crate::output::tests::many_rows(spread.len() as u64);
+            if ties {
+                // Few distinct times: rows of a shard and across shards share them.
+                for (i, r) in rows.iter_mut().enumerate() {
+                    r.ts_ns = (i % 7) as i64 * 1_000_000;
+                }
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let shards = spread.iter().copied().max().map_or(1, |m| m + 1);
+            let dirs: Vec<PathBuf> =
+                (0..shards).map(|s| dir.path().join(format!("shard-{s}"))).collect();
+            for (s, d) in dirs.iter().enumerate() {
+                let mut mine: Vec<ResetEvent> = rows
+                    .iter()
+                    .zip(&spread)
+                    .filter(|(_, &t)| t == s)
+                    .map(|(r, _)| r.clone())
+                    .collect();
+                mine.sort_by(|a, b| a.log_order(b));
+                write_shard(d, &mine, format, gzip, 1_700_000_000 + s as i64);
+            }
+            let (want, open, close) = load_and_sort(&dirs);
+            let (got, merged) = streamed(&dirs).unwrap();
+            prop_assert_eq!(got.len(), rows.len());
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(merged.open(), open);
+            prop_assert_eq!(merged.close(), close);
+            // (an empty JSON log reads as TSV, as before)
+            let formats = merged.shards().iter().zip(&dirs).enumerate();
+            for (s, (rows, d)) in formats {
+                if spread.contains(&s) {
+                    prop_assert_eq!(rows.format, format, "{}", d.display());
+                }
+            }
+        }
+    }
+
+    /// A log not in log order is an error naming it and the line (or CSV row) of the row that
+    /// sorts too early; the rows before it were handed out in order.
+    #[test]
+    fn a_shard_out_of_order_is_an_error_naming_file_and_line() {
+        let mut rows = crate::output::tests::many_rows(3);
+        rows.sort_by(|a, b| a.log_order(b));
+        rows.swap(1, 2);
+        for (format, at) in [
+            // the third row: after 8 header lines, on the third line, after the header row
+            (Format::Tsv, RowAt::Line(11)),
+            (Format::Json, RowAt::Line(3)),
+            (Format::Csv, RowAt::Row(4)),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+            write_shard(&a, &rows[..1], format, false, 0);
+            write_shard(&b, &rows, format, false, 0);
+            let shards = vec![open_shard(&a).unwrap(), open_shard(&b).unwrap()];
+            let mut merged = MergedRows::new(shards);
+            let mut handed = 0;
+            let err = loop {
+                match merged.next() {
+                    Some(Ok(_)) => handed += 1,
+                    Some(Err(e)) => break e,
+                    None => panic!("{format:?}: no error"),
+                }
+            };
+            assert!(merged.next().is_none(), "the merge ends after an error");
+            assert!(handed <= 2, "{format:?}: {handed} rows before the error");
+            match &err {
+                ShardError::Row {
+                    path,
+                    at: got,
+                    problem: RowProblem::OutOfOrder,
+                } => {
+                    assert!(path.starts_with(&b), "{}", path.display());
+                    assert_eq!(*got, at, "{format:?}");
+                }
+                other => panic!("{format:?}: {other}"),
+            }
+            let text = err.to_string();
+            assert!(text.contains("not in log order"), "{text}");
+        }
+    }
+
+    /// A bad row is reported where it is, by the streaming reader as by the whole read.
+    #[test]
+    fn a_bad_row_is_an_error_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rows = crate::output::tests::many_rows(3);
+        rows.sort_by(|a, b| a.log_order(b));
+        write_shard(dir.path(), &rows, Format::Json, false, 0);
+        let log = dir.path().join("reset.log");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[1] = "{\"ts\": 1}";
+        std::fs::write(&log, lines.join("\n")).unwrap();
+        let whole = read_shard(dir.path()).err().expect("an error").to_string();
+        let err = streamed(&[dir.path().to_path_buf()])
+            .err()
+            .expect("an error")
+            .to_string();
+        assert_eq!(err, whole);
+        assert!(err.contains("line 2: missing uid"), "{err}");
+    }
 
     #[test]
     fn shard_parsing() {

@@ -12,7 +12,7 @@ const S: i64 = 1_000_000_000;
 const T0: i64 = 1_700_000_000 * S;
 
 /// A RST event as the classifier would give it.
-fn rst(ts: i64, orig: (&str, u16), resp: (&str, u16), own_uid: &str) -> ResetEvent {
+pub(crate) fn rst(ts: i64, orig: (&str, u16), resp: (&str, u16), own_uid: &str) -> ResetEvent {
     let seg = base_event(ts, orig, resp);
     ResetEvent {
         uid: own_uid.to_string(),
@@ -71,6 +71,7 @@ fn community_id(a: IpAddr, ap: u16, b: IpAddr, bp: u16) -> String {
     format!("1:test-{}-{}-{}-{}", x.0, x.1, y.0, y.1)
 }
 
+#[derive(Debug)]
 struct ConnRow {
     ts: Option<i64>,
     uid: &'static str,
@@ -654,3 +655,6 @@ fn zeek_json_strings_read_back_to_their_bytes() {
         assert_eq!(zeek_json_string(&zeek_json_unescape(text)), text);
     }
 }
+
+mod before;
+mod oracle;
