@@ -86,17 +86,49 @@ pub fn stage_reset_log(
     close_ns: i64,
     threads: usize,
 ) -> std::io::Result<Staged> {
+    let batch = render_batch_rows(threads);
+    stage_reset_log_batches(
+        dir,
+        spec,
+        events.chunks(batch).map(Ok),
+        open_ns,
+        close_ns,
+        threads,
+    )
+}
+
+/// Rows taken at once from a stream of rows to render: what [`stage_reset_log`] renders in
+/// parallel per batch.
+pub fn render_batch_rows(threads: usize) -> usize {
+    RENDER_CHUNK * threads.clamp(1, MAX_RENDER_THREADS) * 4
+}
+
+/// [`stage_reset_log`] of rows that come in batches (in order; of any size, best
+/// [`render_batch_rows`]): rows streamed from the sort, never all in memory. An error of the
+/// batches ends the writing with it.
+pub fn stage_reset_log_batches<B, I>(
+    dir: &Path,
+    spec: &OutputSpec,
+    batches: I,
+    open_ns: i64,
+    close_ns: i64,
+    threads: usize,
+) -> std::io::Result<Staged>
+where
+    B: AsRef<[ResetEvent]> + Send + Sync,
+    I: Iterator<Item = std::io::Result<B>>,
+{
     let iso8601 = spec.iso8601;
     stage(dir, &spec.file_name("reset"), spec.gzip, |out| {
         match spec.format {
             Format::Tsv => {
                 let mut w = TsvWriter::new(out, "reset", &RESET_FIELDS, open_ns)?;
-                for_each_rendered(events, threads, render_tsv, |rows| w.write_rendered(rows))?;
+                for_each_rendered(batches, threads, render_tsv, |rows| w.write_rendered(rows))?;
                 w.finish(close_ns)?;
                 Ok(())
             }
             Format::Json => for_each_rendered(
-                events,
+                batches,
                 threads,
                 |rows| render_json(rows, iso8601),
                 |rows| out.write_all(rows),
@@ -107,7 +139,7 @@ pub fn stage_reset_log(
                     .write_record(RESET_FIELDS.iter().map(|f| f.name))
                     .map_err(csv_to_io)?;
                 out.write_all(&header.into_inner().map_err(|e| e.into_error())?)?;
-                for_each_rendered(events, threads, render_csv, |rows| out.write_all(rows))
+                for_each_rendered(batches, threads, render_csv, |rows| out.write_all(rows))
             }
         }
     })
@@ -119,21 +151,27 @@ const RENDER_CHUNK: usize = 2048;
 /// Most threads rendering a log: bounds the text held in flight whatever `-j` says.
 const MAX_RENDER_THREADS: usize = 8;
 
-/// Render `rows` chunk by chunk with `render` and hand the bytes to `sink` in row order; with
-/// more than one thread, batches of chunks are rendered in parallel, the next one while one is
-/// written (memory: two batches of text, at most [`MAX_RENDER_THREADS`] × 4 chunks each).
-fn for_each_rendered<R, S>(
-    rows: &[ResetEvent],
+/// Render the rows of `batches` chunk by chunk with `render` and hand the bytes to `sink` in
+/// row order; with more than one thread, a batch's chunks are rendered in parallel while the
+/// batch before is written and the next one is taken (memory: two batches of text and rows).
+fn for_each_rendered<B, I, R, S>(
+    mut batches: I,
     threads: usize,
     render: R,
     mut sink: S,
 ) -> std::io::Result<()>
 where
+    B: AsRef<[ResetEvent]> + Send + Sync,
+    I: Iterator<Item = std::io::Result<B>>,
     R: Fn(&[ResetEvent]) -> std::io::Result<Vec<u8>> + Sync,
     S: FnMut(&[u8]) -> std::io::Result<()>,
 {
     let threads = threads.min(MAX_RENDER_THREADS);
-    let pool = if threads > 1 && rows.len() > RENDER_CHUNK {
+    let first = match batches.next().transpose()? {
+        Some(b) => b,
+        None => return Ok(()),
+    };
+    let pool = if threads > 1 && first.as_ref().len() > RENDER_CHUNK {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
@@ -142,25 +180,34 @@ where
         None
     };
     let Some(pool) = pool else {
-        for chunk in rows.chunks(RENDER_CHUNK) {
-            sink(&render(chunk)?)?;
+        for batch in std::iter::once(Ok(first)).chain(batches) {
+            for chunk in batch?.as_ref().chunks(RENDER_CHUNK) {
+                sink(&render(chunk)?)?;
+            }
         }
         return Ok(());
     };
     use rayon::prelude::*;
-    let render_batch = |batch: &[ResetEvent]| -> Vec<std::io::Result<Vec<u8>>> {
-        pool.install(|| batch.par_chunks(RENDER_CHUNK).map(&render).collect())
+    let render_batch = |batch: B| -> Vec<std::io::Result<Vec<u8>>> {
+        let rows: &[ResetEvent] = batch.as_ref();
+        pool.install(|| rows.par_chunks(RENDER_CHUNK).map(&render).collect())
     };
     let rendered = |h: std::thread::ScopedJoinHandle<'_, Vec<std::io::Result<Vec<u8>>>>| {
         h.join()
             .map_err(|_| std::io::Error::other("rendering the log panicked"))
     };
-    let mut batches = rows.chunks(RENDER_CHUNK * threads * 4);
     std::thread::scope(|scope| {
-        let mut next = batches.next().map(|b| scope.spawn(move || render_batch(b)));
+        let render_batch = &render_batch;
+        let mut next = Some(scope.spawn(move || render_batch(first)));
         while let Some(handle) = next.take() {
+            // The next batch is taken (and its rows visited) while this one renders.
+            let taken = batches.next().transpose();
             let ready = rendered(handle)?;
-            next = batches.next().map(|b| scope.spawn(move || render_batch(b)));
+            let taken = match taken {
+                Ok(b) => b,
+                Err(e) => return Err(e),
+            };
+            next = taken.map(|b| scope.spawn(move || render_batch(b)));
             let written = ready
                 .into_iter()
                 .try_for_each(|part| part.and_then(|bytes| sink(&bytes)));
