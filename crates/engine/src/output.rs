@@ -698,7 +698,8 @@ pub(crate) mod tests {
         let rows = many_rows(2 * RENDER_CHUNK as u64 * 2 * 4 + 1);
         for threads in [1, 2, 3] {
             let mut calls = 0;
-            let r = for_each_rendered(&rows, threads, render_tsv, |_| {
+            let batches = rows.chunks(render_batch_rows(threads)).map(Ok);
+            let r = for_each_rendered(batches, threads, render_tsv, |_| {
                 calls += 1;
                 if calls == 2 {
                     Err(std::io::Error::other("disk full"))
@@ -708,6 +709,27 @@ pub(crate) mod tests {
             });
             assert_eq!(r.unwrap_err().to_string(), "disk full", "{threads} threads");
             assert_eq!(calls, 2);
+        }
+    }
+
+    #[test]
+    fn an_error_of_the_rows_ends_the_log_with_it() {
+        let rows = many_rows(3 * RENDER_CHUNK as u64);
+        for threads in [1, 2] {
+            let batches = rows
+                .chunks(RENDER_CHUNK)
+                .enumerate()
+                .map(|(i, b)| match i {
+                    2 => Err(std::io::Error::other("spill file damaged")),
+                    _ => Ok(b),
+                });
+            let mut written = 0;
+            let r = for_each_rendered(batches, threads, render_tsv, |_| {
+                written += 1;
+                Ok(())
+            });
+            assert_eq!(r.unwrap_err().to_string(), "spill file damaged");
+            assert!(written <= 2, "{written}");
         }
     }
 
