@@ -271,30 +271,4 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;text-align:l
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_html() {
-        assert_eq!(
-            html("<script>alert('x')</script>&\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
-        );
-    }
-
-    #[test]
-    fn summary_times() {
-        let t = |s: &str| summary_ts(&serde_json::json!(s));
-        assert_eq!(t("1234.567890"), Some(1_234_567_890_000));
-        assert_eq!(t("-1.500000"), Some(-1_500_000_000));
-        assert_eq!(t("7"), Some(7_000_000_000));
-        assert_eq!(t("x"), None);
-    }
-
-    #[test]
-    fn buckets() {
-        assert_eq!(bucket_seconds(30), 1);
-        assert_eq!(bucket_seconds(3600), 60);
-        assert_eq!(bucket_seconds(86_400), 1800);
-    }
-}
+mod tests;
