@@ -239,3 +239,30 @@ fn rendered_top_keeps_the_most_frequent_then_the_smallest_names() {
         ]
     );
 }
+
+/// A scan's rows: `n` refused connections from four sources, each to a target of its own.
+fn refused_scan(n: u32) -> impl Iterator<Item = ResetEvent> {
+    let base = event(0, 0, ((0, 0, false, 0), 0, None, None, (0, 0, 0, 0)));
+    (0..n).map(move |i| {
+        let mut e = base.clone();
+        e.ts_ns = i as i64 * 600_000;
+        e.orig_h = IpAddr::from([192, 0, 2, (i % 4) as u8]);
+        e.resp_h = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+        e.resp_p = [22, 80, 443][i as usize % 3];
+        e.uid = format!("C{i:017}");
+        e
+    })
+}
+
+/// Time to summarise a million refused rows (run with `--release -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn time_a_million_refused_rows() {
+    let rows: Vec<ResetEvent> = refused_scan(1_000_000).collect();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let s = from_parts(&rows, inputs());
+        eprintln!("from_parts: {:?}", t.elapsed());
+        assert_eq!(s.by_cause["refused"], 1_000_000);
+    }
+}
