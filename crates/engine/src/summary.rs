@@ -713,6 +713,31 @@ pub fn add_join(s: &mut Summary, j: &rstscope_join::JoinReport, conn_rst_rows: O
     });
 }
 
+/// What the summary says of its approximate top lists, in a sentence; None when all are exact.
+pub fn approximate_note(s: &Summary) -> Option<String> {
+    let lists = s.json.get("approximate_top_lists")?.as_object()?;
+    let parts: Vec<String> = lists
+        .iter()
+        .map(|(list, b)| {
+            let mut part = format!(
+                "{} low by at most {}",
+                list.trim_start_matches("top_").replace('_', " "),
+                b["max_undercount"]
+            );
+            if let Some(n) = b.get("connections_forgotten_early") {
+                part.push_str(&format!(
+                    " ({n} connections forgotten early may count twice)"
+                ));
+            }
+            part
+        })
+        .collect();
+    Some(format!(
+        "approximate top lists (more distinct keys than held): {}",
+        parts.join("; ")
+    ))
+}
+
 /// The human table for stderr.
 pub fn table(s: &Summary) -> String {
     let mut out = String::new();
@@ -748,6 +773,10 @@ pub fn table(s: &Summary) -> String {
             .map(|(q, n)| format!("{q} ({n} conns)"))
             .collect();
         out.push_str(&format!("top scanners: {}\n", t.join(", ")));
+    }
+    if let Some(note) = approximate_note(s) {
+        out.push_str(&note);
+        out.push('\n');
     }
     out
 }

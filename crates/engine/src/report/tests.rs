@@ -184,6 +184,46 @@ proptest! {
         let s = crate::summary::from_parts(&events, inputs());
         prop_assert_eq!(render(&events, &s), oracle_render(&events, &s));
     }
+
+    /// Rows streamed in log order into a chart made from the least and greatest times.
+    #[test]
+    fn streamed_page_is_the_oracles(mut events in arb_events(300)) {
+        events.sort_by(ResetEvent::log_order);
+        let mut builder = crate::summary::SummaryBuilder::default();
+        let mut timeline = match (events.iter().map(|e| e.ts_ns).min(), events.iter().map(|e| e.ts_ns).max()) {
+            (Some(first), Some(last)) => Timeline::new(first, last),
+            _ => Timeline::default(),
+        };
+        for e in &events {
+            builder.push(e);
+            timeline.push_event(e);
+        }
+        let s = builder.finish(inputs());
+        prop_assert_eq!(render_page(&timeline, &s), oracle_render(&events, &s));
+    }
+}
+
+#[test]
+fn approximate_lists_are_said_on_the_page_and_in_the_table() {
+    let events: Vec<ResetEvent> = (0..5u16)
+        .map(|p| {
+            let mut e = crate::summary::tests::refused_scan(1).next().unwrap();
+            e.resp_p = p;
+            e
+        })
+        .collect();
+    let mut builder = crate::summary::SummaryBuilder::with_capacity(2, 1);
+    for e in &events {
+        builder.push(e);
+    }
+    let s = builder.finish(inputs());
+    let note = "approximate top lists (more distinct keys than held): refused targets low by \
+        at most 2";
+    assert_eq!(crate::summary::approximate_note(&s).unwrap(), note);
+    assert!(
+        render_page(&Timeline::of(&events), &s).contains(&format!("<p class=\"none\">{note}</p>"))
+    );
+    assert!(crate::summary::table(&s).ends_with(&format!("{note}\n")));
 }
 
 #[test]

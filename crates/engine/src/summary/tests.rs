@@ -242,7 +242,7 @@ fn rendered_top_keeps_the_most_frequent_then_the_smallest_names() {
 }
 
 /// A scan's rows: `n` refused connections from four sources, each to a target of its own.
-fn refused_scan(n: u32) -> impl Iterator<Item = ResetEvent> {
+pub(crate) fn refused_scan(n: u32) -> impl Iterator<Item = ResetEvent> {
     let base = event(0, 0, ((0, 0, false, 0), 0, None, None, (0, 0, 0, 0)));
     (0..n).map(move |i| {
         let mut e = base.clone();
