@@ -178,7 +178,7 @@ const CONNECTION_QUIET_NS: i64 = 10_000_000_000;
 /// in memory that does not grow with the number of rows:
 ///
 /// - the row count, counts by cause and the injected count: exact counters;
-/// - each top list (seq, payload, reason, refused target, scanner): a [`TopCounts`] of at most
+/// - each top list (seq, payload, reason, refused target, scanner): a `TopCounts` of at most
 ///   [`TOP_CAPACITY`] keys, exact while the list has no more distinct keys than that, else
 ///   every count it gives is a lower bound, low by at most the list's `max_undercount`
 ///   (≤ its rows / 8,193; for payloads longer than 256 bytes ≤ rows × longest / 2 MiB);
@@ -187,7 +187,7 @@ const CONNECTION_QUIET_NS: i64 = 10_000_000_000;
 ///   connection counts once unless its rows are further apart than that many newly counted
 ///   connections. The tracker's rows of one connection lie within 5 s of packet time, so in
 ///   log order that needs over 26,000 new scanner connections per second; any connection
-///   forgotten within [`CONNECTION_QUIET_NS`] of its first row is reported (over 13,000 per
+///   forgotten within `CONNECTION_QUIET_NS` (10 s) of its first row is reported (over 13,000 per
 ///   second), as the only kind that could count twice.
 ///
 /// [`finish`](Self::finish) gives the same `Summary`, to the byte, as one pass over all the
@@ -228,7 +228,7 @@ impl SummaryBuilder {
         }
     }
 
-    /// Count one row; rows come in log order (see [`CONNECTION_QUIET_NS`] for why it matters).
+    /// Count one row; rows come in log order (which the scanner count relies on, see above).
     pub fn push(&mut self, e: &ResetEvent) {
         self.rsts += 1;
         let cause = e

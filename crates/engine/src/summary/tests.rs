@@ -260,12 +260,53 @@ pub(crate) fn refused_scan(n: u32) -> impl Iterator<Item = ResetEvent> {
 #[ignore]
 fn time_a_million_refused_rows() {
     let rows: Vec<ResetEvent> = refused_scan(1_000_000).collect();
-    for _ in 0..3 {
+    for _ in 0..5 {
         let t = std::time::Instant::now();
         let s = from_parts(&rows, inputs());
         eprintln!("from_parts: {:?}", t.elapsed());
         assert_eq!(s.by_cause["refused"], 1_000_000);
     }
+}
+
+/// Kernel figures of this process, in KiB (`VmRSS`, `VmHWM`).
+fn vm_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Memory of the builder over a million refused rows made one at a time (run alone, with
+/// `--release -- --ignored --nocapture`): what it holds by count and size, and the growth of
+/// the resident set.
+#[test]
+#[ignore]
+fn memory_of_a_million_refused_rows() {
+    let before = vm_kib("VmRSS:");
+    let mut b = SummaryBuilder::default();
+    let t = std::time::Instant::now();
+    for e in refused_scan(1_000_000) {
+        b.push(&e);
+    }
+    let pushed = t.elapsed();
+    let (held, conns) = b.held();
+    eprintln!(
+        "pushed in {pushed:?} (making rows included); held {held:?}, {conns} connections \
+         (slot {} B, ring {} KiB, index {} buckets); list maps: targets {} buckets of {} B",
+        std::mem::size_of::<CountedConnection>(),
+        b.scanner_conns.ring.capacity() * std::mem::size_of::<CountedConnection>() / 1024,
+        b.scanner_conns.index.capacity(),
+        b.targets.counts.capacity(),
+        std::mem::size_of::<((IpAddr, u16), u64)>(),
+    );
+    eprintln!(
+        "VmRSS grew by {} KiB (VmHWM {} KiB)",
+        vm_kib("VmRSS:") - before,
+        vm_kib("VmHWM:")
+    );
+    let t = std::time::Instant::now();
+    let s = b.finish(inputs());
+    eprintln!("finish: {:?}", t.elapsed());
+    assert_eq!(s.rsts, 1_000_000);
 }
 
 /// A list of the summary's JSON as (name, count) pairs.
