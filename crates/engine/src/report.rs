@@ -49,68 +49,127 @@ fn bucket_seconds(span: i64) -> i64 {
     86400 * (span / 86400 / 60 + 1)
 }
 
-fn timeline(events: &[ResetEvent]) -> String {
-    let (Some(first), Some(last)) = (
-        events.first().map(|e| e.ts_ns),
-        events.last().map(|e| e.ts_ns),
-    ) else {
-        return "<p>No RSTs.</p>".to_string();
-    };
-    let t0 = first.div_euclid(1_000_000_000);
-    let span = (last.div_euclid(1_000_000_000) - t0).max(1);
-    let width = bucket_seconds(span);
-    let n = (span / width + 1) as usize;
-    let mut counts = vec![[0u64; 7]; n];
-    for e in events {
-        let b = ((e.ts_ns.div_euclid(1_000_000_000) - t0) / width) as usize;
-        if let Some(ci) = e.cause.as_deref().and_then(cause_index) {
-            counts[b.min(n - 1)][ci] += 1;
+/// RSTs per time bucket and cause, counted as rows stream past: the page's chart. The bucket
+/// width follows from the span of packet time, so the first and last rows' times (in log
+/// order, the least and the greatest) are known before the rows come (the sorter tracks them).
+/// At most 61 buckets.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    first_ts_ns: i64,
+    last_ts_ns: i64,
+    /// Seconds of the first bucket's start and of a bucket's width.
+    t0: i64,
+    width: i64,
+    /// Per bucket, per cause (in `Cause::ALL` order); empty for a run without rows.
+    counts: Vec<[u64; 7]>,
+}
+
+impl Timeline {
+    /// A chart for rows from `first_ts_ns` to `last_ts_ns` (`Timeline::default()`: no rows).
+    pub fn new(first_ts_ns: i64, last_ts_ns: i64) -> Self {
+        let t0 = first_ts_ns.div_euclid(1_000_000_000);
+        let span = (last_ts_ns.div_euclid(1_000_000_000) - t0).max(1);
+        let width = bucket_seconds(span);
+        Timeline {
+            first_ts_ns,
+            last_ts_ns,
+            t0,
+            width,
+            counts: vec![[0; 7]; (span / width + 1) as usize],
         }
     }
-    let max = counts
-        .iter()
-        .map(|c| c.iter().sum::<u64>())
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let (w, h, left, bottom) = (900.0, 260.0, 50.0, 30.0);
-    let bw = (w - left) / n as f64;
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" role="img" aria-label="RSTs over time by cause">"#,
-        h + bottom
-    );
-    for (i, c) in counts.iter().enumerate() {
-        let mut y = h;
-        for (k, v) in c.iter().enumerate() {
-            if *v == 0 {
-                continue;
+
+    /// The chart of rows held in log order.
+    pub fn of(events: &[ResetEvent]) -> Self {
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Timeline::default();
+        };
+        let mut t = Timeline::new(first.ts_ns, last.ts_ns);
+        for e in events {
+            t.push_event(e);
+        }
+        t
+    }
+
+    /// Count a row at `ts_ns` of `cause` (rows without one are not drawn). A row after the
+    /// span is drawn in the last bucket; one before it (rows out of log order) where the page
+    /// always drew it: within a bucket's width, in the first, else in the last.
+    pub fn push(&mut self, ts_ns: i64, cause: Option<Cause>) {
+        let (Some(cause), n @ 1..) = (cause, self.counts.len()) else {
+            return;
+        };
+        let b = ((ts_ns.div_euclid(1_000_000_000) - self.t0) / self.width) as usize;
+        let ci = Cause::ALL.iter().position(|c| *c == cause).unwrap_or(0);
+        self.counts[b.min(n - 1)][ci] += 1;
+    }
+
+    /// Count a row.
+    pub fn push_event(&mut self, e: &ResetEvent) {
+        let cause = e
+            .cause
+            .as_deref()
+            .and_then(cause_index)
+            .map(|i| Cause::ALL[i]);
+        self.push(e.ts_ns, cause);
+    }
+
+    /// The chart as inline SVG.
+    fn svg(&self) -> String {
+        if self.counts.is_empty() {
+            return "<p>No RSTs.</p>".to_string();
+        }
+        let (counts, n, first, last, width) = (
+            &self.counts,
+            self.counts.len(),
+            self.first_ts_ns,
+            self.last_ts_ns,
+            self.width,
+        );
+        let max = counts
+            .iter()
+            .map(|c| c.iter().sum::<u64>())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let (w, h, left, bottom) = (900.0, 260.0, 50.0, 30.0);
+        let bw = (w - left) / n as f64;
+        let mut svg = format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{}" role="img" aria-label="RSTs over time by cause">"#,
+            h + bottom
+        );
+        for (i, c) in counts.iter().enumerate() {
+            let mut y = h;
+            for (k, v) in c.iter().enumerate() {
+                if *v == 0 {
+                    continue;
+                }
+                let bh = *v as f64 / max as f64 * (h - 10.0);
+                y -= bh;
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {}</title></rect>"#,
+                    left + i as f64 * bw,
+                    y,
+                    (bw - 1.0).max(1.0),
+                    bh,
+                    COLORS[k],
+                    Cause::ALL[k].name(),
+                    v
+                );
             }
-            let bh = *v as f64 / max as f64 * (h - 10.0);
-            y -= bh;
-            let _ = write!(
-                svg,
-                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {}</title></rect>"#,
-                left + i as f64 * bw,
-                y,
-                (bw - 1.0).max(1.0),
-                bh,
-                COLORS[k],
-                Cause::ALL[k].name(),
-                v
-            );
         }
+        let _ = write!(
+            svg,
+            r##"<line x1="{left}" y1="{h}" x2="{w}" y2="{h}" stroke="#333"/><text x="0" y="14" font-size="12">{max}</text><text x="0" y="{h}" font-size="12">0</text><text x="{left}" y="{}" font-size="12">{}</text><text x="{}" y="{}" font-size="12" text-anchor="end">{} (bucket {}s, UTC)</text></svg>"##,
+            h + 20.0,
+            html(&format_rotation_time(first)),
+            w,
+            h + 20.0,
+            html(&format_rotation_time(last)),
+            width
+        );
+        svg
     }
-    let _ = write!(
-        svg,
-        r##"<line x1="{left}" y1="{h}" x2="{w}" y2="{h}" stroke="#333"/><text x="0" y="14" font-size="12">{max}</text><text x="0" y="{h}" font-size="12">0</text><text x="{left}" y="{}" font-size="12">{}</text><text x="{}" y="{}" font-size="12" text-anchor="end">{} (bucket {}s, UTC)</text></svg>"##,
-        h + 20.0,
-        html(&format_rotation_time(first)),
-        w,
-        h + 20.0,
-        html(&format_rotation_time(last)),
-        width
-    );
-    svg
 }
 
 fn bars(items: &[(String, u64)], color: &str) -> String {
@@ -162,9 +221,14 @@ fn summary_ts(v: &serde_json::Value) -> Option<i64> {
     rstscope_join::parse_time(v.as_str()?)
 }
 
-/// The page for a run's events (in log order) and its summary. Everything else it shows comes
-/// from the summary's JSON, so `rstscope merge` writes the same page as one run over everything.
+/// The page for a run's events (in log order) and its summary.
 pub fn render(events: &[ResetEvent], s: &Summary) -> String {
+    render_page(&Timeline::of(events), s)
+}
+
+/// The page for a run's chart of rows and its summary. Everything else it shows comes from
+/// the summary's JSON, so `rstscope merge` writes the same page as one run over everything.
+pub fn render_page(timeline: &Timeline, s: &Summary) -> String {
     let j = &s.json;
     let files: &[serde_json::Value] = j["files"].as_array().map_or(&[], Vec::as_slice);
     let first_ts = files
@@ -206,7 +270,7 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;text-align:l
         );
     }
     page.push_str("</div>");
-    page.push_str(&timeline(events));
+    page.push_str(&timeline.svg());
 
     let causes: Vec<(String, u64)> = s
         .by_cause
@@ -241,6 +305,9 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;text-align:l
         "<h2>Top structured reasons</h2>{}",
         bars(&top_strings(&s.json["top_reasons"], "reason"), COLORS[6])
     );
+    if let Some(note) = crate::summary::approximate_note(s) {
+        let _ = write!(page, "<p class=\"none\">{}</p>", html(&note));
+    }
 
     page.push_str("<h2>Input health</h2><table><tr><th>file</th><th>sensor</th><th>packets</th><th>RSTs</th><th>unknown link types</th><th>status</th></tr>");
     for f in files {
@@ -271,30 +338,4 @@ table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;text-align:l
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_html() {
-        assert_eq!(
-            html("<script>alert('x')</script>&\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
-        );
-    }
-
-    #[test]
-    fn summary_times() {
-        let t = |s: &str| summary_ts(&serde_json::json!(s));
-        assert_eq!(t("1234.567890"), Some(1_234_567_890_000));
-        assert_eq!(t("-1.500000"), Some(-1_500_000_000));
-        assert_eq!(t("7"), Some(7_000_000_000));
-        assert_eq!(t("x"), None);
-    }
-
-    #[test]
-    fn buckets() {
-        assert_eq!(bucket_seconds(30), 1);
-        assert_eq!(bucket_seconds(3600), 60);
-        assert_eq!(bucket_seconds(86_400), 1800);
-    }
-}
+mod tests;

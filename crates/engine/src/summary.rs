@@ -1,15 +1,19 @@
 //! The run summary: `reset_summary.json`, and the short table printed on stderr.
 
 use std::collections::BTreeMap;
-
-/// A hash map with hashbrown's default (foldhash) hasher.
-type FastMap<K, V> = hashbrown::HashMap<K, V>;
+use std::net::IpAddr;
 
 use rstscope_flow::Cause;
+use rstscope_reset::ResetEvent;
 use rstscope_zeeklog::escape_field;
 use serde_json::{json, Value};
 
 use crate::RunResult;
+
+/// A hash map with hashbrown's default (foldhash) hasher: keys come from captures, so from
+/// attackers, and foldhash is seeded at random per process (SipHash was a tenth of the run's
+/// end).
+type FastMap<K, V> = hashbrown::HashMap<K, V>;
 
 /// How many entries each "top" list keeps.
 pub const TOP_N: usize = 10;
@@ -48,7 +52,7 @@ fn rendered_top<K, F: Fn(&K, &mut Vec<u8>)>(
         0
     };
     // A plain list of names held inline, not a map of strings: the names are distinct, and a
-    // scan of a million refused targets has a million of them, all tied.
+    // scan fills a list with `TOP_CAPACITY` of them, all tied.
     let mut buf = Vec::with_capacity(ShortName::MAX);
     let kept: Vec<(ShortName, u64)> = counts
         .iter()
@@ -147,118 +151,459 @@ pub fn build(result: &RunResult, events: &[rstscope_reset::ResetEvent]) -> Summa
 }
 
 /// The summary of a set of events and the inputs they came from.
-pub fn from_parts(events: &[rstscope_reset::ResetEvent], inputs: RunInputs) -> Summary {
-    let mut cause_counts = [0u64; Cause::ALL.len()];
-    let mut injected = 0u64;
-    // Counted by borrowed or plain keys, one entry per distinct value; rendered as text (and
-    // merged where two values render the same) only once per distinct value below. The keys
-    // come from captures, so from attackers: the maps use foldhash, seeded at random per
-    // process (SipHash was a tenth of the run's end), and hold at most one entry per row.
-    let mut seqs: FastMap<u32, u64> = FastMap::default();
-    let mut payload_bytes: FastMap<&[u8], u64> = FastMap::default();
-    let mut reason_strs: FastMap<&str, u64> = FastMap::default();
-    // In a scan nearly every row is a refused attempt to a target of its own: these two grow
-    // to a million entries, and growing by doubling rehashed them again and again (a third of
-    // the summary's time). Sized from a count first.
-    let refused_rows = events
-        .iter()
-        .filter(|e| e.cause.as_deref() == Some(Cause::Refused.name()))
-        .count();
-    let mut target_addrs: FastMap<(std::net::IpAddr, u16), u64> =
-        FastMap::with_capacity(refused_rows);
-    // Sources of refused or half-open attempts, counted once per connection.
-    let mut scanner_conns: hashbrown::HashSet<(std::net::IpAddr, &str)> =
-        hashbrown::HashSet::with_capacity(refused_rows);
+pub fn from_parts(events: &[ResetEvent], inputs: RunInputs) -> Summary {
+    let mut builder = SummaryBuilder::default();
     for e in events {
+        builder.push(e);
+    }
+    builder.finish(inputs)
+}
+
+/// Distinct keys a top list holds at most; its keys' bytes are held to this many times the
+/// default `--max-payload` (4 MiB). Up to this many distinct keys (and, for payloads and
+/// reasons, up to 4 MiB of them) a list is exact.
+pub const TOP_CAPACITY: usize = 16_384;
+const KEY_BYTES_PER_ENTRY: usize = 256;
+
+/// Scanner connections remembered (in arrival order) so that each is counted once (8.3 MiB
+/// with their index).
+pub const CONNECTIONS_REMEMBERED: usize = 1 << 17;
+
+/// A connection forgotten younger than this (packet time since its first counted row) may
+/// still have rows to come: the tracker ends a connection at the latest Zeek's close delay
+/// (5 s) after its first RST, so a counted connection is silent after that; twice that here.
+const CONNECTION_QUIET_NS: i64 = 10_000_000_000;
+
+/// Counts the summary keeps as rows stream past in log order (an external sort's merge),
+/// in memory that does not grow with the number of rows:
+///
+/// - the row count, counts by cause and the injected count: exact counters;
+/// - each top list (seq, payload, reason, refused target, scanner): a `TopCounts` of at most
+///   [`TOP_CAPACITY`] keys, exact while the list has no more distinct keys than that, else
+///   every count it gives is a lower bound, low by at most the list's `max_undercount`
+///   (≤ its rows / 8,193; for payloads longer than 256 bytes ≤ rows × longest / 2 MiB);
+/// - scanner connections (distinct uid per source among refused rows and the originator's
+///   handshake aborts): the last [`CONNECTIONS_REMEMBERED`] counted connections, so a
+///   connection counts once unless its rows are further apart than that many newly counted
+///   connections. The tracker's rows of one connection lie within 5 s of packet time, so in
+///   log order that needs over 26,000 new scanner connections per second; any connection
+///   forgotten within `CONNECTION_QUIET_NS` (10 s) of its first row is reported (over 13,000 per
+///   second), as the only kind that could count twice.
+///
+/// [`finish`](Self::finish) gives the same `Summary`, to the byte, as one pass over all the
+/// rows held in memory would whenever no list exceeded its capacity; otherwise the JSON says
+/// which lists are approximate, and by how much, under `approximate_top_lists`.
+pub struct SummaryBuilder {
+    rsts: u64,
+    cause_counts: [u64; Cause::ALL.len()],
+    injected: u64,
+    seqs: TopCounts<u32>,
+    payloads: TopCounts<Box<[u8]>>,
+    reasons: TopCounts<Box<str>>,
+    targets: TopCounts<(IpAddr, u16)>,
+    scanners: TopCounts<IpAddr>,
+    scanner_conns: CountedConnections,
+}
+
+impl Default for SummaryBuilder {
+    fn default() -> Self {
+        SummaryBuilder::with_capacity(TOP_CAPACITY, CONNECTIONS_REMEMBERED)
+    }
+}
+
+impl SummaryBuilder {
+    /// A builder whose top lists hold `top` keys each and that remembers `connections`
+    /// scanner connections.
+    pub(crate) fn with_capacity(top: usize, connections: usize) -> Self {
+        SummaryBuilder {
+            rsts: 0,
+            cause_counts: [0; Cause::ALL.len()],
+            injected: 0,
+            seqs: TopCounts::new(top),
+            payloads: TopCounts::new(top),
+            reasons: TopCounts::new(top),
+            targets: TopCounts::new(top),
+            scanners: TopCounts::new(top),
+            scanner_conns: CountedConnections::new(connections),
+        }
+    }
+
+    /// Count one row; rows come in log order (which the scanner count relies on, see above).
+    pub fn push(&mut self, e: &ResetEvent) {
+        self.rsts += 1;
         let cause = e
             .cause
             .as_deref()
             .and_then(|c| Cause::ALL.iter().position(|k| k.name() == c));
         if let Some(i) = cause {
-            cause_counts[i] += 1;
+            self.cause_counts[i] += 1;
         }
         if e.injected == Some(true) {
-            injected += 1;
+            self.injected += 1;
         }
-        *seqs.entry(e.seq).or_default() += 1;
+        self.seqs.add(&e.seq);
         if let Some(p) = &e.payload {
-            *payload_bytes.entry(p.as_slice()).or_default() += 1;
+            self.payloads.add(p.as_slice());
         }
         if let Some(r) = &e.reason {
-            *reason_strs.entry(r.as_str()).or_default() += 1;
+            self.reasons.add(r.as_str());
         }
-        match cause.map(|i| Cause::ALL[i]) {
+        // Sources of refused or half-open attempts, counted once per connection.
+        let scanner_row = match cause.map(|i| Cause::ALL[i]) {
             Some(Cause::Refused) => {
-                *target_addrs.entry((e.resp_h, e.resp_p)).or_default() += 1;
-                scanner_conns.insert((e.orig_h, &e.uid));
+                self.targets.add(&(e.resp_h, e.resp_p));
+                true
             }
-            Some(Cause::HandshakeAbort) if e.is_orig => {
-                scanner_conns.insert((e.orig_h, &e.uid));
-            }
-            _ => {}
+            Some(Cause::HandshakeAbort) => e.is_orig,
+            _ => false,
+        };
+        if scanner_row && self.scanner_conns.insert(e.orig_h, &e.uid, e.ts_ns) {
+            self.scanners.add(&e.orig_h);
         }
     }
-    let by_cause: BTreeMap<&'static str, u64> = Cause::ALL
-        .iter()
-        .zip(cause_counts)
-        .map(|(c, n)| (c.name(), n))
-        .collect();
-    let mut payloads: FastMap<String, u64> = FastMap::default();
-    for (p, n) in payload_bytes {
-        *payloads.entry(escape_field(p)).or_default() += n;
-    }
-    let reasons: FastMap<String, u64> = reason_strs
-        .into_iter()
-        .map(|(r, n)| (r.to_string(), n))
-        .collect();
-    // Only the most frequent targets are named; ties need the rendered names, so every
-    // target counted as often as the last one kept is rendered.
-    let top_targets = rendered_top(&target_addrs, |(h, p), out| endpoint(h, *p, out));
-    let mut scanner_counts: FastMap<std::net::IpAddr, u64> = FastMap::default();
-    for (h, _) in scanner_conns {
-        *scanner_counts.entry(h).or_default() += 1;
-    }
-    let top_scanners = rendered_top(&scanner_counts, addr_text);
-    let top_seq = top(&seqs, TOP_N);
 
-    let rsts = events.len() as u64;
-    let pairs = |v: &[(String, u64)], key: &str| -> Vec<Value> {
-        v.iter()
-            .map(|(k, c)| json!({ key: k, "count": c }))
-            .collect()
-    };
-    let json = json!({
-        "rsts": rsts,
-        "by_cause": by_cause,
-        "injected": injected,
-        "top_seq": top_seq.iter().map(|(s, c)| json!({"seq": s, "count": c})).collect::<Vec<_>>(),
-        "top_payloads": pairs(&top(&payloads, TOP_N), "payload"),
-        "top_reasons": pairs(&top(&reasons, TOP_N), "reason"),
-        "top_refused_targets": pairs(&top_targets, "target"),
-        "top_scanners": pairs(&top_scanners, "source"),
-        "connections": inputs.flow.connections,
-        "connections_evicted": inputs.flow.evicted,
-        "peak_connections": inputs.flow.peak_connections,
-        "tcp_segments": inputs.flow.segments,
-        "parallel": {
-            "units": inputs.parallel.units,
-            "replayed_packets": inputs.parallel.replayed_packets,
-            "redone_units": inputs.parallel.redone_units,
-        },
-        "packets": inputs.packets,
-        "bytes": inputs.bytes,
-        "files": inputs.files,
-        "sensors": inputs.sensors,
-        "files_with_errors": inputs.files_with_errors,
-    });
-    Summary {
-        json,
-        by_cause,
-        injected,
-        rsts,
-        top_seq,
-        top_targets,
-        top_scanners,
+    /// The summary of the rows pushed and the inputs they came from.
+    pub fn finish(self, inputs: RunInputs) -> Summary {
+        let by_cause: BTreeMap<&'static str, u64> = Cause::ALL
+            .iter()
+            .zip(self.cause_counts)
+            .map(|(c, n)| (c.name(), n))
+            .collect();
+        // Rendered as text once per distinct payload held, merged where two render alike.
+        let mut payloads: FastMap<String, u64> = FastMap::default();
+        for (p, n) in &self.payloads.counts {
+            *payloads.entry(escape_field(p)).or_default() += n;
+        }
+        let reasons: FastMap<String, u64> = self
+            .reasons
+            .counts
+            .iter()
+            .map(|(r, n)| (r.to_string(), *n))
+            .collect();
+        // Only the most frequent targets are named; ties need the rendered names, so every
+        // target counted as often as the last one kept is rendered.
+        let top_targets = rendered_top(&self.targets.counts, |(h, p), out| endpoint(h, *p, out));
+        let top_scanners = rendered_top(&self.scanners.counts, addr_text);
+        let top_seq = top(&self.seqs.counts, TOP_N);
+
+        let rsts = self.rsts;
+        let injected = self.injected;
+        let pairs = |v: &[(String, u64)], key: &str| -> Vec<Value> {
+            v.iter()
+                .map(|(k, c)| json!({ key: k, "count": c }))
+                .collect()
+        };
+        let mut json = json!({
+            "rsts": rsts,
+            "by_cause": by_cause,
+            "injected": injected,
+            "top_seq": top_seq.iter().map(|(s, c)| json!({"seq": s, "count": c})).collect::<Vec<_>>(),
+            "top_payloads": pairs(&top(&payloads, TOP_N), "payload"),
+            "top_reasons": pairs(&top(&reasons, TOP_N), "reason"),
+            "top_refused_targets": pairs(&top_targets, "target"),
+            "top_scanners": pairs(&top_scanners, "source"),
+            "connections": inputs.flow.connections,
+            "connections_evicted": inputs.flow.evicted,
+            "peak_connections": inputs.flow.peak_connections,
+            "tcp_segments": inputs.flow.segments,
+            "parallel": {
+                "units": inputs.parallel.units,
+                "replayed_packets": inputs.parallel.replayed_packets,
+                "redone_units": inputs.parallel.redone_units,
+            },
+            "packets": inputs.packets,
+            "bytes": inputs.bytes,
+            "files": inputs.files,
+            "sensors": inputs.sensors,
+            "files_with_errors": inputs.files_with_errors,
+        });
+        // Only when a list outgrew its capacity: an exact summary is today's, to the byte.
+        let mut approximate = serde_json::Map::new();
+        let forgotten = self.scanner_conns.forgotten_early;
+        for (list, max_undercount, forgotten) in [
+            ("top_seq", self.seqs.max_undercount, 0),
+            ("top_payloads", self.payloads.max_undercount, 0),
+            ("top_reasons", self.reasons.max_undercount, 0),
+            ("top_refused_targets", self.targets.max_undercount, 0),
+            ("top_scanners", self.scanners.max_undercount, forgotten),
+        ] {
+            if max_undercount == 0 && forgotten == 0 {
+                continue;
+            }
+            let mut bound = json!({ "max_undercount": max_undercount });
+            if forgotten > 0 {
+                bound["connections_forgotten_early"] = json!(forgotten);
+            }
+            approximate.insert(list.into(), bound);
+        }
+        if !approximate.is_empty() {
+            json["approximate_top_lists"] = Value::Object(approximate);
+        }
+        Summary {
+            json,
+            by_cause,
+            injected,
+            rsts,
+            top_seq,
+            top_targets,
+            top_scanners,
+        }
+    }
+
+    /// Keys held: (top lists, remembered connections), each at most its capacity.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> ([usize; 5], usize) {
+        (
+            [
+                self.seqs.counts.len(),
+                self.payloads.counts.len(),
+                self.reasons.counts.len(),
+                self.targets.counts.len(),
+                self.scanners.counts.len(),
+            ],
+            self.scanner_conns.index.len(),
+        )
+    }
+}
+
+/// A top list's key: owned from what a row borrows only when it is new, and weighed by the
+/// heap bytes it owns (what a list's byte budget counts).
+trait ListKey: std::hash::Hash + Eq + Sized {
+    type Borrowed: std::hash::Hash + hashbrown::Equivalent<Self> + ?Sized;
+    fn own(key: &Self::Borrowed) -> Self;
+    fn key_bytes(&self) -> usize {
+        0
+    }
+}
+
+impl ListKey for u32 {
+    type Borrowed = u32;
+    fn own(key: &u32) -> u32 {
+        *key
+    }
+}
+
+impl ListKey for IpAddr {
+    type Borrowed = IpAddr;
+    fn own(key: &IpAddr) -> IpAddr {
+        *key
+    }
+}
+
+impl ListKey for (IpAddr, u16) {
+    type Borrowed = (IpAddr, u16);
+    fn own(key: &(IpAddr, u16)) -> (IpAddr, u16) {
+        *key
+    }
+}
+
+impl ListKey for Box<[u8]> {
+    type Borrowed = [u8];
+    fn own(key: &[u8]) -> Box<[u8]> {
+        key.into()
+    }
+    fn key_bytes(&self) -> usize {
+        self.len()
+    }
+}
+
+impl ListKey for Box<str> {
+    type Borrowed = str;
+    fn own(key: &str) -> Box<str> {
+        key.into()
+    }
+    fn key_bytes(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Counts per key in bounded memory: a Misra–Gries summary that purges in batches.
+///
+/// It holds at most `capacity` keys, and keys of at most `key_bytes_budget` heap bytes (plus
+/// one key). While neither is reached, counts are exact. When a new key would not fit, a purge
+/// takes the count `m` of the first key, in decreasing count order, past half the capacity or
+/// half the byte budget, subtracts `m` from every count and drops the keys left at zero or
+/// below: at most half the capacity and budget remain, so purges are rare and cost O(log
+/// capacity) per row amortised. The result depends only on the counts, never on hash order.
+///
+/// Bound: every count is a lower bound, low by at most `max_undercount` (the sum of the `m`s);
+/// a key not held occurred at most `max_undercount` times. Each purge removes at least `m`
+/// from at least Q keys, Q ≥ min(capacity / 2 + 1, budget / (2 × the longest key)), and rows
+/// add one each, so `max_undercount` ≤ rows / Q. For the top list: a key listed has at least
+/// its count; a key occurring more than `max_undercount` times more than the N-th listed count
+/// is listed; two keys whose true counts differ by more than `max_undercount` keep their order;
+/// equal counts tie by name as always, though their true counts may differ.
+struct TopCounts<K> {
+    counts: FastMap<K, u64>,
+    capacity: usize,
+    key_bytes_budget: usize,
+    key_bytes: usize,
+    max_undercount: u64,
+}
+
+impl<K: ListKey> TopCounts<K> {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(2);
+        TopCounts {
+            counts: FastMap::default(),
+            capacity,
+            key_bytes_budget: capacity * KEY_BYTES_PER_ENTRY,
+            key_bytes: 0,
+            max_undercount: 0,
+        }
+    }
+
+    /// Count one occurrence of `key` (owned only when it is new).
+    fn add(&mut self, key: &K::Borrowed) {
+        if let Some(n) = self.counts.get_mut(key) {
+            *n += 1;
+            return;
+        }
+        let key = K::own(key);
+        let bytes = key.key_bytes();
+        if self.counts.len() >= self.capacity || self.key_bytes + bytes > self.key_bytes_budget {
+            self.purge();
+        }
+        self.key_bytes += bytes;
+        self.counts.insert(key, 1);
+    }
+
+    fn purge(&mut self) {
+        let mut by_count: Vec<(u64, usize)> = self
+            .counts
+            .iter()
+            .map(|(k, n)| (*n, k.key_bytes()))
+            .collect();
+        by_count.sort_unstable_by_key(|&(n, _)| std::cmp::Reverse(n));
+        let (mut kept, mut bytes) = (0, 0);
+        let cut = by_count.iter().find(|(_, b)| {
+            kept += 1;
+            bytes += b;
+            kept > self.capacity / 2 || bytes > self.key_bytes_budget / 2
+        });
+        // None: the list is within half its budget and a key longer than the other half
+        // comes; it is let in (over the budget by at most one key).
+        let Some(&(m, _)) = cut else { return };
+        let mut freed = 0;
+        self.counts.retain(|k, n| {
+            if *n > m {
+                *n -= m;
+                true
+            } else {
+                freed += k.key_bytes();
+                false
+            }
+        });
+        self.key_bytes -= freed;
+        self.max_undercount += m;
+    }
+}
+
+/// A uid as a connection key, inline when it is as short as ours ("C" + at most 17 digits).
+#[derive(PartialEq, Eq)]
+enum UidText {
+    Short { len: u8, bytes: [u8; 22] },
+    Long(Box<str>),
+}
+
+impl UidText {
+    fn new(uid: &str) -> Self {
+        let mut bytes = [0; 22];
+        match bytes.get_mut(..uid.len()) {
+            Some(b) => {
+                b.copy_from_slice(uid.as_bytes());
+                UidText::Short {
+                    len: uid.len() as u8,
+                    bytes,
+                }
+            }
+            None => UidText::Long(uid.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            UidText::Short { len, bytes } => &bytes[..*len as usize],
+            UidText::Long(s) => s.as_bytes(),
+        }
+    }
+}
+
+/// A counted scanner connection, with the packet time of its first counted row.
+struct CountedConnection {
+    ts_ns: i64,
+    orig_h: IpAddr,
+    uid: UidText,
+}
+
+/// The last `capacity` scanner connections counted, so that each counts once: a ring in
+/// arrival order indexed by a hash table. Exact while a connection's rows are fewer than
+/// `capacity` newly counted connections apart; `forgotten_early` counts connections dropped
+/// for room within [`CONNECTION_QUIET_NS`] of their first row, the only ones the tracker could
+/// still give a row for (which would then count twice).
+struct CountedConnections {
+    ring: Vec<CountedConnection>,
+    /// The slot the next connection replaces once the ring is full.
+    oldest: usize,
+    capacity: usize,
+    /// Slots of `ring`, by the hash of (orig_h, uid).
+    index: hashbrown::HashTable<u32>,
+    hasher: hashbrown::DefaultHashBuilder,
+    forgotten_early: u64,
+}
+
+impl CountedConnections {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, u32::MAX as usize);
+        CountedConnections {
+            ring: Vec::new(),
+            oldest: 0,
+            capacity,
+            index: hashbrown::HashTable::new(),
+            hasher: Default::default(),
+            forgotten_early: 0,
+        }
+    }
+
+    /// Remember the connection; false when it is remembered already.
+    fn insert(&mut self, orig_h: IpAddr, uid: &str, ts_ns: i64) -> bool {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one((orig_h, uid.as_bytes()));
+        let ring = &self.ring;
+        let same = |&i: &u32| {
+            let c = &ring[i as usize];
+            c.orig_h == orig_h && c.uid.as_bytes() == uid.as_bytes()
+        };
+        if self.index.find(hash, same).is_some() {
+            return false;
+        }
+        let conn = CountedConnection {
+            ts_ns,
+            orig_h,
+            uid: UidText::new(uid),
+        };
+        let slot = if self.ring.len() < self.capacity {
+            self.ring.push(conn);
+            self.ring.len() - 1
+        } else {
+            let slot = self.oldest;
+            self.oldest = (slot + 1) % self.capacity;
+            let old = std::mem::replace(&mut self.ring[slot], conn);
+            if ts_ns.saturating_sub(old.ts_ns) <= CONNECTION_QUIET_NS {
+                self.forgotten_early += 1;
+            }
+            let old_hash = self.hasher.hash_one((old.orig_h, old.uid.as_bytes()));
+            if let Ok(entry) = self.index.find_entry(old_hash, |&i| i as usize == slot) {
+                entry.remove();
+            }
+            slot
+        };
+        let (ring, hasher) = (&self.ring, &self.hasher);
+        self.index.insert_unique(hash, slot as u32, |&i| {
+            let c = &ring[i as usize];
+            hasher.hash_one((c.orig_h, c.uid.as_bytes()))
+        });
+        true
     }
 }
 
@@ -368,6 +713,31 @@ pub fn add_join(s: &mut Summary, j: &rstscope_join::JoinReport, conn_rst_rows: O
     });
 }
 
+/// What the summary says of its approximate top lists, in a sentence; None when all are exact.
+pub fn approximate_note(s: &Summary) -> Option<String> {
+    let lists = s.json.get("approximate_top_lists")?.as_object()?;
+    let parts: Vec<String> = lists
+        .iter()
+        .map(|(list, b)| {
+            let mut part = format!(
+                "{} low by at most {}",
+                list.trim_start_matches("top_").replace('_', " "),
+                b["max_undercount"]
+            );
+            if let Some(n) = b.get("connections_forgotten_early") {
+                part.push_str(&format!(
+                    " ({n} connections forgotten early may count twice)"
+                ));
+            }
+            part
+        })
+        .collect();
+    Some(format!(
+        "approximate top lists (more distinct keys than held): {}",
+        parts.join("; ")
+    ))
+}
+
 /// The human table for stderr.
 pub fn table(s: &Summary) -> String {
     let mut out = String::new();
@@ -404,82 +774,12 @@ pub fn table(s: &Summary) -> String {
             .collect();
         out.push_str(&format!("top scanners: {}\n", t.join(", ")));
     }
+    if let Some(note) = approximate_note(s) {
+        out.push_str(&note);
+        out.push('\n');
+    }
     out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::IpAddr;
-
-    #[test]
-    fn addresses_and_endpoints_are_named_as_core_fmt_names_them() {
-        let addrs = [
-            "0.0.0.0",
-            "10.0.0.1",
-            "192.168.100.255",
-            "255.255.255.255",
-            "::",
-            "::1",
-            "2001:db8::8:800:200c:417a",
-            "::ffff:192.0.2.1",
-            "fe80::1:2:3:4",
-        ];
-        let text = |f: &dyn Fn(&mut Vec<u8>)| {
-            let mut out = Vec::new();
-            f(&mut out);
-            String::from_utf8(out).unwrap()
-        };
-        let mut longest = 0;
-        for a in addrs
-            .iter()
-            .chain(&["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"])
-        {
-            let ip: IpAddr = a.parse().unwrap();
-            assert_eq!(text(&|o| addr_text(&ip, o)), ip.to_string());
-            for port in [0u16, 80, 65535] {
-                let want = if ip.is_ipv6() {
-                    format!("[{ip}]:{port}")
-                } else {
-                    format!("{ip}:{port}")
-                };
-                let got = text(&|o| endpoint(&ip, port, o));
-                assert_eq!(got, want);
-                longest = longest.max(got.len());
-                assert_eq!(ShortName::new(got.as_bytes()).to_string(), want);
-            }
-        }
-        // Room for the longest endpoint (IPv4-mapped forms are shorter than 8 groups of 4).
-        assert!(longest <= ShortName::MAX, "{longest}");
-    }
-
-    #[test]
-    fn rendered_top_keeps_the_most_frequent_then_the_smallest_names() {
-        let mut counts: FastMap<IpAddr, u64> = FastMap::default();
-        // 30 addresses tied at 1, three more frequent ones.
-        for i in 0..30u8 {
-            counts.insert(IpAddr::from([10, 0, 0, i]), 1);
-        }
-        counts.insert(IpAddr::from([9, 9, 9, 9]), 5);
-        counts.insert(IpAddr::from([8, 8, 8, 8]), 3);
-        counts.insert(IpAddr::from([1, 1, 1, 1]), 3);
-        let got = rendered_top(&counts, addr_text);
-        // Ties broken by the rendered name ("10.0.0.10" < "10.0.0.2"), as `top` orders them.
-        let names: Vec<(&str, u64)> = got.iter().map(|(k, n)| (k.as_str(), *n)).collect();
-        assert_eq!(
-            names,
-            [
-                ("9.9.9.9", 5),
-                ("1.1.1.1", 3),
-                ("8.8.8.8", 3),
-                ("10.0.0.0", 1),
-                ("10.0.0.1", 1),
-                ("10.0.0.10", 1),
-                ("10.0.0.11", 1),
-                ("10.0.0.12", 1),
-                ("10.0.0.13", 1),
-                ("10.0.0.14", 1),
-            ]
-        );
-    }
-}
+pub(crate) mod tests;
