@@ -7,11 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use rstscope_capture::{InflateCap, PlainAccess};
-use rstscope_engine::output::{
-    commit_all, stage, stage_reset_log, stage_summary, Format, OutputSpec,
-};
+use rstscope_engine::output::{Format, OutputSpec};
 use rstscope_engine::run::{Reporter, Run, Settings};
-use rstscope_engine::{summary, Progress, RunOptions, SensorFrom};
+use rstscope_engine::{Progress, RunOptions, SensorFrom};
 use rstscope_flow::FlowConfig;
 use rstscope_reset::EventOptions;
 
@@ -265,86 +263,17 @@ fn main() -> ExitCode {
     ExitCode::from(status)
 }
 
-/// Take the output directory's lock (held until the file is dropped): another run holding it
-/// is exit status 75 (retry later), a lock that cannot be taken at all 74.
-fn lock_out(dir: &std::path::Path) -> Result<std::fs::File, Fatal> {
-    rstscope_engine::lock::lock_output_dir(dir).map_err(Fatal::Lock)
-}
-
 fn run_merge(m: &MergeCli, msgs: &mut Messages) -> Result<(), Fatal> {
-    let _lock = lock_out(&m.out)?;
-    let mut shards = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for d in &m.dirs {
-        // A shard given twice would give its rows twice.
-        if !seen.insert(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())) {
-            msgs.notice(format_args!(
-                "{}: skipped, the same shard was already given",
-                d.display()
-            ));
-            continue;
-        }
-        shards.push(rstscope_engine::merge::open_shard(d).map_err(Fatal::Shard)?);
-    }
-    let format = shards[0].format;
-    let gzip = shards[0].gzip;
-    if shards.iter().any(|s| s.format != format || s.gzip != gzip) {
-        return Err(Fatal::MixedShards);
-    }
-    // The shards' state files are read before anything is written: one that cannot be read is
-    // refused as a run refuses its --state (exit status 2), with the merged logs not written.
-    let mut state = None;
-    if m.state.is_some() {
-        let mut st = rstscope_engine::state::State::default();
-        for f in &m.from_state {
-            st.files.extend(
-                rstscope_engine::state::State::load(f)
-                    .map_err(Fatal::State)?
-                    .files,
-            );
-        }
-        state = Some(st);
-    }
-    let inputs = rstscope_engine::merge::merged_inputs_of(shards.iter().map(|s| &s.summary));
-    // Each shard's log is in log order: merged as read, not loaded and sorted.
-    let mut merged = rstscope_engine::merge::MergedRows::new(shards);
-    let events = merged
-        .by_ref()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Fatal::Shard)?;
-    let threads = RunOptions::default().resolved_threads();
-    let sec = 1_000_000_000i64;
-    let open = merged.open().map(|t| t * sec);
-    let close = merged.close().map(|t| t * sec);
-    let open = open.or(events.first().map(|e| e.ts_ns)).unwrap_or(0);
-    let close = close.or(events.last().map(|e| e.ts_ns)).unwrap_or(open);
-    let summary = summary::from_parts(&events, inputs);
-    let spec = OutputSpec {
-        format,
-        gzip,
-        ..OutputSpec::default()
+    let settings = rstscope_engine::merge::MergeSettings {
+        dirs: m.dirs.clone(),
+        out: m.out.clone(),
+        state: m.state.clone(),
+        from_state: m.from_state.clone(),
     };
-    let written = (|| -> std::io::Result<()> {
-        let log = stage_reset_log(&m.out, &spec, &events, open, close, threads)?;
-        let summary_file = stage_summary(&m.out, &spec.summary_name(), &summary.json)?;
-        let page = rstscope_engine::report::render(&events, &summary);
-        let report_file = stage(&m.out, &spec.report_name(), false, |out| {
-            out.write_all(page.as_bytes())
-        })?;
-        commit_all(vec![log, summary_file, report_file])?;
-        if let (Some(st), Some(p)) = (&state, &m.state) {
-            st.save(p)?;
-        }
-        Ok(())
-    })();
-    written.map_err(|source| Fatal::WriteMerged {
-        dir: m.out.clone(),
-        source,
-    })?;
+    let (rows, shards) = rstscope_engine::merge::merge_shards(&settings, |n| msgs.notice(n))
+        .map_err(Fatal::Merge)?;
     msgs.info(format_args!(
-        "rstscope merge: {} RSTs from {} shards",
-        events.len(),
-        merged.shards().len()
+        "rstscope merge: {rows} RSTs from {shards} shards"
     ));
     Ok(())
 }

@@ -7,9 +7,8 @@
 
 use std::fmt::Display;
 use std::io::Write;
-use std::path::PathBuf;
 
-use rstscope_engine::error::{LockError, RunError, ShardError, StateError};
+use rstscope_engine::error::{LockError, MergeError, RunError};
 
 /// Exit statuses (also in README and --help).
 pub const EXIT_OK: u8 = 0;
@@ -28,47 +27,34 @@ pub const EXIT_LOCKED: u8 = 75;
 pub enum Fatal {
     #[error(transparent)]
     Run(RunError),
-    /// The output directory's lock (of a merge): held by another run (75), or not to be taken
-    /// (74).
-    #[error("{0}")]
-    Lock(LockError),
-    #[error("{0}")]
-    State(StateError),
-    #[error("{0}")]
-    Shard(ShardError),
-    #[error("the shards were written in different formats")]
-    MixedShards,
-    #[error("cannot write the merged logs in {}: {source} (exit status 74)", dir.display())]
-    WriteMerged {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Merge(MergeError),
 }
 
 impl Fatal {
     /// The exit status this ends the process with.
     pub fn status(&self) -> u8 {
         match self {
-            Fatal::Lock(LockError::Held(_)) | Fatal::Run(RunError::Lock(LockError::Held(_))) => {
-                EXIT_LOCKED
-            }
-            Fatal::Lock(LockError::Io(..))
-            | Fatal::WriteMerged { .. }
-            | Fatal::Run(
+            Fatal::Run(RunError::Lock(LockError::Held(_)))
+            | Fatal::Merge(MergeError::Lock(LockError::Held(_))) => EXIT_LOCKED,
+            Fatal::Run(
                 RunError::Lock(LockError::Io(..))
                 | RunError::StateLock(_)
                 | RunError::WriteLogs { .. }
                 | RunError::RunRecord { .. },
-            ) => EXIT_CANNOT_WRITE,
-            Fatal::State(_)
-            | Fatal::Shard(_)
-            | Fatal::MixedShards
-            | Fatal::Run(
+            )
+            | Fatal::Merge(MergeError::Lock(LockError::Io(..)) | MergeError::Write { .. }) => {
+                EXIT_CANNOT_WRITE
+            }
+            Fatal::Run(
                 RunError::State(_)
                 | RunError::Carry(_)
                 | RunError::NoCaptures
                 | RunError::NothingRead,
-            ) => EXIT_FAILED,
+            )
+            | Fatal::Merge(MergeError::State(_) | MergeError::Shard(_) | MergeError::MixedShards) => {
+                EXIT_FAILED
+            }
         }
     }
 }
@@ -144,7 +130,7 @@ impl<W: Write> Messages<W> {
     pub fn fatal(&mut self, f: &Fatal) {
         match f {
             // Not an error of this run: another one is at work.
-            Fatal::Lock(e @ LockError::Held(_))
+            Fatal::Merge(MergeError::Lock(e @ LockError::Held(_)))
             | Fatal::Run(RunError::Lock(e @ LockError::Held(_))) => self.line(format_args!(
                 "rstscope: {e}; not starting (exit status 75: retry later)"
             )),
@@ -164,6 +150,8 @@ impl<W: Write> Messages<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstscope_engine::error::StateError;
+    use std::path::PathBuf;
 
     fn text(m: &Messages<Vec<u8>>) -> String {
         String::from_utf8(m.out.clone()).unwrap()
@@ -197,7 +185,11 @@ mod tests {
 
     #[test]
     fn a_fatal_error_decides_the_status_and_is_said_once() {
-        let held = || Fatal::Lock(LockError::Held(PathBuf::from("out/.rstscope.lock")));
+        let held = || {
+            Fatal::Merge(MergeError::Lock(LockError::Held(PathBuf::from(
+                "out/.rstscope.lock",
+            ))))
+        };
         let io = || std::io::Error::other("disk full");
         for (f, status) in [
             (held(), EXIT_LOCKED),
@@ -206,7 +198,7 @@ mod tests {
                 EXIT_LOCKED,
             ),
             (
-                Fatal::Lock(LockError::Io(PathBuf::from("out"), io())),
+                Fatal::Merge(MergeError::Lock(LockError::Io(PathBuf::from("out"), io()))),
                 EXIT_CANNOT_WRITE,
             ),
             (
@@ -217,15 +209,15 @@ mod tests {
                 EXIT_CANNOT_WRITE,
             ),
             (
-                Fatal::State(StateError::Newer {
+                Fatal::Merge(MergeError::State(StateError::Newer {
                     path: PathBuf::from("s.json"),
                     version: 9,
-                }),
+                })),
                 EXIT_FAILED,
             ),
             (Fatal::Run(RunError::NoCaptures), EXIT_FAILED),
             (Fatal::Run(RunError::NothingRead), EXIT_FAILED),
-            (Fatal::MixedShards, EXIT_FAILED),
+            (Fatal::Merge(MergeError::MixedShards), EXIT_FAILED),
             (
                 Fatal::Run(RunError::WriteLogs {
                     dir: PathBuf::from("out"),

@@ -162,3 +162,19 @@ pub enum RunError {
     #[error("cannot append the run record to {}: {source} (exit status 74)", path.display())]
     RunRecord { path: PathBuf, source: io::Error },
 }
+
+/// What ends `rstscope merge` before it has written the merged logs.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// The output directory's lock: held by another run, or not to be taken.
+    #[error("{0}")]
+    Lock(LockError),
+    #[error("{0}")]
+    State(StateError),
+    #[error("{0}")]
+    Shard(ShardError),
+    #[error("the shards were written in different formats")]
+    MixedShards,
+    #[error("cannot write the merged logs in {}: {source} (exit status 74)", dir.display())]
+    Write { dir: PathBuf, source: io::Error },
+}

@@ -909,3 +909,140 @@ mod tests {
         assert_eq!(rotation_secs("1970-01-01-00-00-00"), Some(0));
     }
 }
+
+/// What `rstscope merge` combines, and where to.
+#[derive(Debug, Clone)]
+pub struct MergeSettings {
+    /// Shard output directories.
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged logs go.
+    pub out: PathBuf,
+    /// Write the union of `from_state` here.
+    pub state: Option<PathBuf>,
+    /// The shards' `--state` files.
+    pub from_state: Vec<PathBuf>,
+}
+
+/// Combine shard output directories into what one run over every input would have written:
+/// reset.log, the summary and the report, streamed from the shards' logs (each in log order)
+/// in two passes — the first finds the rows' time span, the page's chart needs it first —
+/// holding one row per shard. Returns the number of rows and of shards merged; notices go to
+/// `notice`.
+pub fn merge_shards(
+    m: &MergeSettings,
+    mut notice: impl FnMut(&dyn std::fmt::Display),
+) -> Result<(u64, usize), crate::error::MergeError> {
+    use crate::error::MergeError;
+    use crate::output::{commit_all, stage, stage_reset_log_batches, stage_summary, OutputSpec};
+    let _lock = crate::lock::lock_output_dir(&m.out).map_err(MergeError::Lock)?;
+    let mut dirs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for d in &m.dirs {
+        // A shard given twice would give its rows twice.
+        if !seen.insert(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())) {
+            notice(&format_args!(
+                "{}: skipped, the same shard was already given",
+                d.display()
+            ));
+            continue;
+        }
+        dirs.push(d.clone());
+    }
+    let open_all = || -> Result<Vec<ShardRows>, MergeError> {
+        dirs.iter()
+            .map(|d| open_shard(d).map_err(MergeError::Shard))
+            .collect()
+    };
+    let shards = open_all()?;
+    let format = shards[0].format;
+    let gzip = shards[0].gzip;
+    if shards.iter().any(|s| s.format != format || s.gzip != gzip) {
+        return Err(MergeError::MixedShards);
+    }
+    // The shards' state files are read before anything is written: one that cannot be read is
+    // refused as a run refuses its --state, with the merged logs not written.
+    let mut state = None;
+    if m.state.is_some() {
+        let mut st = crate::state::State::default();
+        for f in &m.from_state {
+            st.files.extend(
+                crate::state::State::load(f)
+                    .map_err(MergeError::State)?
+                    .files,
+            );
+        }
+        state = Some(st);
+    }
+    let inputs = merged_inputs_of(shards.iter().map(|s| &s.summary));
+    let shard_count = shards.len();
+    // Pass 1: every row is read (and checked) once; the span of the rows and the logs' window.
+    let mut first_pass = MergedRows::new(shards);
+    let mut span: Option<(i64, i64)> = None;
+    for r in first_pass.by_ref() {
+        let ts = r.map_err(MergeError::Shard)?.ts_ns;
+        span = Some(span.map_or((ts, ts), |(a, _)| (a, ts)));
+    }
+    let sec = 1_000_000_000i64;
+    let open = first_pass.open().map(|t| t * sec);
+    let close = first_pass.close().map(|t| t * sec);
+    let open = open.or(span.map(|s| s.0)).unwrap_or(0);
+    let close = close.or(span.map(|s| s.1)).unwrap_or(open);
+    drop(first_pass);
+    // Pass 2: rows counted and written as they are merged.
+    let threads = crate::RunOptions::default().resolved_threads();
+    let mut counted = crate::summary::SummaryBuilder::default();
+    let mut timeline = span.map_or_else(Default::default, |(first, last)| {
+        crate::report::Timeline::new(first, last)
+    });
+    let mut rows = MergedRows::new(open_all()?);
+    let mut count = 0u64;
+    let mut shard_error = None;
+    let batch = crate::output::render_batch_rows(threads);
+    let spec = OutputSpec {
+        format,
+        gzip,
+        ..OutputSpec::default()
+    };
+    let written = (|| -> std::io::Result<()> {
+        let batches = std::iter::from_fn(|| {
+            let mut b = Vec::with_capacity(batch);
+            for r in rows.by_ref().take(batch) {
+                match r {
+                    Ok(r) => {
+                        counted.push(&r);
+                        timeline.push_event(&r);
+                        count += 1;
+                        b.push(r);
+                    }
+                    Err(e) => {
+                        let io = std::io::Error::other(e.to_string());
+                        shard_error = Some(e);
+                        return Some(Err(io));
+                    }
+                }
+            }
+            (!b.is_empty()).then_some(Ok(b))
+        });
+        let log = stage_reset_log_batches(&m.out, &spec, batches, open, close, threads)?;
+        let summary = counted.finish(inputs);
+        let summary_file = stage_summary(&m.out, &spec.summary_name(), &summary.json)?;
+        let page = crate::report::render_page(&timeline, &summary);
+        let report_file = stage(&m.out, &spec.report_name(), false, |out| {
+            out.write_all(page.as_bytes())
+        })?;
+        commit_all(vec![log, summary_file, report_file])?;
+        if let (Some(st), Some(p)) = (&state, &m.state) {
+            st.save(p)?;
+        }
+        Ok(())
+    })();
+    if let Some(e) = shard_error {
+        // (A shard changed between the passes.)
+        return Err(MergeError::Shard(e));
+    }
+    written.map_err(|source| MergeError::Write {
+        dir: m.out.clone(),
+        source,
+    })?;
+    Ok((count, shard_count))
+}

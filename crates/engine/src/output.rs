@@ -716,13 +716,10 @@ pub(crate) mod tests {
     fn an_error_of_the_rows_ends_the_log_with_it() {
         let rows = many_rows(3 * RENDER_CHUNK as u64);
         for threads in [1, 2] {
-            let batches = rows
-                .chunks(RENDER_CHUNK)
-                .enumerate()
-                .map(|(i, b)| match i {
-                    2 => Err(std::io::Error::other("spill file damaged")),
-                    _ => Ok(b),
-                });
+            let batches = rows.chunks(RENDER_CHUNK).enumerate().map(|(i, b)| match i {
+                2 => Err(std::io::Error::other("spill file damaged")),
+                _ => Ok(b),
+            });
             let mut written = 0;
             let r = for_each_rendered(batches, threads, render_tsv, |_| {
                 written += 1;

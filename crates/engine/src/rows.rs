@@ -282,6 +282,46 @@ impl Rows {
         Some(kept)
     }
 
+    /// A first pass over the rows (the conn.log join's keys), keeping them for a second: in
+    /// memory when nothing was spilled, else written again as one sorted run (with
+    /// stitching's decisions applied) to `dir`, past `budget` bytes.
+    pub fn tee(
+        mut self,
+        dir: &Path,
+        budget: usize,
+        mut visit: impl FnMut(&ResetEvent),
+    ) -> std::io::Result<Rows> {
+        let span = (self.first_ts, self.last_ts);
+        let threads = self.threads;
+        let rows = match self.take_vec() {
+            Some(rows) => {
+                rows.iter().for_each(&mut visit);
+                let mut out = Rows::from_vec(rows);
+                (out.first_ts, out.last_ts) = span;
+                return Ok(out);
+            }
+            None => self,
+        };
+        // In order: one run, plus what is left in memory.
+        let mut again = RowSorter::new(dir, budget);
+        for r in rows {
+            let r = r?;
+            visit(&r);
+            again.push(r)?;
+        }
+        Ok(Rows {
+            sorted: Some(again.finish(threads)?),
+            drops: HashMap::new(),
+            bases: Bases::new(),
+            regroup: false,
+            group: std::collections::VecDeque::new(),
+            ahead: None,
+            first_ts: span.0,
+            last_ts: span.1,
+            threads,
+        })
+    }
+
     /// Every row, in memory (tests, small runs).
     pub fn collect_vec(mut self) -> std::io::Result<Vec<ResetEvent>> {
         match self.take_vec() {

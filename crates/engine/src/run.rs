@@ -8,13 +8,15 @@
 use std::fmt::Display;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::RunError;
 use crate::output::{
-    commit_all_after, stage, stage_conn_rst, stage_reset_log, stage_summary, OutputSpec,
+    commit_all_after, stage, stage_conn_rst, stage_reset_log_batches, stage_summary, OutputSpec,
 };
 use crate::{summary, InputFile, Progress, RunOptions, SensorFrom};
 use rstscope_capture::CaptureError;
+use rstscope_reset::ResetEvent;
 
 /// Everything a run needs, checked (the CLI's flags, turned into what they mean).
 #[derive(Debug, Clone)]
@@ -383,22 +385,15 @@ fn run_locked(
         tmp_dir: Some(s.options.tmp_dir.clone().unwrap_or_else(|| s.out.clone())),
         ..s.options.clone()
     };
+    let spill_dir = opts.tmp_dir.clone().unwrap_or_else(|| s.out.clone());
     let mut result = crate::process_streams(&files, &opts, carries, end);
+    let cannot_write = |source| RunError::WriteLogs {
+        dir: s.out.clone(),
+        source,
+    };
     let rows = std::mem::replace(&mut result.rows, Err(std::io::Error::other("taken")));
-    let mut events = rows
-        .and_then(crate::rows::Rows::collect_vec)
-        .map_err(|source| RunError::WriteLogs {
-            dir: s.out.clone(),
-            source,
-        })?;
-    // Rows per sensor, for the summary.
-    for sr in &mut result.sensors {
-        sr.rsts = events
-            .iter()
-            .filter(|e| e.sensor.as_deref() == sr.sensor.as_deref())
-            .count() as u64;
-    }
-    result.sensors.retain(|s| s.files > 0 || s.rsts > 0);
+    let mut rows = rows.map_err(cannot_write)?;
+    let span = rows.time_span();
     msgs.reporter.reading_done();
     let mut any_read = files.is_empty();
     let mut failed = Vec::new();
@@ -496,7 +491,6 @@ fn run_locked(
         .sum();
     record.insert("files_processed".into(), result.files.len().into());
     record.insert("files_failed".into(), failed.into());
-    record.insert("rows".into(), events.len().into());
     record.insert("carried_connections".into(), carried_out.into());
     record.insert("carried_rows".into(), carried_rows.into());
     record.insert("late_files".into(), late.into());
@@ -509,14 +503,14 @@ fn run_locked(
     let open = result
         .first_ts
         .into_iter()
-        .chain(events.first().map(|e| e.ts_ns))
+        .chain(span.map(|(first, _)| first))
         .min()
         .or(carried_clock.filter(|&t| t != i64::MIN))
         .unwrap_or(0);
     let close = result
         .last_ts
         .into_iter()
-        .chain(events.iter().map(|e| e.ts_ns).max())
+        .chain(span.map(|(_, last)| last))
         .max()
         .unwrap_or(open);
     // With --state every run delivers to files of its own: named by the window (as
@@ -584,7 +578,13 @@ fn run_locked(
                 ),
             );
         }
-        let report = rstscope_join::join(&mut events, &logs);
+        // The first pass over the rows: the keys the conn.log rows are matched by.
+        let mut keys = rstscope_join::RstKeys::new();
+        rows = rows
+            .tee(&spill_dir, opts.sort_memory, |r| keys.push(r))
+            .map_err(cannot_write)?;
+        let matches = keys.match_conn_logs(&logs);
+        let report = matches.report();
         for l in &report.logs {
             if let Some(e) = &l.error {
                 msgs.error(format_args!("{}: {e}", l.path.display()));
@@ -621,27 +621,74 @@ fn run_locked(
             ));
         }
         conn_logs = logs;
-        join = Some(report);
+        join = Some(matches);
     }
 
-    // reset.log is rendered (on every thread, when there are several) while the summary is
-    // counted, its bytes going to the disk as they are written; every output gets its final
-    // name only once all are written and synced, in the order log, conn_rst.log, summary,
-    // report — after the state (with the carry and the renames to come) is saved.
+    // One pass over the rows, a batch at a time as they leave the sort: each gets its conn.log
+    // uid and is counted for the summary and the chart while the batch before is rendered
+    // (on every thread, when there are several), its bytes going to the disk as they are
+    // written. Every output gets its final name only once all are written and synced, in the
+    // order log, conn_rst.log, summary, report — after the state (with the carry and the
+    // renames to come) is saved.
     let threads = opts.resolved_threads();
-    let stage_log = || stage_reset_log(&s.out, &spec, &events, open, close, threads);
-    let (log, mut summary) = if threads > 1 {
-        std::thread::scope(|scope| {
-            let log = scope.spawn(stage_log);
-            let summary = summary::build(&result, &events);
-            let log = log
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the log writer panicked")));
-            (log, summary)
-        })
-    } else {
-        (stage_log(), summary::build(&result, &events))
+    let mut counted = summary::SummaryBuilder::default();
+    let mut timeline = span.map_or_else(Default::default, |(first, last)| {
+        crate::report::Timeline::new(first, last)
+    });
+    let mut per_sensor: Vec<(Option<Arc<[u8]>>, u64)> = Vec::new();
+    let mut count = 0u64;
+    let mut visit = |r: &mut ResetEvent| {
+        if let Some(m) = join.as_mut() {
+            m.apply(r);
+        }
+        counted.push(r);
+        timeline.push_event(r);
+        count += 1;
+        let same = |s: &Option<Arc<[u8]>>| match (s, &r.sensor) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        match per_sensor.iter_mut().find(|(s, _)| same(s)) {
+            Some((_, n)) => *n += 1,
+            None => per_sensor.push((r.sensor.clone(), 1)),
+        }
     };
+    let batch = crate::output::render_batch_rows(threads);
+    let log = match rows.take_vec() {
+        Some(mut all) => {
+            let batches = all.chunks_mut(batch).map(|b| {
+                b.iter_mut().for_each(&mut visit);
+                Ok(b)
+            });
+            stage_reset_log_batches(&s.out, &spec, batches, open, close, threads)
+        }
+        None => {
+            let batches = std::iter::from_fn(|| {
+                let mut b = Vec::with_capacity(batch);
+                for r in rows.by_ref().take(batch) {
+                    match r {
+                        Ok(mut r) => {
+                            visit(&mut r);
+                            b.push(r);
+                        }
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+                (!b.is_empty()).then_some(Ok(b))
+            });
+            stage_reset_log_batches(&s.out, &spec, batches, open, close, threads)
+        }
+    };
+    for sr in &mut result.sensors {
+        sr.rsts = per_sensor
+            .iter()
+            .find(|(s, _)| s.as_deref() == sr.sensor.as_deref())
+            .map_or(0, |(_, n)| *n);
+    }
+    result.sensors.retain(|s| s.files > 0 || s.rsts > 0);
+    let mut summary = counted.finish(summary::run_inputs(&result));
+    let join = join.map(rstscope_join::Matches::into_report);
+    record.insert("rows".into(), count.into());
     record.insert("warnings".into(), json!(msgs.warnings));
     let mut conn_rst_rows = None;
     let mut carry_save_seconds = None;
@@ -670,7 +717,7 @@ fn run_locked(
         record.insert("outputs".into(), json!(outputs));
         summary.json["run"] = serde_json::Value::Object(record.clone());
         files.push(stage_summary(&s.out, &spec.summary_name(), &summary.json)?);
-        let page = crate::report::render(&events, &summary);
+        let page = crate::report::render_page(&timeline, &summary);
         files.push(stage(&s.out, &spec.report_name(), false, |out| {
             out.write_all(page.as_bytes())
         })?);
@@ -739,7 +786,7 @@ fn run_locked(
     };
     msgs.info(format_args!(
         "rstscope: {} RSTs in {} packets from {} files, {} connections{carried} -> {}",
-        events.len(),
+        count,
         packets,
         result.files.len(),
         result.flow.connections,
