@@ -371,3 +371,78 @@ fn syn_flood_memory_per_connection() {
         (peaks[0] - peaks[1]) as f64 * 1024.0 / N as f64
     );
 }
+
+/// Memory per connection of a burst of refused connections (`rstscope-gen rsts`: a SYN, then
+/// RST+ACK with seq 0, window 0, a 256-byte payload on every tenth), all within the close
+/// delay, so every row waits in its live connection until the end: this process's resident
+/// memory after the burst (connections with their pending rows), and after `finish` (the
+/// finished rows, the tracker gone). `FLOW_BURST_CONNECTIONS` sets the count (default 1 M).
+#[test]
+#[ignore]
+fn refused_burst_memory_per_connection() {
+    let _alone = measure_alone();
+    let n = env_usize("FLOW_BURST_CONNECTIONS", 1_000_000) as u64;
+    let payload = [b'x'; 256];
+    let before = status_kib("VmRSS:");
+    let mut t = Tracker::new(FlowConfig::default());
+    for i in 0..n {
+        let scanner = IpAddr::from(Ipv4Addr::new(192, 0, 2, 7));
+        let target = IpAddr::from(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8));
+        let (sport, dport) = (1024 + ((i >> 24) % 60000) as u16, 1 + (i % 1024) as u16);
+        let isn = (i as u32).wrapping_mul(2_654_435_761);
+        let ts = 1_700_000_000_000_000_000 + i as i64 * 2000;
+        let syn = Segment {
+            ts_ns: ts,
+            file: 0,
+            frame: 2 * i + 1,
+            src: scanner,
+            dst: target,
+            ttl: 64,
+            ip_id: Some(i as u16),
+            df: Some(false),
+            sport,
+            dport,
+            seq: isn,
+            ack: 0,
+            flags: SYN,
+            window: 65535,
+            options: TcpOptions::default(),
+            payload_len: 0,
+            payload: &[],
+            tunnel_depth: 0,
+        };
+        let body: &[u8] = if i % 10 == 0 { &payload } else { &[] };
+        let rst = Segment {
+            ts_ns: ts + 500,
+            frame: 2 * i + 2,
+            src: target,
+            dst: scanner,
+            sport: dport,
+            dport: sport,
+            seq: 0,
+            ack: isn.wrapping_add(1),
+            flags: RST | ACK,
+            window: 0,
+            payload_len: body.len() as u32,
+            payload: body,
+            ..syn
+        };
+        t.process(&syn, b"rsts.pcap");
+        t.process(&rst, b"rsts.pcap");
+    }
+    assert_eq!(t.live_connections(), n);
+    let pending = status_kib("VmRSS:");
+    let (rows, _) = t.finish();
+    assert_eq!(rows.len() as u64, n);
+    let finished = status_kib("VmRSS:");
+    let peak = status_kib("VmHWM:");
+    drop(rows);
+    let per = |kib: u64| kib as f64 * 1024.0 / n as f64;
+    eprintln!(
+        "{n} refused connections, all live: VmRSS {before} KiB -> {pending} KiB, \
+         {:.1} bytes per connection with its pending row; after finish (rows only) {finished} \
+         KiB, {:.1} bytes per finished row; peak {peak} KiB",
+        per(pending - before),
+        per(finished.saturating_sub(before))
+    );
+}
