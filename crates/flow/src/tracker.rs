@@ -419,7 +419,7 @@ struct RstSide {
 }
 
 /// Per-side state that still fewer connections need.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct MoreSide {
     // Retransmitted payload (T) and zero windows (W): counts and the next count that adds a
     // letter.
@@ -436,7 +436,7 @@ struct MoreSide {
 
 /// State of a connection that few connections need: allocated at a side's first RST (the RST
 /// bookkeeping and the pending rows), or when [`ExtMore`] is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Ext {
     side: [RstSide; 2],
     /// Newest pending row (rows link to older ones), NIL when none. Only connections with a
@@ -459,7 +459,7 @@ impl Default for Ext {
 
 /// Retransmission and zero-window counters, counters past their inline width, and a long
 /// history.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct ExtMore {
     side: [MoreSide; 2],
     /// The whole history once it is longer than HIST_INLINE letters.
@@ -824,6 +824,7 @@ impl Conn {
 /// packet or the moment tells. What the connection determines — uid, Community ID, addresses,
 /// roles, conn_state, duration, the history (a prefix of the connection's) — is filled in when
 /// the row is finished ([`Tracker::finished_row`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Pending {
     ts_ns: i64,
     frame: u64,

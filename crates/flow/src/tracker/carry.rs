@@ -1001,3 +1001,123 @@ pub fn read_carry_file_owned(bytes: Vec<u8>) -> Result<Vec<StreamCarry>, DecodeE
     }
     Ok(streams)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(bits: u8, extra: Option<RowExtra>, source: u32) -> Pending {
+        Pending {
+            ts_ns: i64::MIN,
+            frame: u64::MAX,
+            idle_ns: if bits & P_IDLE != 0 { i64::MAX } else { 0 },
+            sender_pkts: u64::MAX,
+            receiver_pkts: 0,
+            extra: extra.map(Box::new),
+            source,
+            seq: u32::MAX,
+            ack: 1,
+            payload_len: u32::MAX,
+            rst_count: u32::MAX,
+            hist_len: 13,
+            next: NIL,
+            flags: 0xfff,
+            win: 0,
+            ip_id: if bits & P_IP_ID != 0 { 0xffff } else { 0 },
+            evidence: 0xffff,
+            ttl: 255,
+            sender_ttl: if bits & P_SENDER_TTL != 0 { 7 } else { 0 },
+            cause: Cause::Invalid,
+            bits,
+        }
+    }
+
+    /// Rows and the extension, with every optional part there or not and numbers at their
+    /// limits (times at both ends of the range, around a connection that starts at 0), come
+    /// back from the carry's encoding as they were.
+    #[test]
+    fn rows_and_extension_at_their_limits_round_trip() {
+        let mut sources = Sources::default();
+        let (a, b) = (sources.index_of(b"a.pcap"), sources.index_of(b"\xffb.pcap"));
+        let pending = vec![
+            Some(row(P_ALL, None, a)),
+            Some(row(
+                0,
+                Some(RowExtra {
+                    payload: Some(b"\0\xff".as_slice().into()),
+                    reason: None,
+                }),
+                b,
+            )),
+            Some(row(
+                P_DF_KNOWN | P_IDLE,
+                Some(RowExtra {
+                    payload: None,
+                    reason: Some("4:ABORT".into()),
+                }),
+                a,
+            )),
+        ];
+        let mut c = Conn {
+            start_ns: 0,
+            last_ns: i64::MAX,
+            close_ns: i64::MIN,
+            timer: i64::MAX,
+            flags: C_LIVE,
+            ..Conn::DEAD
+        };
+        for l in b"ShADadtTwWFfRr" {
+            c.push_letter(*l);
+        }
+        c.sides[1].bits |= S_RST | S_PKTS_HI;
+        c.sides[1].syn_seq = u32::MAX;
+        c.sides[0].ttl_cnts = [u16::MAX, 0, 1];
+        let e = c.ext_mut();
+        e.side[1] = RstSide {
+            last_ns: i64::MIN,
+            last_rst_ns: i64::MAX,
+            storm_run_start_ns: -1,
+            rsts: u32::MAX,
+            last_was_rst: true,
+            peer_data_since_rst: true,
+            ..RstSide::default()
+        };
+        c.more_mut().side[0].ttl_cnts = [u32::MAX; 3];
+        let key = Key {
+            v4: 1,
+            ports: 2,
+            fam: FAM_V4,
+            v6: [0; 2],
+        };
+        let mut w = Writer::default();
+        encode_conn(&key, &c, &[0, 1, 2], &pending, &sources, &mut w);
+        let mut back_sources = Sources::default();
+        let d = decode_conn(&w.buf, &mut back_sources).expect("decodes");
+        let names = |s: &Sources, p: &Pending| s.name(p.source).to_vec();
+        for (was, is) in pending.iter().flatten().zip(&d.rows) {
+            assert_eq!(names(&sources, was), names(&back_sources, is));
+            let is = Pending {
+                source: was.source,
+                ..is.clone()
+            };
+            assert_eq!(&is, was);
+        }
+        assert_eq!(d.rows.len(), 3);
+        let dc = &d.conn;
+        assert_eq!(
+            (dc.start_ns, dc.last_ns, dc.close_ns, dc.timer),
+            (c.start_ns, c.last_ns, c.close_ns, c.timer)
+        );
+        assert_eq!(dc.ext, c.ext);
+        assert_eq!(dc.with_history(<[u8]>::to_vec), b"ShADadtTwWFfRr");
+        // A row whose history would be longer than its connection's does not decode.
+        let mut long = row(0, None, a);
+        long.hist_len = 15;
+        let mut w = Writer::default();
+        encode_conn(&key, &c, &[0], &[Some(long)], &sources, &mut w);
+        let e = decode_conn(&w.buf, &mut Sources::default())
+            .err()
+            .expect("an error");
+        assert!(e.what.contains("history"), "{e}");
+    }
+}
