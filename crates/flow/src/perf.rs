@@ -371,3 +371,90 @@ fn syn_flood_memory_per_connection() {
         (peaks[0] - peaks[1]) as f64 * 1024.0 / N as f64
     );
 }
+
+/// Memory per connection of a burst of refused connections (`rstscope-gen rsts`: a SYN, then
+/// RST+ACK with seq 0, window 0, a 256-byte payload on every tenth), all within the close
+/// delay, so every row waits in its live connection until the end: this process's resident
+/// memory after the burst (connections with their pending rows), and after `finish` (the
+/// finished rows, the tracker gone). `FLOW_BURST_CONNECTIONS` sets the count (default 1 M),
+/// `FLOW_BURST_SPACING_NS` the time between connections (default 2000: 1 M within 2 s; with
+/// 120000, 5 M over 600 s, connections end as the run goes, and their rows, taken as they come,
+/// are dropped: what stays is the tracker with the rows still pending).
+#[test]
+#[ignore]
+fn refused_burst_memory_per_connection() {
+    let _alone = measure_alone();
+    let n = env_usize("FLOW_BURST_CONNECTIONS", 1_000_000) as u64;
+    let spacing = env_usize("FLOW_BURST_SPACING_NS", 2000) as i64;
+    let (mut taken, mut peak_live) = (0, 0);
+    let payload = [b'x'; 256];
+    let before = status_kib("VmRSS:");
+    let mut t = Tracker::new(FlowConfig::default());
+    for i in 0..n {
+        let scanner = IpAddr::from(Ipv4Addr::new(192, 0, 2, 7));
+        let target = IpAddr::from(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8));
+        let (sport, dport) = (1024 + ((i >> 24) % 60000) as u16, 1 + (i % 1024) as u16);
+        let isn = (i as u32).wrapping_mul(2_654_435_761);
+        let ts = 1_700_000_000_000_000_000 + i as i64 * spacing;
+        let syn = Segment {
+            ts_ns: ts,
+            file: 0,
+            frame: 2 * i + 1,
+            src: scanner,
+            dst: target,
+            ttl: 64,
+            ip_id: Some(i as u16),
+            df: Some(false),
+            sport,
+            dport,
+            seq: isn,
+            ack: 0,
+            flags: SYN,
+            window: 65535,
+            options: TcpOptions::default(),
+            payload_len: 0,
+            payload: &[],
+            tunnel_depth: 0,
+        };
+        let body: &[u8] = if i % 10 == 0 { &payload } else { &[] };
+        let rst = Segment {
+            ts_ns: ts + 500,
+            frame: 2 * i + 2,
+            src: target,
+            dst: scanner,
+            sport: dport,
+            dport: sport,
+            seq: 0,
+            ack: isn.wrapping_add(1),
+            flags: RST | ACK,
+            window: 0,
+            payload_len: body.len() as u32,
+            payload: body,
+            ..syn
+        };
+        t.process(&syn, b"rsts.pcap");
+        t.process(&rst, b"rsts.pcap");
+        if i % 4096 == 0 {
+            taken += t.take_done().len() as u64;
+            peak_live = peak_live.max(t.live_connections());
+        }
+    }
+    peak_live = peak_live.max(t.live_connections());
+    let pending = status_kib("VmRSS:");
+    let (rows, _) = t.finish();
+    assert_eq!(taken + rows.len() as u64, n);
+    let finished = status_kib("VmRSS:");
+    let peak = status_kib("VmHWM:");
+    let rows_len = rows.len();
+    drop(rows);
+    let per_live = |kib: u64| kib as f64 * 1024.0 / peak_live.max(1) as f64;
+    eprintln!(
+        "{n} refused connections {spacing} ns apart, at most {peak_live} live, {taken} rows \
+         finished and dropped before the end: VmRSS {before} KiB -> {pending} KiB, {:.1} bytes \
+         per live connection with its pending row; after finish ({} rows) {finished} KiB, \
+         {:.1} bytes per finished row; peak {peak} KiB",
+        per_live(pending - before),
+        rows_len,
+        (finished.saturating_sub(before)) as f64 * 1024.0 / rows_len.max(1) as f64
+    );
+}

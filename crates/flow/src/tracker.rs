@@ -6,9 +6,12 @@
 //!   the hash table stores only the slot number, hashing and comparing through the slot's key;
 //!   IPv6 addresses live in a side slab, so an IPv4 key takes 12 bytes;
 //! - state that most connections never need — RST bookkeeping and pending rows (from a
-//!   side's first RST on), retransmission and zero-window counters, counters past their inline
-//!   width, a history longer than 12 letters — is in a per-connection [`Ext`] allocated on
-//!   first use;
+//!   side's first RST on) — is in a per-connection [`Ext`] allocated on first use, and what
+//!   still fewer need — retransmission and zero-window counters, counters past their inline
+//!   width, a history longer than 12 letters — in an [`ExtMore`] hung from it;
+//! - a RST's row waits for its connection's end as a [`Pending`] of 88 bytes (the packet's
+//!   fields as numbers); the reset.log row, with its strings, is made when it is finished, so a
+//!   burst of refused SYNs within the close delay costs ~430 bytes per connection, not ~880;
 //! - expiry: a ring of ~67 ms buckets of slot numbers feeds a binary heap that only holds the
 //!   connections due in the buckets reached. Together they pop in exactly the order of one
 //!   global heap keyed by (timer, slot), so which connection ends when — and which one is
@@ -16,6 +19,7 @@
 //!
 //! Nothing depends on the hash seed (the table is never iterated), so output bytes do not.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::hash::{BuildHasher, Hasher};
@@ -392,18 +396,13 @@ fn median_ttl_in(vals: &[u8; 3], cnts: &[u32; 3]) -> Option<u8> {
     None
 }
 
-/// Per-side state that few connections need.
-#[derive(Debug, Default, Clone)]
-struct ExtSide {
-    // RST bookkeeping, kept from the side's first RST on (S_RST).
+/// A side's RST bookkeeping, kept from its first RST on (S_RST).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct RstSide {
     /// Time of its latest packet (for `storm`).
     last_ns: i64,
-    /// Its previous packet was a RST (`last_was_rst`), and that RST's fields.
-    last_was_rst: bool,
-    last_rst_had_ack: bool,
-    /// The peer sent payload since this side's latest RST.
-    peer_data_since_rst: bool,
     last_rst_ns: i64,
+    storm_run_start_ns: i64,
     last_rst_seq: u32,
     last_rst_ack: u32,
     /// RSTs sent (`rst_count`).
@@ -412,7 +411,16 @@ struct ExtSide {
     hist_last_rst: u32,
     /// Current run of RSTs each < storm gap after this side's previous packet.
     storm_run: u32,
-    storm_run_start_ns: i64,
+    /// Its previous packet was a RST (`last_was_rst`), and that RST's fields.
+    last_was_rst: bool,
+    last_rst_had_ack: bool,
+    /// The peer sent payload since this side's latest RST.
+    peer_data_since_rst: bool,
+}
+
+/// Per-side state that still fewer connections need.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct MoreSide {
     // Retransmitted payload (T) and zero windows (W): counts and the next count that adds a
     // letter.
     rxmit: u32,
@@ -426,14 +434,17 @@ struct ExtSide {
     ttl_cnts: [u32; 3],
 }
 
-#[derive(Debug, Clone)]
+/// State of a connection that few connections need: allocated at a side's first RST (the RST
+/// bookkeeping and the pending rows), or when [`ExtMore`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Ext {
-    side: [ExtSide; 2],
+    side: [RstSide; 2],
     /// Newest pending row (rows link to older ones), NIL when none. Only connections with a
     /// RST have rows, and they all have an extension.
     pending: u32,
-    /// The whole history once it is longer than HIST_INLINE letters.
-    history: Vec<u8>,
+    /// Kept apart so that a connection with a RST (a scan's refused SYN: a million within the
+    /// close delay) does not carry it.
+    more: Option<Box<ExtMore>>,
 }
 
 impl Default for Ext {
@@ -441,9 +452,18 @@ impl Default for Ext {
         Ext {
             side: Default::default(),
             pending: NIL,
-            history: Vec::new(),
+            more: None,
         }
     }
+}
+
+/// Retransmission and zero-window counters, counters past their inline width, and a long
+/// history.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct ExtMore {
+    side: [MoreSide; 2],
+    /// The whole history once it is longer than HIST_INLINE letters.
+    history: Vec<u8>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -556,6 +576,14 @@ impl Conn {
         self.ext.get_or_insert_with(Default::default)
     }
 
+    fn more(&self) -> &ExtMore {
+        self.ext().more.as_deref().expect("extension allocated")
+    }
+
+    fn more_mut(&mut self) -> &mut ExtMore {
+        self.ext_mut().more.get_or_insert_with(Default::default)
+    }
+
     /// Newest pending row, or NIL.
     fn rows(&self) -> u32 {
         self.ext.as_deref().map_or(NIL, |e| e.pending)
@@ -583,16 +611,23 @@ impl Conn {
         if len == HIST_INLINE {
             let mut all = Vec::with_capacity(2 * HIST_INLINE as usize);
             self.with_history(|h| all.extend_from_slice(h));
-            self.ext_mut().history = all;
+            self.more_mut().history = all;
             self.history = HIST_SPILLED << HIST_LEN_SHIFT;
         }
-        self.ext_mut().history.push(letter);
+        self.more_mut().history.push(letter);
+    }
+
+    fn history_len(&self) -> usize {
+        match self.history >> HIST_LEN_SHIFT {
+            HIST_SPILLED => self.more().history.len(),
+            len => len as usize,
+        }
     }
 
     fn with_history<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         let len = self.history >> HIST_LEN_SHIFT;
         if len == HIST_SPILLED {
-            return f(&self.ext().history);
+            return f(&self.more().history);
         }
         let mut buf = [0u8; HIST_INLINE as usize];
         for (i, b) in buf.iter_mut().enumerate().take(len as usize) {
@@ -629,6 +664,9 @@ impl Conn {
         self.hist_seen = self.hist_seen.rotate_left(8);
         if let Some(e) = self.ext.as_deref_mut() {
             e.side.swap(0, 1);
+            if let Some(m) = e.more.as_deref_mut() {
+                m.side.swap(0, 1);
+            }
         }
     }
 
@@ -643,7 +681,7 @@ impl Conn {
     fn pkts(&self, i: usize) -> u64 {
         let s = &self.sides[i];
         let hi = if s.has(S_PKTS_HI) {
-            self.ext().side[i].pkts_hi as u64
+            self.more().side[i].pkts_hi as u64
         } else {
             0
         };
@@ -660,7 +698,7 @@ impl Conn {
             None => {
                 self.sides[i].pkts = 0;
                 self.sides[i].bits |= S_PKTS_HI;
-                let hi = &mut self.ext_mut().side[i].pkts_hi;
+                let hi = &mut self.more_mut().side[i].pkts_hi;
                 *hi = hi.saturating_add(1);
             }
         }
@@ -685,7 +723,7 @@ impl Conn {
     #[inline(never)]
     fn note_ttl_slow(&mut self, i: usize, ttl: u8) {
         if self.sides[i].has(S_TTL_WIDE) {
-            let e = &mut self.ext_mut().side[i];
+            let e = &mut self.more_mut().side[i];
             note_ttl_in(&mut e.ttl_vals, &mut e.ttl_cnts, ttl);
             return;
         }
@@ -697,7 +735,7 @@ impl Conn {
         } else {
             s.bits |= S_TTL_WIDE;
             let vals = s.ttl_vals;
-            let e = &mut self.ext_mut().side[i];
+            let e = &mut self.more_mut().side[i];
             e.ttl_vals = vals;
             e.ttl_cnts = cnts;
         }
@@ -706,7 +744,7 @@ impl Conn {
     fn median_ttl(&self, i: usize) -> Option<u8> {
         let s = &self.sides[i];
         if s.has(S_TTL_WIDE) {
-            let e = &self.ext().side[i];
+            let e = &self.more().side[i];
             median_ttl_in(&e.ttl_vals, &e.ttl_cnts)
         } else {
             median_ttl_in(&s.ttl_vals, &s.ttl_cnts.map(u32::from))
@@ -781,23 +819,128 @@ impl Conn {
     }
 }
 
-/// A RST row waiting for its connection to end.
+/// A RST row waiting for its connection to end, kept small (a scan can leave a million of
+/// them waiting within the close delay): the RST's own fields as numbers, and what only the
+/// packet or the moment tells. What the connection determines — uid, Community ID, addresses,
+/// roles, conn_state, duration, the history (a prefix of the connection's) — is filled in when
+/// the row is finished ([`Tracker::finished_row`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Pending {
-    ev: ResetEvent,
-    evidence: Evidence,
-    /// The sender is the key's `lo` endpoint.
-    sender_is_lo: bool,
-    /// ttl_mismatch still to be decided at the end (no earlier packet of the sender).
-    ttl_pending: bool,
-    /// The connection's previous (older) row, or NIL.
-    next: u32,
+    ts_ns: i64,
+    frame: u64,
+    /// Time since the connection's previous packet (P_IDLE: there was one).
+    idle_ns: i64,
     sender_pkts: u64,
     receiver_pkts: u64,
+    /// Captured payload and the reason decoded from it (one RST in many has either).
+    extra: Option<Box<RowExtra>>,
+    /// The capture file, in [`Sources`].
+    source: u32,
+    seq: u32,
+    ack: u32,
+    payload_len: u32,
+    rst_count: u32,
+    /// Letters of the connection's history when the RST came. Once a side has sent a RST the
+    /// history only grows (the second-packet flip needs a history of one `H`, and a RST adds
+    /// its letter), so the row's history is this prefix of the history at the end.
+    hist_len: u32,
+    /// The connection's previous (older) row, or NIL.
+    next: u32,
+    flags: u16,
+    win: u16,
+    /// Valid with P_IP_ID.
+    ip_id: u16,
+    /// Evidence bits (all fit in 16).
+    evidence: u16,
+    ttl: u8,
+    /// The sender's median TTL, valid with P_SENDER_TTL; without it, no packet of the sender
+    /// came before the RST, and ttl_mismatch is decided at the end against its later ones.
+    sender_ttl: u8,
+    cause: Cause,
+    /// P_* bits.
+    bits: u8,
+}
+
+// Pending::bits
+/// The sender is the key's `lo` endpoint.
+const P_SENDER_IS_LO: u8 = 1 << 0;
+const P_SENDER_TTL: u8 = 1 << 1;
+const P_IP_ID: u8 = 1 << 2;
+/// The DF bit is known (IPv4), and set.
+const P_DF_KNOWN: u8 = 1 << 3;
+const P_DF: u8 = 1 << 4;
+const P_IDLE: u8 = 1 << 5;
+const P_ALL: u8 = (1 << 6) - 1;
+
+/// What few rows have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RowExtra {
+    payload: Option<Box<[u8]>>,
+    /// Decoded from the whole captured payload (which `payload` may be cut from).
+    reason: Option<Box<str>>,
+}
+
+impl Pending {
+    fn has(&self, bit: u8) -> bool {
+        self.bits & bit != 0
+    }
+
+    fn sender_is_lo(&self) -> bool {
+        self.has(P_SENDER_IS_LO)
+    }
+
+    fn evidence(&self) -> Evidence {
+        Evidence(self.evidence as u32)
+    }
+
+    fn add(&mut self, e: Evidence) {
+        debug_assert!(e.0 <= u16::MAX as u32);
+        self.evidence |= e.0 as u16;
+    }
+}
+
+/// Capture file names, each held once: a row holds the index of its file's.
+#[derive(Default)]
+struct Sources {
+    names: Vec<Arc<[u8]>>,
+    index: std::collections::HashMap<Arc<[u8]>, u32>,
+    /// The name looked up last (most lookups ask for it again).
+    last: u32,
+}
+
+impl Sources {
+    fn index_of(&mut self, name: &[u8]) -> u32 {
+        if self
+            .names
+            .get(self.last as usize)
+            .is_some_and(|n| **n == *name)
+        {
+            return self.last;
+        }
+        self.last = match self.index.get(name) {
+            Some(&i) => i,
+            None => {
+                let i = self.names.len() as u32;
+                let name: Arc<[u8]> = Arc::from(name);
+                self.names.push(Arc::clone(&name));
+                self.index.insert(name, i);
+                i
+            }
+        };
+        self.last
+    }
+
+    fn name(&self, i: u32) -> &Arc<[u8]> {
+        &self.names[i as usize]
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Timers
 
+/// Slots a tracker's end ([`Tracker::finish`], [`Tracker::suspend`]) visits between cutting
+/// its slabs (a few in tests, so that the differential tests cut them).
+const CUT_EVERY: usize = if cfg!(test) { 3 } else { 1 << 16 };
 /// log2 of a ring bucket's width in nanoseconds (~67 ms).
 const BUCKET_SHIFT: u32 = 26;
 /// Ring buckets (~550 s): more than any deadline lies ahead of the newest packet (300 s).
@@ -946,10 +1089,10 @@ pub struct Tracker {
     pending: Vec<Option<Pending>>,
     pending_free: Vec<u32>,
     done: Vec<ResetEvent>,
-    /// Set by [`Tracker::finish`]: completed rows stay in `pending` (see there).
-    complete_in_place: bool,
-    /// The name of the capture file the last RST came from, shared by its rows.
-    source: Arc<[u8]>,
+    /// Set by [`Tracker::finish`]: freed rows are not reused (see there).
+    finishing: bool,
+    /// The capture files rows come from.
+    sources: Sources,
     now: i64,
     live: u64,
     stats: FlowStats,
@@ -957,8 +1100,6 @@ pub struct Tracker {
     /// slot (slots below `lazy.len()`, while the slot's C_LAZY is set), and the buffers.
     lazy: Vec<carry::LazyRef>,
     lazy_bufs: Vec<Arc<Vec<u8>>>,
-    /// The capture file name of the last row decoded from a carry, shared by the next.
-    lazy_source: Option<Arc<[u8]>>,
 }
 
 impl Tracker {
@@ -975,14 +1116,13 @@ impl Tracker {
             pending: Vec::new(),
             pending_free: Vec::new(),
             done: Vec::new(),
-            complete_in_place: false,
-            source: Arc::from(&b""[..]),
+            finishing: false,
+            sources: Sources::default(),
             now: i64::MIN,
             live: 0,
             stats: FlowStats::default(),
             lazy: Vec::new(),
             lazy_bufs: Vec::new(),
-            lazy_source: None,
         }
     }
 
@@ -1002,28 +1142,59 @@ impl Tracker {
 
     /// End of input: finish every connection and return all remaining events.
     pub fn finish(mut self) -> (Vec<ResetEvent>, FlowStats) {
-        // The rows of connections still live are completed where they are held, and the slab
-        // that holds them becomes the result in place (same alignment, smaller elements): a
-        // capture whose connections are all live at its end — a burst of refused SYNs — does
-        // not need room for two copies of its rows.
-        self.complete_in_place = true;
-        for slot in 0..self.conns.len() {
+        // A capture whose connections are all live at its end — a burst of refused SYNs — has
+        // every row still waiting. Connections are finished last slot first, and the slabs of
+        // connections and pending rows are cut behind them as they go (and carried buffers
+        // dropped once no connection left needs them), so the finished rows (larger) mostly
+        // take the place of what they came from instead of adding to it.
+        self.finishing = true;
+        self.table = HashTable::new();
+        self.pending_free = Vec::new();
+        // Carried buffers by the first slot that still needs them.
+        let mut buf_first_slot = vec![usize::MAX; self.lazy_bufs.len()];
+        let mut waiting = self.pending.iter().filter(|p| p.is_some()).count();
+        for (slot, l) in self.lazy.iter().enumerate() {
+            if self.conns[slot].flags & C_LAZY != 0 {
+                let first = &mut buf_first_slot[l.buf() as usize];
+                *first = (*first).min(slot);
+                waiting += l.rows() as usize;
+            }
+        }
+        self.done.reserve_exact(waiting);
+        let no_buf: Arc<Vec<u8>> = Arc::default();
+        for slot in (0..self.conns.len()).rev() {
+            if slot % CUT_EVERY == 0 {
+                self.cut_from(slot + 1);
+                for (buf, &first) in self.lazy_bufs.iter_mut().zip(&buf_first_slot) {
+                    if first > slot {
+                        *buf = Arc::clone(&no_buf);
+                    }
+                }
+            }
             if self.conns[slot].live() {
                 self.finalize(slot as u32);
             }
         }
-        // The connection state is not needed any more: freed before the rows are gathered.
-        self.conns = Vec::new();
-        self.table = HashTable::new();
-        let mut rows: Vec<ResetEvent> = std::mem::take(&mut self.pending)
-            .into_iter()
-            .filter_map(|p| p.map(|p| p.ev))
-            .collect();
-        if rows.len() < self.done.len() {
-            std::mem::swap(&mut rows, &mut self.done);
+        (std::mem::take(&mut self.done), self.stats)
+    }
+
+    /// Give back the memory of the slots from `slot` on, and of the pending rows after the
+    /// last one held: for the end of a tracker ([`Tracker::finish`], [`Tracker::suspend`]),
+    /// which visits its slots last first and creates none.
+    fn cut_from(&mut self, slot: usize) {
+        if slot >= self.conns.len() {
+            return;
         }
-        rows.append(&mut self.done);
-        (rows, self.stats)
+        self.conns.truncate(slot);
+        self.conns.shrink_to_fit();
+        self.lazy.truncate(slot);
+        self.lazy.shrink_to_fit();
+        while let Some(None) = self.pending.last() {
+            self.pending.pop();
+        }
+        if self.pending.len() <= self.pending.capacity() / 2 {
+            self.pending.shrink_to_fit();
+        }
     }
 
     /// Process one TCP segment; `source` names its capture file (for the row), as the bytes of
@@ -1233,7 +1404,7 @@ impl Tracker {
         if !rst && !syn && seg.payload_len > 0 {
             let s = &c.sides[si];
             if s.has(S_SENT_DATA) && seq_lt(seg.seq, s.data_end) {
-                let e = &mut c.ext_mut().side[si];
+                let e = &mut c.more_mut().side[si];
                 e.rxmit = e.rxmit.saturating_add(1);
                 if e.rxmit >= e.rxmit_next.max(1) {
                     e.rxmit_next = e.rxmit_next.max(1).saturating_mul(10);
@@ -1247,7 +1418,7 @@ impl Tracker {
             && c.sides[si].state() != EpState::Reset
             && c.sides[pi].state() != EpState::Closed
         {
-            let e = &mut c.ext_mut().side[si];
+            let e = &mut c.more_mut().side[si];
             e.zero_win = e.zero_win.saturating_add(1);
             if e.zero_win >= e.zero_win_next.max(1) {
                 e.zero_win_next = e.zero_win_next.max(1).saturating_mul(10);
@@ -1257,11 +1428,8 @@ impl Tracker {
 
         // A RST: its row, from the state before this packet.
         let new_pending = rst.then(|| {
-            // Rows share their file's name rather than each owning a copy.
-            if *self.source != *source {
-                self.source = Arc::from(source);
-            }
-            Self::rst_event(cfg, c, seg, si, pi, sender_is_lo, &self.source)
+            let source = self.sources.index_of(source);
+            Self::rst_event(cfg, c, seg, si, pi, sender_is_lo, source)
         });
 
         // Zeek's endpoint state machine.
@@ -1474,11 +1642,11 @@ impl Tracker {
             let mut idx = c.rows();
             while idx != NIL {
                 let p = self.pending[idx as usize].as_mut().expect("pending row");
-                if p.sender_is_lo == sender_is_lo
-                    && p.ev.ts_ns <= seg.ts_ns
-                    && (syn || !seq_lt(seg.seq, p.ev.seq))
+                if p.sender_is_lo() == sender_is_lo
+                    && p.ts_ns <= seg.ts_ns
+                    && (syn || !seq_lt(seg.seq, p.seq))
                 {
-                    p.evidence.add(Evidence::DATA_AFTER_RST);
+                    p.add(Evidence::DATA_AFTER_RST);
                 }
                 idx = p.next;
             }
@@ -1518,12 +1686,12 @@ impl Tracker {
         while idx != NIL {
             let p = self.pending[idx as usize].as_ref().expect("pending row");
             let next = p.next;
-            if p.sender_is_lo == sender_is_lo {
-                if now.saturating_sub(p.ev.ts_ns) > cfg.burst_window_ns {
+            if p.sender_is_lo() == sender_is_lo {
+                if now.saturating_sub(p.ts_ns) > cfg.burst_window_ns {
                     break;
                 }
                 burst.push(idx);
-                ttls.push(p.ev.ttl);
+                ttls.push(p.ttl);
                 if burst.len() > 64 {
                     break;
                 }
@@ -1535,9 +1703,9 @@ impl Tracker {
         if is_burst {
             for &idx in &burst {
                 let p = self.pending[idx as usize].as_mut().expect("pending row");
-                p.evidence.add(Evidence::BURST);
+                p.add(Evidence::BURST);
                 if varies {
-                    p.evidence.add(Evidence::TTL_VARIES);
+                    p.add(Evidence::TTL_VARIES);
                 }
             }
         }
@@ -1546,11 +1714,11 @@ impl Tracker {
             while idx != NIL {
                 let p = self.pending[idx as usize].as_mut().expect("pending row");
                 let next = p.next;
-                if p.sender_is_lo == sender_is_lo {
-                    if p.ev.ts_ns < start {
+                if p.sender_is_lo() == sender_is_lo {
+                    if p.ts_ns < start {
                         break;
                     }
-                    p.evidence.add(Evidence::STORM);
+                    p.add(Evidence::STORM);
                     if newest_only {
                         break;
                     }
@@ -1569,7 +1737,7 @@ impl Tracker {
         si: usize,
         pi: usize,
         sender_is_lo: bool,
-        source: &Arc<[u8]>,
+        source: u32,
     ) -> Pending {
         let (s, p) = (&c.sides[si], &c.sides[pi]);
         let rs = &c.ext().side[si];
@@ -1611,8 +1779,8 @@ impl Tracker {
             Cause::Abort
         };
 
-        // What `ResetEvent::from_segment` fills, without the uid and Community ID it would
-        // compute from the packet: `finalize` sets both from the connection.
+        // What `ResetEvent::from_segment` fills from the packet, but for the uid and Community
+        // ID: `finished_row` makes both from the connection.
         let reason = decode_rst_reason(seg.payload_len, seg.payload);
         let captured = &seg.payload[..seg.payload.len().min(cfg.events.max_payload)];
 
@@ -1632,17 +1800,14 @@ impl Tracker {
         if reason.is_some() {
             e.add(Evidence::DIAG_PAYLOAD);
         }
+        // Without a median (no earlier packet of the sender), ttl_mismatch waits for the end.
         let sender_ttl = c.median_ttl(si);
-        let mut ttl_pending = false;
-        match sender_ttl {
-            Some(m) => {
-                if ttl_differs(seg.ttl, m, cfg.ttl_threshold)
-                    && ttl_differs(seg.ttl, s.last_ttl, cfg.ttl_threshold)
-                {
-                    e.add(Evidence::TTL_MISMATCH);
-                }
+        if let Some(m) = sender_ttl {
+            if ttl_differs(seg.ttl, m, cfg.ttl_threshold)
+                && ttl_differs(seg.ttl, s.last_ttl, cfg.ttl_threshold)
+            {
+                e.add(Evidence::TTL_MISMATCH);
             }
-            None => ttl_pending = true,
         }
         if let Some(id) = seg.ip_id {
             if id != 0 && s.has(S_IPID_TWO) && s.has(S_IPID_SEQ) {
@@ -1699,11 +1864,9 @@ impl Tracker {
         // Counters, and the storm run (each RST < gap after the sender's previous packet).
         let sender_pkts = c.pkts(si);
         let receiver_pkts = c.pkts(pi);
-        // Saturating: a crafted pcapng can put packets at both ends of the i64 range.
-        let duration = seg.ts_ns.saturating_sub(c.start_ns);
         let idle = (!no_pkts).then(|| seg.ts_ns.saturating_sub(c.last_ns).max(0));
         let sent_before = !c.no_pkts(si);
-        let history = c.with_history(|h| String::from_utf8_lossy(h).into_owned());
+        let hist_len = u32::try_from(c.history_len()).unwrap_or(u32::MAX);
         let rs = &mut c.ext_mut().side[si];
         // Saturating: counters can come from a carry file.
         rs.rsts = rs.rsts.saturating_add(1);
@@ -1717,49 +1880,47 @@ impl Tracker {
             rs.storm_run_start_ns = seg.ts_ns;
         }
 
-        let ev = ResetEvent {
-            ts_ns: seg.ts_ns,
-            uid: String::new(),
-            community_id: String::new(),
-            orig_h: seg.dst,
-            orig_p: seg.dport,
-            resp_h: seg.src,
-            resp_p: seg.sport,
-            is_orig: false,
-            cause: Some(std::borrow::Cow::Borrowed(cause.name())),
-            injected: None,
-            evidence: None,
-            flags: seg.flags,
-            seq: seg.seq,
-            ack: seg.ack,
-            win: seg.window,
-            ttl: seg.ttl,
-            ip_id: seg.ip_id,
-            df: seg.df,
-            payload_len: seg.payload_len,
-            payload: (!captured.is_empty()).then(|| captured.to_vec()),
-            reason,
-            sender_ttl,
-            initial_ttl: initial_ttl(seg.ttl),
-            rst_count: Some(rs.rsts),
-            history: Some(history),
-            conn_state: None,
-            duration_ns: Some(duration.max(0)),
-            idle_ns: idle,
-            orig_pkts: None,
-            resp_pkts: None,
-            source: Arc::clone(source),
-            frame: seg.frame,
-            sensor: None,
+        let mut bits = 0;
+        let mut put = |bit: u8, on: bool| {
+            if on {
+                bits |= bit;
+            }
         };
+        put(P_SENDER_IS_LO, sender_is_lo);
+        put(P_SENDER_TTL, sender_ttl.is_some());
+        put(P_IP_ID, seg.ip_id.is_some());
+        put(P_DF_KNOWN, seg.df.is_some());
+        put(P_DF, seg.df == Some(true));
+        put(P_IDLE, idle.is_some());
+        let extra = (!captured.is_empty() || reason.is_some()).then(|| {
+            Box::new(RowExtra {
+                payload: (!captured.is_empty()).then(|| captured.into()),
+                reason: reason.map(String::into_boxed_str),
+            })
+        });
+        debug_assert!(e.0 <= u16::MAX as u32);
         Pending {
-            ev,
-            evidence: e,
-            sender_is_lo,
-            ttl_pending,
-            next: NIL,
+            ts_ns: seg.ts_ns,
+            frame: seg.frame,
+            idle_ns: idle.unwrap_or(0),
             sender_pkts,
             receiver_pkts,
+            extra,
+            source,
+            seq: seg.seq,
+            ack: seg.ack,
+            payload_len: seg.payload_len,
+            rst_count: rs.rsts,
+            hist_len,
+            next: NIL,
+            flags: seg.flags,
+            win: seg.window,
+            ip_id: seg.ip_id.unwrap_or(0),
+            evidence: e.0 as u16,
+            ttl: seg.ttl,
+            sender_ttl: sender_ttl.unwrap_or(0),
+            cause,
+            bits,
         }
     }
 
@@ -1814,71 +1975,118 @@ impl Tracker {
                 .next;
         }
         // Computed once per connection, moved into its last row.
-        let (uid, cid) = if rows.is_empty() {
-            (String::new(), String::new())
-        } else {
-            (
-                connection_uid(orig, resp, c.start_ns.div_euclid(1000)),
-                community_id_v1(
-                    &CommunityIdKey {
-                        proto: 6,
-                        src: orig.0,
-                        dst: resp.0,
-                        sport: orig.1,
-                        dport: resp.1,
-                    },
-                    self.cfg.events.community_id_seed,
-                ),
-            )
+        let ends = Ends {
+            orig,
+            resp,
+            state,
+            uid: connection_uid(orig, resp, c.start_ns.div_euclid(1000)),
+            community_id: community_id_v1(
+                &CommunityIdKey {
+                    proto: 6,
+                    src: orig.0,
+                    dst: resp.0,
+                    sport: orig.1,
+                    dport: resp.1,
+                },
+                self.cfg.events.community_id_seed,
+            ),
         };
-        let (mut uid, mut cid) = (Some(uid), Some(cid));
+        let mut ends = Some(ends);
         for (n, &idx) in rows.iter().rev().enumerate() {
-            let mut p = self.pending[idx as usize].take().expect("pending row");
-            if !self.complete_in_place {
+            let p = self.pending[idx as usize].take().expect("pending row");
+            if !self.finishing {
                 self.pending_free.push(idx);
             }
-            let last = n + 1 == rows.len();
-            let take = |s: &mut Option<String>| {
-                if last {
-                    s.take().unwrap_or_default()
-                } else {
-                    s.clone().unwrap_or_default()
-                }
-            };
-            let (uid, cid) = (take(&mut uid), take(&mut cid));
-            let is_orig = p.sender_is_lo == c.orig_is_lo();
-            if p.ttl_pending {
-                // No packet of the sender before the RST: compare with its later packets.
-                if let Some(m) = c.median_ttl(if is_orig { 0 } else { 1 }) {
-                    p.ev.sender_ttl = Some(m);
-                    if ttl_differs(p.ev.ttl, m, self.cfg.ttl_threshold) {
-                        p.evidence.add(Evidence::TTL_MISMATCH);
-                    }
-                }
-            }
-            let ev = &mut p.ev;
-            ev.uid = uid;
-            ev.community_id = cid;
-            (ev.orig_h, ev.orig_p) = orig;
-            (ev.resp_h, ev.resp_p) = resp;
-            ev.is_orig = is_orig;
-            let (op, rp) = if is_orig {
-                (p.sender_pkts, p.receiver_pkts)
+            let ends = if n + 1 == rows.len() {
+                ends.take().expect("ends of the connection")
             } else {
-                (p.receiver_pkts, p.sender_pkts)
+                ends.clone().expect("ends of the connection")
             };
-            ev.orig_pkts = Some(op);
-            ev.resp_pkts = Some(rp);
-            ev.conn_state = Some(std::borrow::Cow::Borrowed(state));
-            ev.injected = Some(injected_rule(p.evidence));
-            ev.evidence = Some(p.evidence.names());
-            if self.complete_in_place {
-                self.pending[idx as usize] = Some(p);
-            } else {
-                self.done.push(p.ev);
-            }
+            let row = Self::finished_row(&self.cfg, &self.sources, c, p, ends);
+            self.done.push(row);
         }
     }
+
+    /// The reset.log row of pending row `p` of connection `c`, which has ended.
+    fn finished_row(
+        cfg: &FlowConfig,
+        sources: &Sources,
+        c: &Conn,
+        mut p: Pending,
+        ends: Ends,
+    ) -> ResetEvent {
+        let is_orig = p.sender_is_lo() == c.orig_is_lo();
+        let mut evidence = p.evidence();
+        let sender_ttl = if p.has(P_SENDER_TTL) {
+            Some(p.sender_ttl)
+        } else {
+            // No packet of the sender before the RST: compare with its later packets.
+            let m = c.median_ttl(if is_orig { 0 } else { 1 });
+            if m.is_some_and(|m| ttl_differs(p.ttl, m, cfg.ttl_threshold)) {
+                evidence.add(Evidence::TTL_MISMATCH);
+            }
+            m
+        };
+        let (orig_pkts, resp_pkts) = if is_orig {
+            (p.sender_pkts, p.receiver_pkts)
+        } else {
+            (p.receiver_pkts, p.sender_pkts)
+        };
+        let (payload, reason) = match p.extra.take() {
+            Some(x) => (x.payload.map(Vec::from), x.reason.map(String::from)),
+            None => (None, None),
+        };
+        let history = c.with_history(|h| {
+            let h = &h[..(p.hist_len as usize).min(h.len())];
+            String::from_utf8_lossy(h).into_owned()
+        });
+        ResetEvent {
+            ts_ns: p.ts_ns,
+            uid: ends.uid,
+            community_id: ends.community_id,
+            orig_h: ends.orig.0,
+            orig_p: ends.orig.1,
+            resp_h: ends.resp.0,
+            resp_p: ends.resp.1,
+            is_orig,
+            cause: Some(Cow::Borrowed(p.cause.name())),
+            injected: Some(injected_rule(evidence)),
+            evidence: Some(evidence.names()),
+            flags: p.flags,
+            seq: p.seq,
+            ack: p.ack,
+            win: p.win,
+            ttl: p.ttl,
+            ip_id: p.has(P_IP_ID).then_some(p.ip_id),
+            df: p.has(P_DF_KNOWN).then_some(p.has(P_DF)),
+            payload_len: p.payload_len,
+            payload,
+            reason,
+            sender_ttl,
+            initial_ttl: initial_ttl(p.ttl),
+            rst_count: Some(p.rst_count),
+            history: Some(history),
+            conn_state: Some(Cow::Borrowed(ends.state)),
+            // Saturating: a crafted pcapng can put packets at both ends of the i64 range.
+            duration_ns: Some(p.ts_ns.saturating_sub(c.start_ns).max(0)),
+            idle_ns: p.has(P_IDLE).then_some(p.idle_ns),
+            orig_pkts: Some(orig_pkts),
+            resp_pkts: Some(resp_pkts),
+            source: Arc::clone(sources.name(p.source)),
+            frame: p.frame,
+            sensor: None,
+        }
+    }
+}
+
+/// What an ended connection gives each of its rows.
+#[derive(Clone)]
+struct Ends {
+    orig: (IpAddr, u16),
+    resp: (IpAddr, u16),
+    state: &'static str,
+    uid: String,
+    community_id: String,
 }
 
 fn ttl_differs(a: u8, b: u8, threshold: u8) -> bool {
@@ -1912,10 +2120,22 @@ mod size_tests {
         let total = conn as f64 + TABLE_ENTRY_MAX + TIMER_ENTRY_MAX;
         eprintln!(
             "Conn {conn} B + table entry <= {TABLE_ENTRY_MAX:.1} B + timer entry <= \
-             {TIMER_ENTRY_MAX:.0} B = {total:.1} B (Ext {} B, Pending {} B when needed)",
+             {TIMER_ENTRY_MAX:.0} B = {total:.1} B (Ext {} B, ExtMore {} B, Pending {} B when \
+             needed; a finished row {} B)",
             std::mem::size_of::<Ext>(),
-            std::mem::size_of::<Pending>()
+            std::mem::size_of::<ExtMore>(),
+            std::mem::size_of::<Pending>(),
+            std::mem::size_of::<ResetEvent>(),
         );
         assert!(total <= BYTES_PER_CONNECTION_MAX, "{total}");
+    }
+
+    /// A burst of refused connections keeps a row and an extension per connection until the
+    /// close delay ends: both stay small.
+    #[test]
+    fn pending_rows_and_the_extension_stay_small() {
+        assert_eq!(std::mem::size_of::<Pending>(), 88);
+        assert_eq!(std::mem::size_of::<Option<Pending>>(), 88);
+        assert_eq!(std::mem::size_of::<Ext>(), 112);
     }
 }

@@ -3,7 +3,7 @@
 //!   rstscope-gen testdata DIR
 //!   rstscope-gen bench DIR --bytes N [--files K] [--seed S]
 //!   rstscope-gen synflood FILE CONNECTIONS
-//!   rstscope-gen rsts FILE N
+//!   rstscope-gen rsts FILE N [--over SECONDS]
 
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use rstscope_gen::{testdata, write_bench, BenchSpec, T0};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: rstscope-gen testdata DIR\n       rstscope-gen bench DIR --bytes N [--files K] [--seed S]\n       rstscope-gen synflood FILE CONNECTIONS\n       rstscope-gen rsts FILE N"
+        "usage: rstscope-gen testdata DIR\n       rstscope-gen bench DIR --bytes N [--files K] [--seed S]\n       rstscope-gen synflood FILE CONNECTIONS\n       rstscope-gen rsts FILE N [--over SECONDS]"
     );
     std::process::exit(2)
 }
@@ -86,11 +86,18 @@ fn main() -> Result<()> {
             std::io::Write::flush(&mut out)?;
             Ok(())
         }
-        Some("rsts") if args.len() == 3 => {
+        Some("rsts") if args.len() == 3 || (args.len() == 5 && args[3] == "--over") => {
             // N RSTs: every one the answer to a SYN to a closed port (seq 0, ACK, ack = ISN + 1,
             // window 0), from N distinct scanned hosts and ports, a 256-byte payload on every
-            // tenth (the most a row keeps).
+            // tenth (the most a row keeps). Connections start 2 µs apart (1 M within 2 s, all
+            // inside the close delay), or spread evenly over `--over SECONDS` of packet time.
             let n: u64 = parse_size(&args[2])?;
+            let step_ns = match args.get(4) {
+                None => 2000,
+                Some(secs) => spacing_ns(secs, n)?,
+            };
+            // The RST follows its SYN by 500 ns, or by half the spacing when that is shorter.
+            let answer_ns = 500.min(step_ns / 2);
             let w = rstscope_pcapgen::PcapWriter::new(1);
             let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&args[1])?);
             std::io::Write::write_all(&mut out, &w.header())?;
@@ -113,7 +120,7 @@ fn main() -> Result<()> {
                 }
                 for (k, t) in [syn, rst].iter().enumerate() {
                     let rec = rstscope_pcapgen::Record::new(
-                        T0 + i as i64 * 2000 + k as i64 * 500,
+                        T0 + i as i64 * step_ns + k as i64 * answer_ns,
                         rstscope_pcapgen::Link::Ethernet.frame(&t.to_ip()),
                     );
                     std::io::Write::write_all(&mut out, &w.record(&rec))?;
@@ -124,6 +131,21 @@ fn main() -> Result<()> {
         }
         _ => usage(),
     }
+}
+
+/// Nanoseconds between the starts of `n` connections spread evenly over `secs` seconds (a
+/// decimal number): at least 2, so that a RST can follow its SYN.
+fn spacing_ns(secs: &str, n: u64) -> Result<i64> {
+    let secs: f64 = secs.parse().context("--over: seconds")?;
+    if !secs.is_finite() || secs <= 0.0 {
+        bail!("--over: {secs} is not a positive number of seconds");
+    }
+    let n = n.max(1);
+    let step = (secs * 1e9 / n as f64).round();
+    if step < 2.0 || step > (i64::MAX / n as i64) as f64 {
+        bail!("--over {secs}: {n} connections cannot be spread over that");
+    }
+    Ok(step as i64)
 }
 
 fn parse_size(s: &str) -> Result<u64> {
@@ -139,4 +161,20 @@ fn parse_size(s: &str) -> Result<u64> {
         x => (x, 1),
     };
     Ok(num.parse::<u64>().context("size")? * mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spacing_ns;
+
+    #[test]
+    fn connections_are_spread_evenly_over_the_seconds_asked() {
+        assert_eq!(spacing_ns("600", 5_000_000).unwrap(), 120_000);
+        // The default spacing of `rsts`: 1 M within 2 s.
+        assert_eq!(spacing_ns("2", 1_000_000).unwrap(), 2000);
+        assert_eq!(spacing_ns("0.5", 3).unwrap(), 166_666_667);
+        for bad in ["0", "-1", "nan", "inf", "x", "0.000000001"] {
+            assert!(spacing_ns(bad, 10).is_err(), "{bad}");
+        }
+    }
 }

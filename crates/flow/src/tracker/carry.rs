@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rstscope_reset::codec::{DecodeError, Reader, Vocabulary, Writer};
+use rstscope_reset::codec::{DecodeError, Reader, Writer};
 use rstscope_reset::ResetEvent;
 
 use super::*;
@@ -214,6 +214,49 @@ impl Carry {
     }
 }
 
+// Numbers that are mostly small are LEB128 varints; times are zigzag varints of their
+// (wrapping) difference from the connection's start; sequence numbers, addresses and ports are
+// fixed width. A burst carries a million connections with their rows between units.
+
+fn put_var(w: &mut Writer, mut v: u64) {
+    while v >= 0x80 {
+        w.u8(v as u8 | 0x80);
+        v >>= 7;
+    }
+    w.u8(v as u8);
+}
+
+fn get_var(r: &mut Reader<'_>) -> Result<u64, DecodeError> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = r.u8()?;
+        if shift == 63 && b > 1 {
+            break;
+        }
+        v |= ((b & 0x7f) as u64) << shift;
+        if b < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err(r.error("a number over 64 bits"))
+}
+
+fn get_var32(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
+    let v = get_var(r)?;
+    u32::try_from(v).map_err(|_| r.error(format!("{v} does not fit 32 bits")))
+}
+
+/// A time, as its difference from `base`.
+fn put_time(w: &mut Writer, t: i64, base: i64) {
+    let d = t.wrapping_sub(base);
+    put_var(w, ((d << 1) ^ (d >> 63)) as u64);
+}
+
+fn get_time(r: &mut Reader<'_>, base: i64) -> Result<i64, DecodeError> {
+    let z = get_var(r)?;
+    Ok(base.wrapping_add(((z >> 1) as i64) ^ -((z & 1) as i64)))
+}
+
 /// The fields an encoded connection starts with: key, start, timer and row count.
 fn read_prefix(r: &mut Reader<'_>) -> Result<(Key, i64, i64, u32), DecodeError> {
     let fam = r.u8()?;
@@ -232,46 +275,21 @@ fn read_prefix(r: &mut Reader<'_>) -> Result<(Key, i64, i64, u32), DecodeError> 
         v6,
         ports: r.u32()?,
     };
-    Ok((key, r.i64()?, r.i64()?, r.u32()?))
+    let start = r.i64()?;
+    let timer = get_time(r, start)?;
+    Ok((key, start, timer, get_var32(r)?))
 }
 
-/// Fewest bytes an encoded connection takes (key, times, two sides, flags), for bounding
-/// counts read from a file.
+/// Fewest bytes an encoded connection takes (length, key, times, two sides, flags), for
+/// bounding counts read from a file.
 const MIN_CONN_BYTES: usize = 64;
+/// Fewest bytes an encoded row takes (sequence numbers, flags, window, one byte for each other
+/// field).
+const MIN_ROW_BYTES: usize = 24;
 
-/// The names rows borrow (the contract's vocabulary).
-pub(crate) const VOCABULARY: Vocabulary = Vocabulary {
-    causes: &[
-        "refused",
-        "handshake_abort",
-        "abort",
-        "after_close",
-        "unsolicited",
-        "orphan",
-        "invalid",
-    ],
-    evidence: &[
-        "ack_change",
-        "ack_syn",
-        "burst",
-        "data_after_rst",
-        "diag_payload",
-        "inexact_seq",
-        "ipid_mismatch",
-        "out_of_window",
-        "payload",
-        "seq_behind",
-        "seq_change",
-        "seq_zero",
-        "storm",
-        "ttl_mismatch",
-        "ttl_varies",
-        "win_nonzero",
-    ],
-    conn_states: &[
-        "OTH", "REJ", "RSTO", "RSTOS0", "RSTR", "RSTRH", "S0", "S1", "S2", "S3", "SF", "SH", "SHR",
-    ],
-};
+fn cause_code(c: Cause) -> u8 {
+    Cause::ALL.iter().position(|x| *x == c).unwrap_or(0) as u8
+}
 
 const EP_STATES: [EpState; 7] = [
     EpState::Inactive,
@@ -287,22 +305,42 @@ fn ep_code(s: EpState) -> u8 {
     EP_STATES.iter().position(|x| *x == s).unwrap_or(0) as u8
 }
 
-fn ep_state(r: &mut Reader<'_>) -> Result<EpState, DecodeError> {
-    let b = r.u8()?;
+fn ep_state(r: &Reader<'_>, code: u8) -> Result<EpState, DecodeError> {
     EP_STATES
-        .get(b as usize)
+        .get(code as usize)
         .copied()
-        .ok_or_else(|| r.error(format!("invalid endpoint state {b}")))
+        .ok_or_else(|| r.error(format!("invalid endpoint state {code}")))
 }
 
 /// Conn flags that are not derived from the key when the connection is restored.
 const C_CARRIED: u16 = C_ORIG_IS_LO | C_HANDSHAKE_DONE | C_FIN_SEEN | C_ATTEMPT | C_LONG_IDLE;
-/// Side bits that need the extension.
+/// Side bits that need the extension, and its [`ExtMore`].
 const S_NEEDS_EXT: u16 = S_RST | S_PKTS_HI | S_TTL_WIDE;
+const S_NEEDS_MORE: u16 = S_PKTS_HI | S_TTL_WIDE;
+
+/// A side's sequence numbers, in the order of the bit that says which are not zero.
+fn side_seqs(s: &Side) -> [u32; 6] {
+    [
+        s.syn_seq,
+        s.next_seq,
+        s.data_end,
+        s.max_ack,
+        s.hist_last_syn,
+        s.hist_last_fin,
+    ]
+}
 
 /// Append the encoding of the live connection `c` with key `key` and its pending rows
-/// (oldest first): a length, the prefix [`read_prefix`] reads, then the rest.
-fn encode_conn(key: &Key, c: &Conn, rows: &[&Pending], w: &mut Writer) {
+/// (oldest first, from `pending`): a length, the prefix [`read_prefix`] reads, then the rest.
+fn encode_conn(
+    key: &Key,
+    c: &Conn,
+    rows: &[u32],
+    pending: &[Option<Pending>],
+    sources: &Sources,
+    w: &mut Writer,
+) {
+    let start = c.start_ns;
     let len_at = w.buf.len();
     w.u32(0);
     w.u8(key.fam);
@@ -313,24 +351,31 @@ fn encode_conn(key: &Key, c: &Conn, rows: &[&Pending], w: &mut Writer) {
         w.u128(key.v6[1]);
     }
     w.u32(key.ports);
-    w.i64(c.start_ns);
-    w.i64(c.timer);
-    w.u32(rows.len() as u32);
-    w.i64(c.last_ns);
-    w.i64(c.close_ns);
-    c.with_history(|h| w.bytes(h));
+    w.i64(start);
+    put_time(w, c.timer, start);
+    put_var(w, rows.len() as u64);
+    put_time(w, c.last_ns, start);
+    w.opt((c.close_ns != NO_TIME).then_some(c.close_ns), |w, t| {
+        put_time(w, t, start)
+    });
+    c.with_history(|h| {
+        put_var(w, h.len() as u64);
+        w.buf.extend_from_slice(h);
+    });
     w.u16(c.hist_seen);
     w.u16(c.flags & C_CARRIED);
     for s in &c.sides {
-        w.u32(s.syn_seq);
-        w.u32(s.next_seq);
-        w.u32(s.data_end);
-        w.u32(s.max_ack);
-        w.u32(s.hist_last_syn);
-        w.u32(s.hist_last_fin);
-        w.u32(s.pkts);
+        let seqs = side_seqs(s);
+        let present = (0..6)
+            .filter(|&i| seqs[i] != 0)
+            .fold(0u8, |m, i| m | 1 << i);
+        w.u8(present);
+        for v in seqs.into_iter().filter(|&v| v != 0) {
+            w.u32(v);
+        }
+        put_var(w, s.pkts as u64);
         for n in s.ttl_cnts {
-            w.u16(n);
+            put_var(w, n as u64);
         }
         for v in s.ttl_vals {
             w.u8(v);
@@ -338,46 +383,96 @@ fn encode_conn(key: &Key, c: &Conn, rows: &[&Pending], w: &mut Writer) {
         w.u8(s.last_ttl);
         w.u16(s.ipid_last);
         w.u16(s.win);
-        w.u8(ep_code(s.state));
-        w.u8(ep_code(s.prev_state));
+        w.u8(ep_code(s.state) | ep_code(s.prev_state) << 4);
         w.u16(s.bits);
     }
     w.opt(c.ext.as_deref(), |w, e| {
+        // A side that never sent a RST has no RST bookkeeping.
         for s in &e.side {
-            w.i64(s.last_ns);
-            w.bool(s.last_was_rst);
-            w.bool(s.last_rst_had_ack);
-            w.bool(s.peer_data_since_rst);
-            w.i64(s.last_rst_ns);
-            w.u32(s.last_rst_seq);
-            w.u32(s.last_rst_ack);
-            w.u32(s.rsts);
-            w.u32(s.hist_last_rst);
-            w.u32(s.storm_run);
-            w.i64(s.storm_run_start_ns);
-            w.u32(s.rxmit);
-            w.u32(s.rxmit_next);
-            w.u32(s.zero_win);
-            w.u32(s.zero_win_next);
-            w.u32(s.pkts_hi);
-            for v in s.ttl_vals {
-                w.u8(v);
-            }
-            for n in s.ttl_cnts {
-                w.u32(n);
-            }
+            w.opt((*s != RstSide::default()).then_some(s), |w, s| {
+                put_time(w, s.last_ns, start);
+                put_time(w, s.last_rst_ns, start);
+                put_time(w, s.storm_run_start_ns, start);
+                w.u32(s.last_rst_seq);
+                w.u32(s.last_rst_ack);
+                put_var(w, s.rsts as u64);
+                w.u32(s.hist_last_rst);
+                put_var(w, s.storm_run as u64);
+                w.u8(s.last_was_rst as u8
+                    | (s.last_rst_had_ack as u8) << 1
+                    | (s.peer_data_since_rst as u8) << 2);
+            });
         }
+        // (Its history is the connection's, written above.)
+        w.opt(e.more.as_deref(), |w, m| {
+            for s in &m.side {
+                for n in [
+                    s.rxmit,
+                    s.rxmit_next,
+                    s.zero_win,
+                    s.zero_win_next,
+                    s.pkts_hi,
+                ] {
+                    put_var(w, n as u64);
+                }
+                for v in s.ttl_vals {
+                    w.u8(v);
+                }
+                for n in s.ttl_cnts {
+                    put_var(w, n as u64);
+                }
+            }
+        });
     });
-    for p in rows {
-        w.u32(p.evidence.0);
-        w.bool(p.sender_is_lo);
-        w.bool(p.ttl_pending);
-        w.u64(p.sender_pkts);
-        w.u64(p.receiver_pkts);
-        p.ev.encode(w);
+    for &idx in rows {
+        let p = pending[idx as usize].as_ref().expect("pending row");
+        // The bits first: they say which fields follow.
+        w.u8(p.bits);
+        put_time(w, p.ts_ns, start);
+        put_var(w, p.frame);
+        if p.has(P_IDLE) {
+            put_var(w, p.idle_ns as u64);
+        }
+        put_var(w, p.sender_pkts);
+        put_var(w, p.receiver_pkts);
+        w.u32(p.seq);
+        w.u32(p.ack);
+        put_var(w, p.payload_len as u64);
+        put_var(w, p.rst_count as u64);
+        put_var(w, p.hist_len as u64);
+        w.u16(p.flags);
+        w.u16(p.win);
+        if p.has(P_IP_ID) {
+            w.u16(p.ip_id);
+        }
+        put_var(w, p.evidence as u64);
+        w.u8(p.ttl);
+        if p.has(P_SENDER_TTL) {
+            w.u8(p.sender_ttl);
+        }
+        w.u8(cause_code(p.cause));
+        let extra = p.extra.as_deref();
+        for bytes in [
+            extra.and_then(|x| x.payload.as_deref()),
+            extra.and_then(|x| x.reason.as_deref()).map(str::as_bytes),
+        ] {
+            w.opt(bytes, |w, b| {
+                put_var(w, b.len() as u64);
+                w.buf.extend_from_slice(b);
+            });
+        }
+        let name = sources.name(p.source);
+        put_var(w, name.len() as u64);
+        w.buf.extend_from_slice(name);
     }
     let len = (w.buf.len() - len_at - 4) as u32;
     w.buf[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Bytes with a varint length.
+fn get_bytes<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+    let n = get_var(r)?;
+    r.take(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// A connection decoded from its encoding: its state (without the key's slot fields) and its
@@ -387,23 +482,23 @@ struct Decoded {
     rows: Vec<Pending>,
 }
 
-fn decode_conn(bytes: &[u8], source: &mut Option<Arc<[u8]>>) -> Result<Decoded, DecodeError> {
+fn decode_conn(bytes: &[u8], sources: &mut Sources) -> Result<Decoded, DecodeError> {
     let mut r = Reader::new(bytes);
     let r = &mut r;
     let len = r.u32()? as usize;
     if len != r.remaining() {
         return Err(r.error("a connection whose length is not its own"));
     }
-    let (_, start_ns, timer, n_rows) = read_prefix(r)?;
+    let (_, start, timer, n_rows) = read_prefix(r)?;
     let mut c = Conn {
-        start_ns,
+        start_ns: start,
         timer,
-        last_ns: r.i64()?,
-        close_ns: r.i64()?,
+        last_ns: get_time(r, start)?,
+        close_ns: r.opt(|r| get_time(r, start))?.unwrap_or(NO_TIME),
         ..Conn::DEAD
     };
     let letters_at = r.offset();
-    let letters = r.bytes()?;
+    let letters = get_bytes(r)?;
     if letters
         .iter()
         .any(|&b| b == b'?' || HIST_CODES[b as usize] == 0)
@@ -416,16 +511,29 @@ fn decode_conn(bytes: &[u8], source: &mut Option<Arc<[u8]>>) -> Result<Decoded, 
     c.hist_seen = r.u16()?;
     c.flags = r.u16()? & C_CARRIED;
     for i in 0..2 {
+        let present = r.u8()?;
+        if present >= 1 << 6 {
+            return Err(r.error(format!("invalid sequence number mask {present:#x}")));
+        }
+        let mut seqs = [0u32; 6];
+        for (k, v) in seqs.iter_mut().enumerate() {
+            if present & 1 << k != 0 {
+                *v = r.u32()?;
+            }
+        }
         let s = &mut c.sides[i];
-        s.syn_seq = r.u32()?;
-        s.next_seq = r.u32()?;
-        s.data_end = r.u32()?;
-        s.max_ack = r.u32()?;
-        s.hist_last_syn = r.u32()?;
-        s.hist_last_fin = r.u32()?;
-        s.pkts = r.u32()?;
+        [
+            s.syn_seq,
+            s.next_seq,
+            s.data_end,
+            s.max_ack,
+            s.hist_last_syn,
+            s.hist_last_fin,
+        ] = seqs;
+        s.pkts = get_var32(r)?;
         for n in &mut s.ttl_cnts {
-            *n = r.u16()?;
+            let v = get_var(r)?;
+            *n = u16::try_from(v).map_err(|_| r.error(format!("a TTL count of {v}")))?;
         }
         for v in &mut s.ttl_vals {
             *v = r.u8()?;
@@ -433,65 +541,153 @@ fn decode_conn(bytes: &[u8], source: &mut Option<Arc<[u8]>>) -> Result<Decoded, 
         s.last_ttl = r.u8()?;
         s.ipid_last = r.u16()?;
         s.win = r.u16()?;
-        s.state = ep_state(r)?;
-        s.prev_state = ep_state(r)?;
+        let states = r.u8()?;
+        s.state = ep_state(r, states & 0xf)?;
+        s.prev_state = ep_state(r, states >> 4)?;
         s.bits = r.u16()?;
     }
     let ext = r.opt(|r| {
         let mut e = Ext::default();
-        for s in &mut e.side {
-            s.last_ns = r.i64()?;
-            s.last_was_rst = r.bool()?;
-            s.last_rst_had_ack = r.bool()?;
-            s.peer_data_since_rst = r.bool()?;
-            s.last_rst_ns = r.i64()?;
-            s.last_rst_seq = r.u32()?;
-            s.last_rst_ack = r.u32()?;
-            s.rsts = r.u32()?;
-            s.hist_last_rst = r.u32()?;
-            s.storm_run = r.u32()?;
-            s.storm_run_start_ns = r.i64()?;
-            s.rxmit = r.u32()?;
-            s.rxmit_next = r.u32()?;
-            s.zero_win = r.u32()?;
-            s.zero_win_next = r.u32()?;
-            s.pkts_hi = r.u32()?;
-            for v in &mut s.ttl_vals {
-                *v = r.u8()?;
-            }
-            for n in &mut s.ttl_cnts {
-                *n = r.u32()?;
+        for side in &mut e.side {
+            if let Some(s) = r.opt(|r| {
+                let mut s = RstSide {
+                    last_ns: get_time(r, start)?,
+                    last_rst_ns: get_time(r, start)?,
+                    storm_run_start_ns: get_time(r, start)?,
+                    last_rst_seq: r.u32()?,
+                    last_rst_ack: r.u32()?,
+                    rsts: get_var32(r)?,
+                    hist_last_rst: r.u32()?,
+                    storm_run: get_var32(r)?,
+                    ..RstSide::default()
+                };
+                let b = r.u8()?;
+                if b >= 1 << 3 {
+                    return Err(r.error(format!("invalid RST flags {b:#x}")));
+                }
+                s.last_was_rst = b & 1 != 0;
+                s.last_rst_had_ack = b & 2 != 0;
+                s.peer_data_since_rst = b & 4 != 0;
+                Ok(s)
+            })? {
+                *side = s;
             }
         }
+        e.more = r.opt(|r| {
+            let mut m = ExtMore::default();
+            for s in &mut m.side {
+                for n in [
+                    &mut s.rxmit,
+                    &mut s.rxmit_next,
+                    &mut s.zero_win,
+                    &mut s.zero_win_next,
+                    &mut s.pkts_hi,
+                ] {
+                    *n = get_var32(r)?;
+                }
+                for v in &mut s.ttl_vals {
+                    *v = r.u8()?;
+                }
+                for n in &mut s.ttl_cnts {
+                    *n = get_var32(r)?;
+                }
+            }
+            Ok(Box::new(m))
+        })?;
         Ok(Box::new(e))
     })?;
     c.ext = ext;
     let n = n_rows as usize;
-    if n.saturating_mul(22) > r.remaining() {
+    if n.saturating_mul(MIN_ROW_BYTES) > r.remaining() {
         return Err(r.error("more rows than the connection's bytes hold"));
     }
     let mut rows = Vec::with_capacity(n);
     for _ in 0..n {
-        let evidence = Evidence(r.u32()?);
-        let sender_is_lo = r.bool()?;
-        let ttl_pending = r.bool()?;
-        let sender_pkts = r.u64()?;
-        let receiver_pkts = r.u64()?;
-        let ev = ResetEvent::decode(r, &VOCABULARY, source.as_ref())?;
-        *source = Some(Arc::clone(&ev.source));
+        let at = r.offset();
+        let bits = r.u8()?;
+        if bits & !P_ALL != 0 {
+            return Err(r.error(format!("invalid row bits {bits:#x}")));
+        }
+        let has = |bit: u8| bits & bit != 0;
+        let ts_ns = get_time(r, start)?;
+        let frame = get_var(r)?;
+        let idle_ns = if has(P_IDLE) {
+            let v = get_var(r)?;
+            i64::try_from(v).map_err(|_| r.error(format!("an idle time of {v}")))?
+        } else {
+            0
+        };
+        let sender_pkts = get_var(r)?;
+        let receiver_pkts = get_var(r)?;
+        let seq = r.u32()?;
+        let ack = r.u32()?;
+        let payload_len = get_var32(r)?;
+        let rst_count = get_var32(r)?;
+        let hist_len = get_var32(r)?;
+        if hist_len as usize > letters.len() {
+            return Err(DecodeError {
+                offset: at,
+                what: "a row whose history is longer than its connection's".into(),
+            });
+        }
+        let flags = r.u16()?;
+        let win = r.u16()?;
+        let ip_id = if has(P_IP_ID) { r.u16()? } else { 0 };
+        let v = get_var(r)?;
+        let evidence = u16::try_from(v).map_err(|_| r.error(format!("evidence bits {v:#x}")))?;
+        let ttl = r.u8()?;
+        let sender_ttl = if has(P_SENDER_TTL) { r.u8()? } else { 0 };
+        let code = r.u8()?;
+        let cause = *Cause::ALL
+            .get(code as usize)
+            .ok_or_else(|| r.error(format!("invalid cause {code}")))?;
+        let payload = r.opt(|r| get_bytes(r).map(Box::<[u8]>::from))?;
+        let reason_at = r.offset();
+        let reason = r.opt(|r| get_bytes(r))?;
+        let reason = match reason.map(std::str::from_utf8) {
+            None => None,
+            Some(Ok(s)) => Some(Box::<str>::from(s)),
+            Some(Err(_)) => {
+                return Err(DecodeError {
+                    offset: reason_at,
+                    what: "a reason that is not UTF-8".into(),
+                })
+            }
+        };
+        let extra =
+            (payload.is_some() || reason.is_some()).then(|| Box::new(RowExtra { payload, reason }));
+        let source = sources.index_of(get_bytes(r)?);
         rows.push(Pending {
-            ev,
-            evidence,
-            sender_is_lo,
-            ttl_pending,
-            next: NIL,
+            ts_ns,
+            frame,
+            idle_ns,
             sender_pkts,
             receiver_pkts,
+            extra,
+            source,
+            seq,
+            ack,
+            payload_len,
+            rst_count,
+            hist_len,
+            next: NIL,
+            flags,
+            win,
+            ip_id,
+            evidence,
+            ttl,
+            sender_ttl,
+            cause,
+            bits,
         });
     }
     let needs_ext = c.sides.iter().any(|s| s.bits & S_NEEDS_EXT != 0) || !rows.is_empty();
     if needs_ext && c.ext.is_none() {
         return Err(r.error("a connection whose state needs its extension, which is missing"));
+    }
+    let needs_more = c.sides.iter().any(|s| s.bits & S_NEEDS_MORE != 0);
+    if needs_more && c.ext.as_ref().is_none_or(|e| e.more.is_none()) {
+        return Err(r.error("a connection whose counters need their extension, which is missing"));
     }
     if r.remaining() != 0 {
         return Err(r.error("bytes after the connection's last row"));
@@ -512,6 +708,16 @@ pub(super) struct LazyRef {
     rows: u32,
 }
 
+impl LazyRef {
+    pub(super) fn rows(&self) -> u32 {
+        self.rows
+    }
+
+    pub(super) fn buf(&self) -> u32 {
+        self.buf
+    }
+}
+
 impl Tracker {
     /// End of a piece of the stream that goes on later: connections whose deadline is not
     /// after `clock` (the stream's newest packet time, which a worker's own may be behind) end
@@ -527,8 +733,14 @@ impl Tracker {
         let fresh = bufs.len() as u32;
         let mut w = Writer::default();
         let mut conns = Vec::with_capacity(self.live as usize);
-        let mut rows: Vec<&Pending> = Vec::new();
-        for slot in 0..self.conns.len() {
+        let mut rows: Vec<u32> = Vec::new();
+        // Last slot first, each connection's extension and rows freed once written and the
+        // slabs cut behind (the tracker ends here), so that the carry need not fit beside all
+        // of the tracker.
+        for slot in (0..self.conns.len()).rev() {
+            if slot % CUT_EVERY == 0 {
+                self.cut_from(slot + 1);
+            }
             let c = &self.conns[slot];
             if !c.live() {
                 continue;
@@ -541,15 +753,22 @@ impl Tracker {
                 rows.clear();
                 let mut idx = c.rows();
                 while idx != NIL {
-                    let p = self.pending[idx as usize].as_ref().expect("pending row");
-                    rows.push(p);
-                    idx = p.next;
+                    rows.push(idx);
+                    idx = self.pending[idx as usize]
+                        .as_ref()
+                        .expect("pending row")
+                        .next;
                 }
                 rows.reverse();
                 let at = w.buf.len();
-                encode_conn(&key, c, &rows, &mut w);
+                encode_conn(&key, c, &rows, &self.pending, &self.sources, &mut w);
+                for &idx in &rows {
+                    self.pending[idx as usize] = None;
+                }
                 (fresh, at as u32, w.buf.len() as u32, rows.len() as u32)
             };
+            let c = &mut self.conns[slot];
+            c.ext = None;
             conns.push(ConnRef {
                 key,
                 start_ns: c.start_ns,
@@ -630,7 +849,7 @@ impl Tracker {
     pub(super) fn materialize(&mut self, slot: u32) -> bool {
         let l = self.lazy[slot as usize];
         let bytes = &self.lazy_bufs[l.buf as usize][l.at as usize..l.end as usize];
-        let decoded = decode_conn(bytes, &mut self.lazy_source);
+        let decoded = decode_conn(bytes, &mut self.sources);
         let c = &mut self.conns[slot as usize];
         c.flags &= !C_LAZY;
         let Ok(Decoded { conn, rows }) = decoded else {
@@ -677,7 +896,9 @@ pub struct StreamCarry {
 
 /// The carry file: magic, format version, payload length and CRC-32, then the streams.
 pub const CARRY_MAGIC: &[u8; 8] = b"RSTCARRY";
-pub const CARRY_VERSION: u32 = 1;
+/// 2: pending rows as the tracker holds them (numbers, the history as a length), not as
+/// reset.log rows; the extension in two parts.
+pub const CARRY_VERSION: u32 = 2;
 const CARRY_HEADER: usize = 8 + 4 + 8 + 4;
 
 /// The bytes of a carry file holding `streams`.
@@ -779,4 +1000,124 @@ pub fn read_carry_file_owned(bytes: Vec<u8>) -> Result<Vec<StreamCarry>, DecodeE
         return Err(r.error("bytes after the last stream"));
     }
     Ok(streams)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(bits: u8, extra: Option<RowExtra>, source: u32) -> Pending {
+        Pending {
+            ts_ns: i64::MIN,
+            frame: u64::MAX,
+            idle_ns: if bits & P_IDLE != 0 { i64::MAX } else { 0 },
+            sender_pkts: u64::MAX,
+            receiver_pkts: 0,
+            extra: extra.map(Box::new),
+            source,
+            seq: u32::MAX,
+            ack: 1,
+            payload_len: u32::MAX,
+            rst_count: u32::MAX,
+            hist_len: 13,
+            next: NIL,
+            flags: 0xfff,
+            win: 0,
+            ip_id: if bits & P_IP_ID != 0 { 0xffff } else { 0 },
+            evidence: 0xffff,
+            ttl: 255,
+            sender_ttl: if bits & P_SENDER_TTL != 0 { 7 } else { 0 },
+            cause: Cause::Invalid,
+            bits,
+        }
+    }
+
+    /// Rows and the extension, with every optional part there or not and numbers at their
+    /// limits (times at both ends of the range, around a connection that starts at 0), come
+    /// back from the carry's encoding as they were.
+    #[test]
+    fn rows_and_extension_at_their_limits_round_trip() {
+        let mut sources = Sources::default();
+        let (a, b) = (sources.index_of(b"a.pcap"), sources.index_of(b"\xffb.pcap"));
+        let pending = vec![
+            Some(row(P_ALL, None, a)),
+            Some(row(
+                0,
+                Some(RowExtra {
+                    payload: Some(b"\0\xff".as_slice().into()),
+                    reason: None,
+                }),
+                b,
+            )),
+            Some(row(
+                P_DF_KNOWN | P_IDLE,
+                Some(RowExtra {
+                    payload: None,
+                    reason: Some("4:ABORT".into()),
+                }),
+                a,
+            )),
+        ];
+        let mut c = Conn {
+            start_ns: 0,
+            last_ns: i64::MAX,
+            close_ns: i64::MIN,
+            timer: i64::MAX,
+            flags: C_LIVE,
+            ..Conn::DEAD
+        };
+        for l in b"ShADadtTwWFfRr" {
+            c.push_letter(*l);
+        }
+        c.sides[1].bits |= S_RST | S_PKTS_HI;
+        c.sides[1].syn_seq = u32::MAX;
+        c.sides[0].ttl_cnts = [u16::MAX, 0, 1];
+        let e = c.ext_mut();
+        e.side[1] = RstSide {
+            last_ns: i64::MIN,
+            last_rst_ns: i64::MAX,
+            storm_run_start_ns: -1,
+            rsts: u32::MAX,
+            last_was_rst: true,
+            peer_data_since_rst: true,
+            ..RstSide::default()
+        };
+        c.more_mut().side[0].ttl_cnts = [u32::MAX; 3];
+        let key = Key {
+            v4: 1,
+            ports: 2,
+            fam: FAM_V4,
+            v6: [0; 2],
+        };
+        let mut w = Writer::default();
+        encode_conn(&key, &c, &[0, 1, 2], &pending, &sources, &mut w);
+        let mut back_sources = Sources::default();
+        let d = decode_conn(&w.buf, &mut back_sources).expect("decodes");
+        let names = |s: &Sources, p: &Pending| s.name(p.source).to_vec();
+        for (was, is) in pending.iter().flatten().zip(&d.rows) {
+            assert_eq!(names(&sources, was), names(&back_sources, is));
+            let is = Pending {
+                source: was.source,
+                ..is.clone()
+            };
+            assert_eq!(&is, was);
+        }
+        assert_eq!(d.rows.len(), 3);
+        let dc = &d.conn;
+        assert_eq!(
+            (dc.start_ns, dc.last_ns, dc.close_ns, dc.timer),
+            (c.start_ns, c.last_ns, c.close_ns, c.timer)
+        );
+        assert_eq!(dc.ext, c.ext);
+        assert_eq!(dc.with_history(<[u8]>::to_vec), b"ShADadtTwWFfRr");
+        // A row whose history would be longer than its connection's does not decode.
+        let mut long = row(0, None, a);
+        long.hist_len = 15;
+        let mut w = Writer::default();
+        encode_conn(&key, &c, &[0], &[Some(long)], &sources, &mut w);
+        let e = decode_conn(&w.buf, &mut Sources::default())
+            .err()
+            .expect("an error");
+        assert!(e.what.contains("history"), "{e}");
+    }
 }
