@@ -727,8 +727,8 @@ pub(crate) fn run_sequential(
             .collect();
         let (events, stats, carry) = match end {
             StreamEnd::Finish => {
-                let (events, stats) = tracker.finish();
-                (events, stats, None)
+                let stats = tracker.finish_into(|rows| sink.push(rows, 0));
+                (Vec::new(), stats, None)
             }
             StreamEnd::Carry => {
                 let (events, stats, carry) = tracker.suspend(i64::MIN);

@@ -487,8 +487,7 @@ fn run_units(
     let state = std::mem::take(&mut stitch.state);
     let carry = match end {
         StreamEnd::Finish => {
-            let (more, st) = Tracker::resume(opts.flow, state).finish();
-            sink.push(more, 0);
+            let st = Tracker::resume(opts.flow, state).finish_into(|rows| sink.push(rows, 0));
             add_stats(&mut stitch.stats, &st);
             None
         }

@@ -1141,26 +1141,38 @@ impl Tracker {
     }
 
     /// End of input: finish every connection and return all remaining events.
-    pub fn finish(mut self) -> (Vec<ResetEvent>, FlowStats) {
+    pub fn finish(self) -> (Vec<ResetEvent>, FlowStats) {
+        let mut all = Vec::new();
+        let stats = self.finish_into(|mut rows| {
+            if all.is_empty() {
+                all = rows;
+            } else {
+                all.append(&mut rows);
+            }
+        });
+        (all, stats)
+    }
+
+    /// [`Tracker::finish`], handing the remaining events to `hand` a batch at a time (the rows
+    /// of a burst of connections all live at the end never sit in one vector).
+    pub fn finish_into(mut self, mut hand: impl FnMut(Vec<ResetEvent>)) -> FlowStats {
         // A capture whose connections are all live at its end — a burst of refused SYNs — has
         // every row still waiting. Connections are finished last slot first, and the slabs of
         // connections and pending rows are cut behind them as they go (and carried buffers
-        // dropped once no connection left needs them), so the finished rows (larger) mostly
-        // take the place of what they came from instead of adding to it.
+        // dropped once no connection left needs them), so the finished rows mostly take the
+        // place of what they came from instead of adding to it, and leave in batches.
         self.finishing = true;
         self.table = HashTable::new();
         self.pending_free = Vec::new();
         // Carried buffers by the first slot that still needs them.
         let mut buf_first_slot = vec![usize::MAX; self.lazy_bufs.len()];
-        let mut waiting = self.pending.iter().filter(|p| p.is_some()).count();
         for (slot, l) in self.lazy.iter().enumerate() {
             if self.conns[slot].flags & C_LAZY != 0 {
                 let first = &mut buf_first_slot[l.buf() as usize];
                 *first = (*first).min(slot);
-                waiting += l.rows() as usize;
             }
         }
-        self.done.reserve_exact(waiting);
+        hand(std::mem::take(&mut self.done));
         let no_buf: Arc<Vec<u8>> = Arc::default();
         for slot in (0..self.conns.len()).rev() {
             if slot % CUT_EVERY == 0 {
@@ -1170,12 +1182,16 @@ impl Tracker {
                         *buf = Arc::clone(&no_buf);
                     }
                 }
+                if !self.done.is_empty() {
+                    hand(std::mem::take(&mut self.done));
+                }
             }
             if self.conns[slot].live() {
                 self.finalize(slot as u32);
             }
         }
-        (std::mem::take(&mut self.done), self.stats)
+        hand(std::mem::take(&mut self.done));
+        self.stats
     }
 
     /// Give back the memory of the slots from `slot` on, and of the pending rows after the

@@ -709,10 +709,6 @@ pub(super) struct LazyRef {
 }
 
 impl LazyRef {
-    pub(super) fn rows(&self) -> u32 {
-        self.rows
-    }
-
     pub(super) fn buf(&self) -> u32 {
         self.buf
     }
