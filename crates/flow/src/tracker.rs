@@ -1183,6 +1183,9 @@ impl Tracker {
                     }
                 }
                 if !self.done.is_empty() {
+                    // (Slots are finished last first: a batch in slot order is nearer to
+                    // the order of the rows' times.)
+                    self.done.reverse();
                     hand(std::mem::take(&mut self.done));
                 }
             }
@@ -1190,6 +1193,7 @@ impl Tracker {
                 self.finalize(slot as u32);
             }
         }
+        self.done.reverse();
         hand(std::mem::take(&mut self.done));
         self.stats
     }

@@ -385,8 +385,10 @@ fn spilled_rows_do_not_come_back_as_a_vector() {
 /// Rows in order, or late by less than half a buffer (as rows leave the tracker), make one run.
 #[test]
 fn rows_nearly_in_order_make_one_run() {
-    let rows = refused_rows(20_000, 120_000);
-    let budget = 2000 * approx_row_bytes(&rows[0]);
+    // One refused connection a millisecond: most rows leave the tracker as their connections
+    // end, the last close delay's worth (5 s) when it finishes.
+    let rows = refused_rows(20_000, 1_000_000);
+    let budget = 4000 * approx_row_bytes(&rows[0]);
     let dir = tempfile::tempdir().unwrap();
     // The tracker's order: rows leave when their connection ends.
     let (out, stats) = sort_through(dir.path(), &rows, budget, MERGE_WIDTH);
@@ -400,7 +402,7 @@ fn rows_nearly_in_order_make_one_run() {
     let mut reversed = sorted(&rows);
     reversed.reverse();
     let (out, stats) = sort_through(dir.path(), &reversed, budget, MERGE_WIDTH);
-    assert!(stats.runs >= 9, "{stats:?}");
+    assert!(stats.runs >= 4, "{stats:?}");
     assert_eq!(out, sorted(&rows));
 }
 
