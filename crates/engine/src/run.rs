@@ -151,6 +151,8 @@ impl<'s> Run<'s> {
             ("carried_connections", json!(0)),
             ("carried_rows", json!(0)),
             ("late_files", json!([])),
+            ("spill_runs", json!(0)),
+            ("spilled_rows", json!(0)),
             ("outputs", json!([])),
             ("warnings", json!([])),
         ] {
@@ -394,6 +396,10 @@ fn run_locked(
     let rows = std::mem::replace(&mut result.rows, Err(std::io::Error::other("taken")));
     let mut rows = rows.map_err(cannot_write)?;
     let span = rows.time_span();
+    // What --sort-memory cost: runs written to disk, and rows in them.
+    let spilled = rows.spill_stats();
+    record.insert("spill_runs".into(), spilled.runs.into());
+    record.insert("spilled_rows".into(), spilled.rows_spilled.into());
     msgs.reporter.reading_done();
     let mut any_read = files.is_empty();
     let mut failed = Vec::new();
