@@ -103,12 +103,41 @@ pub struct ParallelStats {
 
 /// A stretch of a unit's packets that a carried connection may need replayed: from its key's
 /// first packet in the unit (within the candidate window) to the last before a silence of the
-/// inactivity timeout.
-struct KeySpan {
-    /// Index (among the unit's TCP segments) of the last packet in the span.
-    last: u64,
-    newest: i64,
-    closed: bool,
+/// inactivity timeout. A scan's unit has millions of keys in its window, so a span is packed
+/// in 8 bytes: the index (among the unit's TCP segments) of its last packet (beyond u32, kept
+/// as u32::MAX: stitching then reads further, never less far); its newest packet's time as
+/// whole seconds after the unit's first packet, rounded up (so a span closes no earlier than
+/// it would by the exact time); and whether it is closed.
+#[derive(Clone, Copy)]
+struct KeySpan(u64);
+
+impl KeySpan {
+    const CLOSED: u64 = 1 << 63;
+    const SECONDS: u64 = (1 << 31) - 1;
+
+    fn new(index: u64, newest_s: u64) -> Self {
+        KeySpan(index.min(u32::MAX as u64) | newest_s.min(Self::SECONDS) << 32)
+    }
+    fn last(self) -> u64 {
+        self.0 & u32::MAX as u64
+    }
+    fn newest_s(self) -> u64 {
+        (self.0 >> 32) & Self::SECONDS
+    }
+    fn closed(self) -> bool {
+        self.0 & Self::CLOSED != 0
+    }
+    /// Whether a packet at `ts` comes after a silence of the inactivity timeout.
+    fn silent_before(self, base: i64, ts: i64) -> bool {
+        let newest = base.saturating_add((self.newest_s() * 1_000_000_000) as i64);
+        ts >= newest.saturating_add(INACTIVITY)
+    }
+}
+
+/// Whole seconds from `base` to `ts`, rounded up (0 before `base`).
+fn seconds_after(base: i64, ts: i64) -> u64 {
+    let ns = ts.saturating_sub(base).max(0) as u64;
+    ns.div_ceil(1_000_000_000)
 }
 
 /// What a unit's cold run gave.
@@ -358,25 +387,19 @@ fn run_unit(
             oldest = oldest.min(ts);
             if spans_wanted {
                 let h = endpoints_hash((seg.src, seg.sport), (seg.dst, seg.dport));
+                let base = first_ts.unwrap_or(ts);
                 match spans.get_mut(&h) {
-                    Some(s) if !s.closed => {
-                        if ts >= s.newest.saturating_add(INACTIVITY) {
-                            s.closed = true;
+                    Some(s) if !s.closed() => {
+                        if s.silent_before(base, ts) {
+                            s.0 |= KeySpan::CLOSED;
                         } else {
-                            s.last = index;
-                            s.newest = s.newest.max(ts);
+                            let newest = s.newest_s().max(seconds_after(base, ts));
+                            *s = KeySpan::new(index, newest);
                         }
                     }
                     Some(_) => {}
                     None if ts < window_end => {
-                        spans.insert(
-                            h,
-                            KeySpan {
-                                last: index,
-                                newest: ts,
-                                closed: false,
-                            },
-                        );
+                        spans.insert(h, KeySpan::new(index, seconds_after(base, ts)));
                     }
                     None => {}
                 }
@@ -595,7 +618,7 @@ impl Stitch<'_> {
         for (a, b) in self.state.endpoints() {
             let h = endpoints_hash(a, b);
             if let Some(span) = spans.get(&h) {
-                reach = reach.max(Some(span.last));
+                reach = reach.max(Some(span.last()));
                 carried.insert(conn_key(a, b));
                 carried_hashes.insert(h, ());
             }
