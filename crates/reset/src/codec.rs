@@ -1,13 +1,9 @@
-//! A compact binary encoding of rows, for state that outlives a run (the carry of live
-//! connections) or a buffer (sorted runs). Little-endian, length-prefixed, no padding; the
+//! The primitives of the compact binary encodings of state that outlives a run (the carry of
+//! live connections) or a buffer (the sort's runs of rows). Little-endian, length-prefixed, no padding; the
 //! reader checks every length against what is left, so corrupt or hostile bytes give an error
 //! naming the byte offset, never a panic or an allocation larger than the input.
 
-use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
-
-use crate::ResetEvent;
 
 /// Appends values to a byte buffer.
 #[derive(Debug, Default)]
@@ -209,249 +205,47 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The names a row's static strings are chosen from (the contract's vocabulary, which the
-/// classifier owns): decoded rows borrow them instead of owning copies.
-#[derive(Debug, Clone, Copy)]
-pub struct Vocabulary {
-    pub causes: &'static [&'static str],
-    pub evidence: &'static [&'static str],
-    pub conn_states: &'static [&'static str],
-}
-
-fn intern(names: &'static [&'static str], s: &str) -> Cow<'static, str> {
-    match names.iter().find(|n| **n == s) {
-        Some(n) => Cow::Borrowed(n),
-        None => Cow::Owned(s.to_string()),
-    }
-}
-
-impl ResetEvent {
-    /// Append this row's encoding.
-    pub fn encode(&self, w: &mut Writer) {
-        w.i64(self.ts_ns);
-        w.str(&self.uid);
-        w.str(&self.community_id);
-        w.addr(self.orig_h);
-        w.u16(self.orig_p);
-        w.addr(self.resp_h);
-        w.u16(self.resp_p);
-        w.bool(self.is_orig);
-        w.opt(self.cause.as_deref(), Writer::str);
-        w.opt(self.injected, Writer::bool);
-        w.opt(self.evidence.as_ref(), |w, ev| {
-            w.u32(ev.len() as u32);
-            for e in ev {
-                w.str(e);
-            }
-        });
-        w.u16(self.flags);
-        w.u32(self.seq);
-        w.u32(self.ack);
-        w.u16(self.win);
-        w.u8(self.ttl);
-        w.opt(self.ip_id, Writer::u16);
-        w.opt(self.df, Writer::bool);
-        w.u32(self.payload_len);
-        w.opt(self.payload.as_deref(), Writer::bytes);
-        w.opt(self.reason.as_deref(), Writer::str);
-        w.opt(self.sender_ttl, Writer::u8);
-        w.u8(self.initial_ttl);
-        w.opt(self.rst_count, Writer::u32);
-        w.opt(self.history.as_deref(), Writer::str);
-        w.opt(self.conn_state.as_deref(), Writer::str);
-        w.opt(self.duration_ns, Writer::i64);
-        w.opt(self.idle_ns, Writer::i64);
-        w.opt(self.orig_pkts, Writer::u64);
-        w.opt(self.resp_pkts, Writer::u64);
-        w.bytes(&self.source);
-        w.u64(self.frame);
-        w.opt(self.sensor.as_deref(), Writer::bytes);
-    }
-
-    /// Read a row written by [`ResetEvent::encode`]. `source` is the previous row's capture
-    /// file name, shared (not copied) when this row names the same file.
-    pub fn decode(
-        r: &mut Reader<'_>,
-        vocab: &Vocabulary,
-        source: Option<&Arc<[u8]>>,
-    ) -> Result<ResetEvent, DecodeError> {
-        let ts_ns = r.i64()?;
-        let uid = r.str()?.to_string();
-        let community_id = r.str()?.to_string();
-        let orig_h = r.addr()?;
-        let orig_p = r.u16()?;
-        let resp_h = r.addr()?;
-        let resp_p = r.u16()?;
-        let is_orig = r.bool()?;
-        let cause = r.opt(|r| r.str().map(|s| intern(vocab.causes, s)))?;
-        let injected = r.opt(Reader::bool)?;
-        let evidence = r.opt(|r| {
-            let n = r.count(4)?;
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                let at = r.offset();
-                let s = r.str()?;
-                match vocab.evidence.iter().find(|e| **e == s) {
-                    Some(e) => v.push(*e),
-                    None => {
-                        return Err(DecodeError {
-                            offset: at,
-                            what: format!("unknown evidence name {s:?}"),
-                        })
-                    }
-                }
-            }
-            Ok(v)
-        })?;
-        let flags = r.u16()?;
-        let seq = r.u32()?;
-        let ack = r.u32()?;
-        let win = r.u16()?;
-        let ttl = r.u8()?;
-        let ip_id = r.opt(Reader::u16)?;
-        let df = r.opt(Reader::bool)?;
-        let payload_len = r.u32()?;
-        let payload = r.opt(|r| r.bytes().map(<[u8]>::to_vec))?;
-        let reason = r.opt(|r| r.str().map(str::to_string))?;
-        let sender_ttl = r.opt(Reader::u8)?;
-        let initial_ttl = r.u8()?;
-        let rst_count = r.opt(Reader::u32)?;
-        let history = r.opt(|r| r.str().map(str::to_string))?;
-        let conn_state = r.opt(|r| r.str().map(|s| intern(vocab.conn_states, s)))?;
-        let duration_ns = r.opt(Reader::i64)?;
-        let idle_ns = r.opt(Reader::i64)?;
-        let orig_pkts = r.opt(Reader::u64)?;
-        let resp_pkts = r.opt(Reader::u64)?;
-        // Names are bytes (not necessarily UTF-8), written by `Writer::bytes`, as rows written
-        // when they were `str` were too.
-        let name = r.bytes()?;
-        let source = match source {
-            Some(s) if **s == *name => Arc::clone(s),
-            _ => Arc::from(name),
-        };
-        let frame = r.u64()?;
-        let sensor = r.opt(|r| r.bytes().map(Arc::from))?;
-        Ok(ResetEvent {
-            ts_ns,
-            uid,
-            community_id,
-            orig_h,
-            orig_p,
-            resp_h,
-            resp_p,
-            is_orig,
-            cause,
-            injected,
-            evidence,
-            flags,
-            seq,
-            ack,
-            win,
-            ttl,
-            ip_id,
-            df,
-            payload_len,
-            payload,
-            reason,
-            sender_ttl,
-            initial_ttl,
-            rst_count,
-            history,
-            conn_state,
-            duration_ns,
-            idle_ns,
-            orig_pkts,
-            resp_pkts,
-            source,
-            frame,
-            sensor,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const VOCAB: Vocabulary = Vocabulary {
-        causes: &["refused", "abort"],
-        evidence: &["seq_zero", "win_nonzero"],
-        conn_states: &["REJ"],
-    };
-
-    fn rows() -> Vec<ResetEvent> {
-        let payload = b"220 mailgat\t\n\x1b\xff".to_vec();
-        let seg = rstscope_decode::Segment {
-            ts_ns: -5,
-            file: 0,
-            frame: 7,
-            src: "10.0.0.1".parse().unwrap(),
-            dst: "2001:db8::1".parse().unwrap(),
-            ttl: 60,
-            ip_id: Some(9),
-            df: Some(false),
-            sport: 80,
-            dport: 4000,
-            seq: 0,
-            ack: 1,
-            flags: 0x014,
-            window: 0,
-            options: Default::default(),
-            payload_len: payload.len() as u32,
-            payload: &payload,
-            tunnel_depth: 0,
+    #[test]
+    fn values_round_trip_and_every_truncation_is_an_error() {
+        let mut w = Writer::default();
+        w.u8(7);
+        w.bool(true);
+        w.u16(65_000);
+        w.u32(4_000_000_000);
+        w.u64(u64::MAX - 1);
+        w.i64(-5);
+        w.u128(1 << 100);
+        w.bytes(b"\xffab\t");
+        w.str("uid");
+        w.addr("2001:db8::1".parse().unwrap());
+        w.addr("192.0.2.1".parse().unwrap());
+        w.opt(Some(3u32), |w, v| w.u32(v));
+        w.opt(None::<u32>, |w, v| w.u32(v));
+        let read = |bytes: &[u8]| -> Result<(), DecodeError> {
+            let mut r = Reader::new(bytes);
+            assert_eq!(r.u8()?, 7);
+            assert!(r.bool()?);
+            assert_eq!(r.u16()?, 65_000);
+            assert_eq!(r.u32()?, 4_000_000_000);
+            assert_eq!(r.u64()?, u64::MAX - 1);
+            assert_eq!(r.i64()?, -5);
+            assert_eq!(r.u128()?, 1 << 100);
+            assert_eq!(r.bytes()?, b"\xffab\t");
+            assert_eq!(r.str()?, "uid");
+            assert_eq!(r.addr()?, "2001:db8::1".parse::<IpAddr>().unwrap());
+            assert_eq!(r.addr()?, "192.0.2.1".parse::<IpAddr>().unwrap());
+            assert_eq!(r.opt(|r| r.u32())?, Some(3));
+            assert_eq!(r.opt(|r| r.u32())?, None);
+            assert_eq!(r.remaining(), 0);
+            Ok(())
         };
-        let plain = ResetEvent::from_segment(&seg, b"a/b.pcap", &Default::default());
-        let mut full = plain.clone();
-        full.cause = Some(Cow::Borrowed("refused"));
-        full.injected = Some(true);
-        full.evidence = Some(vec!["seq_zero", "win_nonzero"]);
-        full.conn_state = Some(Cow::Owned("XYZ".into()));
-        full.history = Some("Sr".into());
-        full.sender_ttl = Some(61);
-        full.rst_count = Some(3);
-        full.duration_ns = Some(i64::MAX);
-        full.idle_ns = Some(0);
-        full.orig_pkts = Some(u64::MAX);
-        full.resp_pkts = Some(1);
-        full.sensor = Some(b"edge\t1".as_slice().into());
-        // A name that is not UTF-8 (legal on Linux) keeps its bytes.
-        let mut raw = full.clone();
-        raw.source = b"bad\xff\xfe.pcap".as_slice().into();
-        raw.sensor = Some(b"s\xc3(".as_slice().into());
-        vec![plain, full, raw]
-    }
-
-    #[test]
-    fn rows_round_trip_and_share_their_source() {
-        let rows = rows();
-        let mut w = Writer::default();
-        for r in &rows {
-            r.encode(&mut w);
-        }
-        let mut r = Reader::new(&w.buf);
-        let a = ResetEvent::decode(&mut r, &VOCAB, None).unwrap();
-        let b = ResetEvent::decode(&mut r, &VOCAB, Some(&a.source)).unwrap();
-        let c = ResetEvent::decode(&mut r, &VOCAB, Some(&b.source)).unwrap();
-        assert_eq!(r.remaining(), 0);
-        assert_eq!(vec![a.clone(), b.clone(), c.clone()], rows);
-        assert_eq!(&*c.source, b"bad\xff\xfe.pcap");
-        assert!(Arc::ptr_eq(&a.source, &b.source));
-        assert!(matches!(b.cause, Some(Cow::Borrowed(_))));
-    }
-
-    #[test]
-    fn every_truncation_and_byte_flip_is_an_error_or_a_row_never_a_panic() {
-        let mut w = Writer::default();
-        rows()[1].encode(&mut w);
+        read(&w.buf).unwrap();
         for n in 0..w.buf.len() {
-            let e = ResetEvent::decode(&mut Reader::new(&w.buf[..n]), &VOCAB, None).unwrap_err();
-            assert!(e.offset <= n, "{e}");
-        }
-        for i in 0..w.buf.len() {
-            let mut b = w.buf.clone();
-            b[i] ^= 0xa5;
-            let _ = ResetEvent::decode(&mut Reader::new(&b), &VOCAB, None);
+            assert!(read(&w.buf[..n]).is_err(), "{n} bytes");
         }
     }
 
