@@ -153,6 +153,19 @@ struct UnitOutput {
     oldest: i64,
     /// Candidate keys (see the module notes) by key hash.
     spans: ByKeyHash<KeySpan>,
+    /// Stopped early: its connections outgrew what a unit may hold (see [`unit_live_limit`]);
+    /// stitching redoes it in order.
+    abandoned: bool,
+}
+
+/// Most connections a unit tracked from a cold start (not a stream's first) may hold live
+/// before it stops and is left to be redone in order: a burst whose connections are all live
+/// at once (a million refused SYNs within the close delay) would otherwise be held by a
+/// tracker per unit in flight, each with its share, beside the stitched stream's. A quarter of
+/// `--max-connections` (250 000 by default); ordinary traffic stays far below (the 1 GiB
+/// benchmark capture peaks at 19 000).
+fn unit_live_limit(opts: &RunOptions) -> u64 {
+    (opts.flow.max_connections as u64 / 4).max(1)
 }
 
 /// A part of a unit: a whole file, or a byte range of a plain file cut for threads.
@@ -376,7 +389,12 @@ fn run_unit(
     let mut spans: ByKeyHash<KeySpan> = ByKeyHash::default();
     let mut index = 0u64;
     let mut results = Vec::with_capacity(unit.len());
+    let live_limit = unit_live_limit(opts);
+    let mut abandoned = false;
     for piece in &unit {
+        if abandoned {
+            break;
+        }
         let source = files[piece.file()].source.as_slice();
         results.push(read_piece(files, piece, opts, |seg| {
             let ts = seg.ts_ns;
@@ -408,9 +426,26 @@ fn run_unit(
             tracker.process(seg, source);
             if index.is_multiple_of(HANDOVER_SEGMENTS) {
                 sink.push(tracker.take_done(), number);
+                if spans_wanted && tracker.live_connections() > live_limit {
+                    abandoned = true;
+                    return false;
+                }
             }
             true
         }));
+    }
+    if abandoned {
+        // Redone in order: nothing of this run is used.
+        drop(tracker);
+        return UnitOutput {
+            results,
+            stats: FlowStats::default(),
+            live: Carry::new(),
+            first_ts,
+            oldest,
+            spans: ByKeyHash::default(),
+            abandoned,
+        };
     }
     let (rows, stats, live) = tracker.suspend(i64::MIN);
     sink.push(rows, number);
@@ -421,6 +456,7 @@ fn run_unit(
         first_ts,
         oldest,
         spans,
+        abandoned,
     }
 }
 
@@ -580,7 +616,8 @@ impl Stitch<'_> {
         opts: &RunOptions,
     ) {
         let cap = opts.flow.max_connections.max(1) as u64;
-        let in_doubt = self.state.clock > out.oldest.saturating_add(BEHIND_NS)
+        let in_doubt = out.abandoned
+            || self.state.clock > out.oldest.saturating_add(BEHIND_NS)
             || out.stats.evicted > 0
             || self.state.len() as u64 + out.stats.peak_connections > cap;
         if in_doubt || !self.ranges_meet(&out.results) {
@@ -984,6 +1021,40 @@ mod tests {
         };
         let rows = store.finish(1).unwrap().collect_vec().unwrap();
         (out, rows.iter().map(|e| format!("{e:?}")).collect())
+    }
+
+    /// A later unit whose live connections outgrow its share stops and is redone in order:
+    /// the rows are one tracker's.
+    #[test]
+    fn a_unit_that_outgrows_its_share_is_redone_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = Vec::new();
+        let spec = rstscope_gen::BenchSpec {
+            bytes: 6_000_000,
+            concurrent: 400,
+            seed: 5,
+        };
+        rstscope_gen::write_bench(&mut bytes, spec, rstscope_gen::T0).unwrap();
+        let path = dir.path().join("x.pcap");
+        std::fs::write(&path, &bytes).unwrap();
+        let files = vec![InputFile {
+            path,
+            source: b"x.pcap".to_vec(),
+            sensor: None,
+        }];
+        let mut opts = RunOptions::default();
+        let (free, _) = stream(&files, &opts, None);
+        // Room for every connection, a quarter of which the capture's live ones outgrow.
+        opts.flow.max_connections = free.stats.peak_connections as usize + 1;
+        let (want, want_rows) = stream(&files, &opts, None);
+        assert_eq!(want.stats.evicted, 0);
+        assert!(want_rows.len() > 10);
+        let size = bytes.len() as u64;
+        let units = units_at(&files, vec![0, size / 2, size], 1);
+        let (got, got_rows) = stream(&files, &opts, Some(units));
+        assert_eq!(got.parallel.redone_units, 1);
+        assert_eq!(got_rows, want_rows);
+        assert_eq!(got.stats.connections, want.stats.connections);
     }
 
     /// Cuts in the middle of records, at record boundaries and past the end: the stitched rows
