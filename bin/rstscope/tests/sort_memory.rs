@@ -242,8 +242,9 @@ fn generated_archive(dir: &Path, seed: u64, sensors: usize, flows: usize) -> Pat
 
 /// A Zeek conn.log (TSV) for the rows of a reset.log (TSV): one row per connection (uid) that
 /// had RSTs, from its start to its last RST, in uid order (not time order, as Zeek writes
-/// when connections end); every fifth connection left out (its RSTs stay unmatched), every
-/// third written responder first, and one row no RST belongs to.
+/// when connections end); the connections of every fifth 5-tuple left out (their RSTs stay
+/// unmatched, unless another connection's window takes them), every third connection written
+/// responder first, and one row no RST belongs to.
 fn conn_log_for(reset_log: &str) -> String {
     let fields: Vec<&str> = reset_log
         .lines()
@@ -291,10 +292,14 @@ fn conn_log_for(reset_log: &str) -> String {
          #fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\tconn_state\thistory\n\
          #types\ttime\tstring\taddr\tport\taddr\tport\tenum\tinterval\tstring\tstring\n",
     );
+    let tuples: std::collections::BTreeSet<&[String]> =
+        conns.values().map(|c| c.0.as_slice()).collect();
+    let left_out: std::collections::BTreeSet<&[String]> =
+        tuples.into_iter().skip(4).step_by(5).collect();
     let mut last = 0;
     for (i, (ids, start, end, state, hist)) in conns.values().enumerate() {
         last = last.max(*end);
-        if i % 5 == 4 {
+        if left_out.contains(ids.as_slice()) {
             continue;
         }
         let (a, b) = if i % 3 == 1 {
@@ -346,17 +351,18 @@ fn conn_log(dir: &Path, inputs: &[String]) -> PathBuf {
     path
 }
 
-/// The join arguments, checking first that the conn.log matches some RSTs and not others.
-fn join_args(dir: &Path, inputs: &[String]) -> Vec<String> {
+/// The join arguments, checking first that the conn.log matches some RSTs (and, when
+/// `some_unmatched`, not all: an archive of a few connections may have no 5-tuple left out).
+fn join_args(dir: &Path, inputs: &[String], some_unmatched: bool) -> Vec<String> {
     let conn = conn_log(dir, inputs);
     let mut a = inputs.to_vec();
     a.extend(["--conn-log".to_string(), arg(&conn), "--enrich-conn".into()]);
     let probe = run(&a, &dir.join(format!("join-probe-{}", next_id())));
     let join = &probe.summary["join"];
-    assert!(
-        join["matched"].as_u64().unwrap() > 0 && join["unmatched"].as_u64().unwrap() > 0,
-        "the conn.log joins some rows, not all: {join}"
-    );
+    assert!(join["matched"].as_u64().unwrap() > 0, "{join}");
+    if some_unmatched {
+        assert!(join["unmatched"].as_u64().unwrap() > 0, "{join}");
+    }
     a
 }
 
@@ -368,7 +374,7 @@ fn join_args(dir: &Path, inputs: &[String]) -> Vec<String> {
 #[test]
 fn testdata_tree_is_the_same_with_any_sort_memory() {
     let tmp = tempfile::tempdir().unwrap();
-    let inputs = join_args(tmp.path(), &[arg(&common::testdata())]);
+    let inputs = join_args(tmp.path(), &[arg(&common::testdata())], true);
     for opts in Opts::all() {
         let mut a = inputs.clone();
         a.extend(opts.args());
@@ -382,7 +388,7 @@ fn testdata_tree_is_the_same_with_any_sort_memory() {
 fn many_sensors_are_the_same_with_any_sort_memory() {
     let tmp = tempfile::tempdir().unwrap();
     let arch = generated_archive(tmp.path(), 11, 70, 12);
-    let inputs = join_args(tmp.path(), &[arg(&arch)]);
+    let inputs = join_args(tmp.path(), &[arg(&arch)], true);
     for opts in Opts::all() {
         let mut a = inputs.clone();
         a.extend(opts.args());
@@ -532,7 +538,7 @@ fn opts_strategy() -> impl Strategy<Value = Opts> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 6,
+        cases: 10,
         // Each case is a few runs of the binary: keep a failing case's shrinking short.
         max_shrink_iters: 16,
         ..ProptestConfig::default()
@@ -552,7 +558,7 @@ proptest! {
         let tmp = tempfile::tempdir().unwrap();
         let arch = generated_archive(tmp.path(), seed, sensors, flows);
         let mut a = if join {
-            join_args(tmp.path(), &[arg(&arch)])
+            join_args(tmp.path(), &[arg(&arch)], false)
         } else {
             vec![arg(&arch)]
         };
