@@ -138,7 +138,24 @@ fn difference(got: &Outputs, want: &Outputs) -> String {
     msg.join("\n")
 }
 
+/// The last line of the run record in `out`.
+fn run_record(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("rstscope_runs.log")).unwrap();
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+/// What the sort spilled, as the run record says: (sorted runs written, rows in them, rows).
+fn spilled(out: &Path) -> (u64, u64, u64) {
+    let r = run_record(out);
+    let n = |k: &str| {
+        r[k].as_u64()
+            .unwrap_or_else(|| panic!("run record without {k}: {r}"))
+    };
+    (n("spill_runs"), n("spilled_rows"), n("rows"))
+}
+
 /// A run with each of `memories` as `--sort-memory` writes what a run with the default does.
+/// The default keeps these small inputs in memory; one byte spills every row.
 fn check(work: &Path, args: &[String], memories: &[&str], what: &str) {
     let stem = work.join(format!("out-{}", next_id()));
     let want = run(args, &stem.with_extension("default"));
@@ -147,15 +164,25 @@ fn check(work: &Path, args: &[String], memories: &[&str], what: &str) {
         "{what}: a log is written: {:?}",
         want.files.keys()
     );
+    let (runs, rows_spilled, _) = spilled(&stem.with_extension("default"));
+    assert_eq!((runs, rows_spilled), (0, 0), "{what}: the default spilled");
     for m in memories {
         let mut a = args.to_vec();
         a.extend(["--sort-memory".to_string(), m.to_string()]);
-        let got = run(&a, &stem.with_extension(format!("mem{m}")));
+        let out = stem.with_extension(format!("mem{m}"));
+        let got = run(&a, &out);
         assert!(
             got == want,
             "{what}, --sort-memory {m} ({args:?}):\n{}",
             difference(&got, &want)
         );
+        let (runs, rows_spilled, rows) = spilled(&out);
+        if *m == "1" {
+            assert!(
+                runs >= 1 && rows_spilled == rows,
+                "{what}, --sort-memory 1: {runs} runs, {rows_spilled} of {rows} rows spilled"
+            );
+        }
     }
 }
 
@@ -401,12 +428,28 @@ fn many_sensors_are_the_same_with_any_sort_memory() {
     }
 }
 
-/// A small sort buffer really sends rows to files: with a spill directory that is not there
-/// the run fails as a failed write (74) and writes no log, while the default keeps them all
-/// in memory and never needs it. (The run record has no spill counters to say how many runs
-/// were made.)
+/// A one-byte buffer over many sensors whose packet times overlap makes more sorted runs
+/// than one merge takes (64), so merge passes run; a few KiB still make many.
 #[test]
-fn a_small_sort_memory_spills() {
+fn many_sensors_make_more_runs_than_one_merge_takes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let arch = generated_archive(tmp.path(), 11, 70, 12);
+    for (memory, least) in [("1", 65), ("8K", 10)] {
+        let out = tmp.path().join(format!("out-{memory}"));
+        let args = ["-j", "1", "--sort-memory", memory].map(String::from);
+        run(&[&args[..], &[arg(&arch)]].concat(), &out);
+        let (runs, rows_spilled, rows) = spilled(&out);
+        assert!(
+            runs >= least && rows_spilled > rows / 2,
+            "--sort-memory {memory}: {runs} runs, {rows_spilled} of {rows} rows spilled"
+        );
+    }
+}
+
+/// The spill files go to --tmp-dir: one that is not there fails a run that spills as a failed
+/// write (74), with no log, and does not matter to one that keeps its rows in memory.
+#[test]
+fn a_small_sort_memory_spills_to_the_tmp_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let arch = generated_archive(tmp.path(), 5, 4, 40);
     let missing = tmp.path().join("no-such-dir");
