@@ -177,9 +177,10 @@ fn check(work: &Path, args: &[String], memories: &[&str], what: &str) {
             difference(&got, &want)
         );
         let (runs, rows_spilled, rows) = spilled(&out);
+        // With threads, cold rows that stitching then drops were spilled too.
         if *m == "1" {
             assert!(
-                runs >= 1 && rows_spilled == rows,
+                runs >= 1 && rows_spilled >= rows,
                 "{what}, --sort-memory 1: {runs} runs, {rows_spilled} of {rows} rows spilled"
             );
         }
