@@ -8,7 +8,8 @@ bytes: every row or nearly every row spilled, many sorted runs merged). reset.lo
 reset.csv, .gz), conn_rst.log and reset_report.html must be the same bytes as the default's,
 the exit status the same, and reset_summary.json the same JSON apart from what differs between
 any two runs ("run", "peak_rss_bytes", the "seconds" of each file and sensor); no hidden
-temporary may be left in the output directory.
+temporary may be left in the output directory; and with --sort-memory 1 the run record must
+say every row was spilled.
 
 Usage:
   scripts/sort-check.py --rstscope BIN [--memories 1,700] [--format tsv|json|csv] [--gzip]
@@ -50,6 +51,16 @@ def comparable_summary(path):
         for entry in s.get(key) or []:
             entry.pop("seconds", None)
     return s
+
+
+def spilled(out):
+    """(spill_runs, spilled_rows, rows) from the run record, or None (an older rstscope)."""
+    try:
+        with open(os.path.join(out, "rstscope_runs.log")) as f:
+            r = json.loads(f.read().splitlines()[-1])
+        return r["spill_runs"], r["spilled_rows"], r["rows"]
+    except (OSError, IndexError, KeyError, ValueError):
+        return None
 
 
 def run(cmd, out):
@@ -123,8 +134,14 @@ def main():
                 cmd = [args.rstscope] + common + threads
                 base = run(cmd + [path], os.path.join(work, "default"))
                 for m in memories:
-                    got = run(cmd + ["--sort-memory", m, path], os.path.join(work, f"mem-{m}"))
-                    bad += compare(base, got, f"{' '.join(threads)} --sort-memory {m}")
+                    out = os.path.join(work, f"mem-{m}")
+                    label = f"{' '.join(threads)} --sort-memory {m}"
+                    bad += compare(base, run(cmd + ["--sort-memory", m, path], out), label)
+                    # One byte holds no row: every row must have gone through a spill file
+                    # (and with threads, cold rows that stitching then dropped went there too).
+                    s = spilled(out)
+                    if m == "1" and s and s[2] and (s[0] < 1 or s[1] < s[2]):
+                        bad.append(f"{label}: {s[0]} runs, {s[1]} of {s[2]} rows spilled")
             checked += 1
             if bad:
                 failed += 1
