@@ -99,7 +99,7 @@ if "$BIN" --help 2>/dev/null | grep -q -- --sort-memory; then
     "$BIN" -q --sort-memory "${SORT_MEMORY:-4096}" -o "$MNT/spill" "$WORK/rsts.pcap" 2>"$WORK/err"
     st=$?
     [ $st -eq 74 ] && check "spill: exit 74" ok || check "spill: exit 74" "status $st: $(cat "$WORK/err")"
-    grep -q "spill" "$WORK/err" && check "spill: message names the spill file" ok \
+    grep -q "$MNT/spill/\.reset\.spill\.tmp-" "$WORK/err" && check "spill: message names the spill file" ok \
         || check "spill: message names the spill file" "$(cat "$WORK/err")"
     [ ! -e "$MNT/spill/reset.log" ] && check "spill: no reset.log under its final name" ok \
         || check "spill: no reset.log under its final name" "$(ls -la "$MNT/spill")"
@@ -109,6 +109,40 @@ if "$BIN" --help 2>/dev/null | grep -q -- --sort-memory; then
     used=$(df -k --output=used "$MNT" | tail -1 | tr -d ' ')
     [ "$used" -le 16 ] && check "spill: the space is free again" ok \
         || check "spill: the space is free again" "${used} KiB used: $(ls -la "$MNT/spill")"
+
+    # 5. The same with the spill files elsewhere (--tmp-dir on the full disk, the output
+    #    directory with room): the run fails the same way and leaves nothing in either.
+    umount "$MNT"
+    mount -t tmpfs -o size=64k tmpfs "$MNT"
+    mkdir -p "$MNT/tmp"
+    "$BIN" -q --sort-memory "${SORT_MEMORY:-4096}" --tmp-dir "$MNT/tmp" -o "$WORK/roomy" "$WORK/rsts.pcap" 2>"$WORK/err"
+    st=$?
+    [ $st -eq 74 ] && check "spill to --tmp-dir: exit 74" ok \
+        || check "spill to --tmp-dir: exit 74" "status $st: $(cat "$WORK/err")"
+    grep -q "$MNT/tmp/\.reset\.spill\.tmp-" "$WORK/err" && check "spill to --tmp-dir: message names the spill file" ok \
+        || check "spill to --tmp-dir: message names the spill file" "$(cat "$WORK/err")"
+    [ ! -e "$WORK/roomy/reset.log" ] && [ ! -e "$WORK/roomy/reset_summary.json" ] \
+        && check "spill to --tmp-dir: no log under its final name" ok \
+        || check "spill to --tmp-dir: no log under its final name" "$(ls -la "$WORK/roomy")"
+    [ "$(leftovers "$MNT/tmp")" -eq 0 ] && [ "$(leftovers "$WORK/roomy")" -eq 0 ] \
+        && check "spill to --tmp-dir: no temporary file left" ok \
+        || check "spill to --tmp-dir: no temporary file left" "$(ls -la "$MNT/tmp" "$WORK/roomy")"
+    used=$(df -k --output=used "$MNT" | tail -1 | tr -d ' ')
+    [ "$used" -le 16 ] && check "spill to --tmp-dir: the space is free again" ok \
+        || check "spill to --tmp-dir: the space is free again" "${used} KiB used: $(ls -la "$MNT/tmp")"
+
+    # 6. Room again: the spilling run writes the bytes of a run that kept its rows in memory.
+    umount "$MNT"
+    mount -t tmpfs -o size=64m tmpfs "$MNT"
+    "$BIN" -q -o "$WORK/ref-rsts" "$WORK/rsts.pcap" 2>/dev/null
+    "$BIN" -q --sort-memory "${SORT_MEMORY:-4096}" -o "$MNT/spill" "$WORK/rsts.pcap" 2>"$WORK/err"
+    st=$?
+    if [ $st -eq 0 ] && cmp -s "$MNT/spill/reset.log" "$WORK/ref-rsts/reset.log" \
+        && cmp -s "$MNT/spill/reset_report.html" "$WORK/ref-rsts/reset_report.html"; then
+        check "spill, room again: same bytes as a run in memory" ok
+    else
+        check "spill, room again: same bytes as a run in memory" "status $st $(cat "$WORK/err")"
+    fi
 else
     echo "skip spill: $BIN has no --sort-memory"
 fi
