@@ -169,12 +169,18 @@ pub fn connection_uid(a: (IpAddr, u16), b: (IpAddr, u16), discriminator: i64) ->
     put(&discriminator.to_be_bytes());
     let d = rstscope_decode::sha1_digest(&input[..n]);
     let w1 = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
-    let w2 = u32::from_be_bytes([d[8], d[9], d[10], d[11]]) as u64;
+    let w2 = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+    uid_text(w1, w2)
+}
+
+/// A uid from its two numbers: "C" + base 62 of each (what [`connection_uid`] makes of the
+/// hash; compact encodings keep the numbers).
+pub fn uid_text(high: u64, low: u32) -> String {
     // "C" + at most 11 + 6 digits
     let mut s = Vec::with_capacity(18);
     s.push(b'C');
-    base62(w1, &mut s);
-    base62(w2, &mut s);
+    base62(high, &mut s);
+    base62(low as u64, &mut s);
     String::from_utf8(s).expect("a uid is ASCII")
 }
 

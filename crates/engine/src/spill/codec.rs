@@ -165,7 +165,7 @@ fn base62_digit(c: u8) -> Option<u64> {
     }
 }
 
-/// The value of base-62 digits as [`push_base62`] writes them (no leading zero), if it fits
+/// The value of base-62 digits as [`rstscope_reset::uid_text`] writes them (no leading zero), if it fits
 /// in `max`.
 fn parse_base62(digits: &[u8], max: u64) -> Option<u64> {
     if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
@@ -176,20 +176,6 @@ fn parse_base62(digits: &[u8], max: u64) -> Option<u64> {
         v = v.checked_mul(62)?.checked_add(base62_digit(c)?)?;
     }
     (v <= max).then_some(v)
-}
-
-fn push_base62(mut v: u64, out: &mut String) {
-    let mut digits = [0u8; 11];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = BASE62[(v % 62) as usize];
-        v /= 62;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend(digits[i..].iter().map(|&d| d as char));
 }
 
 /// A uid as `rstscope_reset::connection_uid` makes it, "C" + base62(u64) + base62(u32), as the
@@ -215,11 +201,7 @@ fn compact_uid(uid: &str) -> Option<(u64, u32)> {
 }
 
 fn render_uid(high: u64, low: u32) -> String {
-    let mut s = String::with_capacity(18);
-    s.push('C');
-    push_base62(high, &mut s);
-    push_base62(low as u64, &mut s);
-    s
+    rstscope_reset::uid_text(high, low)
 }
 
 /// A Community ID v1 in its base64 form, "1:" + base64 of 20 hash bytes, as the bytes: only
