@@ -154,8 +154,7 @@ fn bad(offset: usize, what: impl Into<String>) -> DecodeError {
     }
 }
 
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
+/// A digit's value in the base 62 of uids (0-9, A-Z, a-z).
 fn base62_digit(c: u8) -> Option<u64> {
     match c {
         b'0'..=b'9' => Some((c - b'0') as u64),
