@@ -7,7 +7,7 @@
 //! (`-j N` with per-worker trackers already relies on that).
 //!
 //! Which packets a replay needs is known only once the units before are stitched, so each unit
-//! keeps, for the keys first seen less than the longest timeout (plus slack) after its first
+//! keeps, for the keys first seen less than the longest timeout (plus 2 s) after its first
 //! packet, how far their packets reach. A carried connection cannot reach further: its deadline
 //! is at most the inactivity timeout after the carried clock. Once one of its keys stays silent
 //! for that timeout, cold and warm trackers have both forgotten it, and the cold rows after
@@ -38,14 +38,17 @@ use crate::{
     StreamOutput, StreamSink, HANDOVER_SEGMENTS,
 };
 
-/// Added to the candidate window (beyond the inactivity timeout).
-const SLACK_NS: i64 = 60_000_000_000;
-
 /// How far a unit's oldest packet may be behind the stitched clock (timestamps going back
 /// across a cut) before the unit is redone in order. A cold tracker's clock and one run's
 /// agree on every expiry only while no packet is behind the stream's clock by as much as the
 /// shortest timeout (5 s); one second keeps clear of it.
 const BEHIND_NS: i64 = 1_000_000_000;
+
+/// Added to the candidate window beyond the inactivity timeout (the longest): a carried
+/// connection's deadline is at most that timeout after the stitched clock, which is at most
+/// [`BEHIND_NS`] after the unit's first packet (else the unit is redone), so its packets in
+/// the unit begin before the window ends; one second more keeps clear of the edge.
+const SLACK_NS: i64 = BEHIND_NS + 1_000_000_000;
 
 /// A cheap hash of a connection's endpoints, the same whichever way they are given (within
 /// one run only): the sum of the two endpoints' hashes, so no ordering is needed per packet.
