@@ -133,6 +133,18 @@ pub struct RunOptions {
     pub tmp_dir: Option<PathBuf>,
 }
 
+/// Give the memory the allocator holds free back to the system (glibc keeps freed memory of
+/// the main arena; a tracker dropped before another is built would otherwise count twice in
+/// the peak).
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator to the system; it has no
+    // preconditions and touches no memory that is in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Default of [`RunOptions::sort_memory`].
 pub const SORT_MEMORY: usize = 64 << 20;
 

@@ -618,6 +618,8 @@ impl Stitch<'_> {
         out: UnitOutput,
         opts: &RunOptions,
     ) {
+        // The unit's tracker is gone (its rows handed over, its live connections in a carry).
+        crate::release_freed_memory();
         let cap = opts.flow.max_connections.max(1) as u64;
         let in_doubt = out.abandoned
             || self.state.clock > out.oldest.saturating_add(BEHIND_NS)
@@ -901,6 +903,7 @@ impl Stitch<'_> {
     /// Track the unit again, warm from the stitched state, as one sequential run would.
     fn redo(&mut self, files: &[InputFile], unit: Unit, number: u32, opts: &RunOptions) {
         self.parallel.redone_units += 1;
+        crate::release_freed_memory();
         self.sink.store.drop_cold(
             Origin {
                 stream: self.sink.stream,
