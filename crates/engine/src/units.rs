@@ -513,6 +513,7 @@ fn run_units(
         results: Vec::with_capacity(files.len()),
         splits: HashMap::new(),
         progress: opts.progress.clone(),
+        finish_after: (end == StreamEnd::Finish).then_some(units.len() as u32),
     };
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, units.len()) {
@@ -590,6 +591,10 @@ struct Stitch<'s> {
     /// Split files by file index: how far stitching has read them.
     splits: HashMap<usize, SplitProgress>,
     progress: Option<crate::Progress>,
+    /// With [`StreamEnd::Finish`]: the last unit's number. A redo of it ends the stream with
+    /// its own tracker, instead of writing its live connections to a carry only to read them
+    /// back to end them (a burst all live at the end would hold both).
+    finish_after: Option<u32>,
 }
 
 /// How far the ranges of a split file stitched so far reach, and what they found.
@@ -956,6 +961,11 @@ impl Stitch<'_> {
                 }
             };
             self.push_piece(files, out);
+        }
+        if self.finish_after == Some(number) {
+            let stats = warm.finish_into(|rows| sink.push(rows, 0));
+            add_stats(&mut self.stats, &stats);
+            return;
         }
         let (rows, stats, live) = warm.suspend(i64::MIN);
         add_stats(&mut self.stats, &stats);
