@@ -113,7 +113,6 @@ fn merged_shards_keep_names_that_are_not_utf8() {
         b"bad\xff\xfe.pcap",
     );
     copy_sample_to(&input.join("core"), b"bad\xff\xfd.pcap");
-    let bin = env!("CARGO_BIN_EXE_rstscope");
     for format in ["tsv", "json", "csv"] {
         let log = if format == "csv" {
             "reset.csv"
@@ -171,13 +170,7 @@ fn merged_shards_keep_names_that_are_not_utf8() {
             }
             split |= dirs.len() == 2;
             let merged = dir.path().join(format!("{format}-merged-{n}"));
-            let out = Command::new(bin)
-                .arg("merge")
-                .arg("-o")
-                .arg(&merged)
-                .args(&dirs)
-                .output()
-                .unwrap();
+            let out = common::merge(&merged, &dirs);
             assert_eq!(
                 out.status.code(),
                 Some(0),

@@ -502,13 +502,7 @@ fn shards_with_a_small_sort_memory_merge_into_one_run() {
                 }
             }
             let merged = tmp.path().join(format!("merged-{format}-{n}"));
-            let r = Command::new(BIN)
-                .arg("merge")
-                .arg("-o")
-                .arg(&merged)
-                .args(&dirs)
-                .output()
-                .unwrap();
+            let r = common::merge(&merged, &dirs);
             assert_eq!(
                 r.status.code(),
                 Some(0),

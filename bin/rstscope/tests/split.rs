@@ -2,6 +2,8 @@
 //! 1 … N pcap files in time order give identical reset.log rows apart from `source`/`frame`,
 //! and the same bytes whatever the thread count.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -212,13 +214,7 @@ fn shards_merged_equal_one_run_in(format: &str) {
             }
         }
         let merged = dir.path().join(format!("merged-{n}"));
-        let out = Command::new(bin)
-            .arg("merge")
-            .arg("-o")
-            .arg(&merged)
-            .args(&dirs)
-            .output()
-            .unwrap();
+        let out = common::merge(&merged, &dirs);
         assert_eq!(
             out.status.code(),
             Some(0),

@@ -152,6 +152,11 @@ pub const SORT_MEMORY: usize = 64 << 20;
 pub const SPLIT_MIN: u64 = 64 << 20;
 
 impl RunOptions {
+    /// Where the sort's runs go: `tmp_dir`, or the system's temporary directory.
+    pub fn spill_dir(&self) -> PathBuf {
+        self.tmp_dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
     /// Threads to use: `threads`, or all cores when it is 0.
     pub fn resolved_threads(&self) -> usize {
         match self.threads {
@@ -159,20 +164,6 @@ impl RunOptions {
             n => n,
         }
     }
-}
-
-/// The rows of several parts (sensors, workers, shards) in one vector, for sorting. The
-/// largest part is kept and the others moved into it: rows are the bulk of a run's memory, and
-/// copying them all would double its peak.
-pub fn concat_rows(mut parts: Vec<Vec<ResetEvent>>) -> Vec<ResetEvent> {
-    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    let mut parts = parts.into_iter();
-    let mut rows = parts.next().unwrap_or_default();
-    rows.reserve_exact(parts.as_slice().iter().map(Vec::len).sum());
-    for p in parts {
-        rows.extend(p);
-    }
-    rows
 }
 
 /// Sort rows into log order ([`ResetEvent::log_order`]), on `threads` threads.
@@ -511,8 +502,7 @@ pub fn process_streams(
         };
         pieces.push((piece, carry.map(|c| c.carry).unwrap_or_default()));
     }
-    let spill_dir = opts.tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let store = rows::RowStore::new(&spill_dir, opts.sort_memory, threads);
+    let store = rows::RowStore::new(&opts.spill_dir(), opts.sort_memory, threads);
     let run_piece = |(stream, (piece, carry)): (usize, (Piece, Carry)), threads: usize| {
         let ordered: Vec<InputFile> = piece.files.iter().map(|&i| files[i].clone()).collect();
         // A stream numbers its files from 0; progress reports name them by their index in
@@ -683,6 +673,19 @@ impl StreamSink<'_> {
     }
 }
 
+impl StreamSink<'_> {
+    /// Count a segment `tracker` tracked (in `segments`); every [`HANDOVER_SEGMENTS`], hand
+    /// over its finished rows (of `unit`, as [`StreamSink::push`]). Whether it did.
+    pub fn tracked(&self, segments: &mut u64, tracker: &mut Tracker, unit: u32) -> bool {
+        *segments += 1;
+        let due = segments.is_multiple_of(HANDOVER_SEGMENTS);
+        if due {
+            self.push(tracker.take_done(), unit);
+        }
+        due
+    }
+}
+
 /// Segments between two hand-overs of a tracker's finished rows.
 pub(crate) const HANDOVER_SEGMENTS: u64 = 8192;
 
@@ -730,10 +733,7 @@ pub(crate) fn run_sequential(
                 let source = f.source.as_slice();
                 process_file(f, i as u32, opts, |seg| {
                     tracker.process(seg, source);
-                    segments += 1;
-                    if segments.is_multiple_of(HANDOVER_SEGMENTS) {
-                        sink.push(tracker.take_done(), 0);
-                    }
+                    sink.tracked(&mut segments, &mut tracker, 0);
                 })
             })
             .collect();

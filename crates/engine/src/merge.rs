@@ -25,7 +25,9 @@ pub use crate::error::{RowAt, RowProblem, ShardError};
 use crate::output::Format;
 use crate::summary::RunInputs;
 
-/// One shard's outputs, read back.
+/// One shard's outputs, read back whole (the merge as it was: tests compare the streaming
+/// merge with it).
+#[cfg(test)]
 pub struct Shard {
     pub dir: PathBuf,
     pub format: Format,
@@ -223,6 +225,7 @@ fn shard_log(dir: &Path) -> Result<(String, bool, Option<String>), ShardError> {
 /// Read one shard directory whole: its reset.log (or .gz, or the one archive-named log) and
 /// its summary. The rows are as the log has them ([`open_shard`] and [`MergedRows`] merge
 /// shards without holding their rows).
+#[cfg(test)]
 pub fn read_shard(dir: &Path) -> Result<Shard, ShardError> {
     let mut rows = open_shard(dir)?;
     let events = rows.by_ref().collect::<Result<Vec<_>, _>>()?;
@@ -322,6 +325,7 @@ impl ShardRows {
     }
 
     /// Whether a JSON line was read so far.
+    #[cfg(test)]
     fn json_lines(&self) -> bool {
         matches!(&self.rows, RowReader::Lines(l) if l.json_lines)
     }
@@ -647,13 +651,8 @@ impl Iterator for MergedRows {
     }
 }
 
-/// The inputs' figures of all shards together.
-pub fn merged_inputs(shards: &[Shard]) -> RunInputs {
-    merged_inputs_of(shards.iter().map(|s| &s.summary))
-}
-
 /// The inputs' figures of all shards together, from their summaries.
-pub fn merged_inputs_of<'a>(summaries: impl IntoIterator<Item = &'a Value>) -> RunInputs {
+pub fn merged_inputs<'a>(summaries: impl IntoIterator<Item = &'a Value>) -> RunInputs {
     let mut files: Vec<Value> = Vec::new();
     let mut sensors: Vec<Value> = Vec::new();
     let mut flow = FlowStats::default();
@@ -761,12 +760,10 @@ mod tests {
         let mut shards: Vec<Shard> = dirs.iter().map(|d| read_shard(d).unwrap()).collect();
         let open = shards.iter().filter_map(|s| s.open).min();
         let close = shards.iter().filter_map(|s| s.close).max();
-        let mut rows = crate::concat_rows(
-            shards
-                .iter_mut()
-                .map(|s| std::mem::take(&mut s.events))
-                .collect(),
-        );
+        let mut rows: Vec<ResetEvent> = shards
+            .iter_mut()
+            .flat_map(|s| std::mem::take(&mut s.events))
+            .collect();
         crate::sort_rows(&mut rows, 1);
         (rows, open, close)
     }
@@ -973,7 +970,7 @@ pub fn merge_shards(
         }
         state = Some(st);
     }
-    let inputs = merged_inputs_of(shards.iter().map(|s| &s.summary));
+    let inputs = merged_inputs(shards.iter().map(|s| &s.summary));
     let shard_count = shards.len();
     // Pass 1: every row is read (and checked) once; the span of the rows and the logs' window.
     let mut first_pass = MergedRows::new(shards);

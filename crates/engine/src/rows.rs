@@ -247,11 +247,19 @@ impl std::fmt::Debug for Rows {
 }
 
 impl Rows {
-    /// Rows given as they are (already in order): for `rstscope merge` and tests.
-    pub fn from_vec(rows: Vec<ResetEvent>) -> Self {
-        let store = RowStore::new(&std::env::temp_dir(), usize::MAX, 1);
-        store.push(rows, Origin { stream: 0, unit: 0 });
-        store.finish(1).expect("rows kept in memory")
+    /// Rows in log order with nothing of stitching left to apply, and their time span.
+    fn settled(sorted: SortedRows, span: (Option<i64>, Option<i64>), threads: usize) -> Self {
+        Rows {
+            sorted: Some(sorted),
+            drops: HashMap::new(),
+            bases: Bases::new(),
+            regroup: false,
+            group: std::collections::VecDeque::new(),
+            ahead: None,
+            first_ts: span.0,
+            last_ts: span.1,
+            threads,
+        }
     }
 
     /// The oldest and the newest row's time (None without rows).
@@ -296,9 +304,7 @@ impl Rows {
         let rows = match self.take_vec() {
             Some(rows) => {
                 rows.iter().for_each(&mut visit);
-                let mut out = Rows::from_vec(rows);
-                (out.first_ts, out.last_ts) = span;
-                return Ok(out);
+                return Ok(Rows::settled(SortedRows::in_order(rows), span, threads));
             }
             None => self,
         };
@@ -309,17 +315,7 @@ impl Rows {
             visit(&r);
             again.push(r)?;
         }
-        Ok(Rows {
-            sorted: Some(again.finish(threads)?),
-            drops: HashMap::new(),
-            bases: Bases::new(),
-            regroup: false,
-            group: std::collections::VecDeque::new(),
-            ahead: None,
-            first_ts: span.0,
-            last_ts: span.1,
-            threads,
-        })
+        Ok(Rows::settled(again.finish(threads)?, span, threads))
     }
 
     /// Every row, in memory (tests, small runs).

@@ -387,7 +387,6 @@ fn run_locked(
         tmp_dir: Some(s.options.tmp_dir.clone().unwrap_or_else(|| s.out.clone())),
         ..s.options.clone()
     };
-    let spill_dir = opts.tmp_dir.clone().unwrap_or_else(|| s.out.clone());
     let mut result = crate::process_streams(&files, &opts, carries, end);
     let cannot_write = |source| RunError::WriteLogs {
         dir: s.out.clone(),
@@ -587,7 +586,7 @@ fn run_locked(
         // The first pass over the rows: the keys the conn.log rows are matched by.
         let mut keys = rstscope_join::RstKeys::new();
         rows = rows
-            .tee(&spill_dir, opts.sort_memory, |r| keys.push(r))
+            .tee(&opts.spill_dir(), opts.sort_memory, |r| keys.push(r))
             .map_err(cannot_write)?;
         let matches = keys.match_conn_logs(&logs);
         let report = matches.report();

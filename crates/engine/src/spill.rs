@@ -630,6 +630,19 @@ pub struct SortedRows {
 }
 
 impl SortedRows {
+    /// Rows already in [`ResetEvent::log_order`], given back as they are (not sorted again).
+    pub fn in_order(rows: Vec<ResetEvent>) -> SortedRows {
+        let tags = vec![0; rows.len()];
+        SortedRows {
+            remaining: rows.len() as u64,
+            rows: Rows::Memory(MemoryRows {
+                rows: rows.into_iter(),
+                tags: tags.into_iter(),
+            }),
+            stats: SpillStats::default(),
+        }
+    }
+
     /// What spilling cost.
     pub fn stats(&self) -> SpillStats {
         self.stats

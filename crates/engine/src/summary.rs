@@ -146,10 +146,6 @@ pub struct RunInputs {
     pub files_with_errors: u64,
 }
 
-pub fn build(result: &RunResult, events: &[rstscope_reset::ResetEvent]) -> Summary {
-    from_parts(events, run_inputs(result))
-}
-
 /// The summary of a set of events and the inputs they came from.
 pub fn from_parts(events: &[ResetEvent], inputs: RunInputs) -> Summary {
     let mut builder = SummaryBuilder::default();

@@ -35,7 +35,7 @@ use rstscope_flow::{Carry, FlowStats, Tracker};
 use crate::rows::{conn_key, ConnKey, Origin, UnitDrop, FRAME_SHIFT};
 use crate::{
     process_file_until, DecodeStats, FileResult, InputFile, PacketTally, RunOptions, StreamEnd,
-    StreamOutput, StreamSink, HANDOVER_SEGMENTS,
+    StreamOutput, StreamSink,
 };
 
 /// How far a unit's oldest packet may be behind the stitched clock (timestamps going back
@@ -425,14 +425,13 @@ fn run_unit(
                     None => {}
                 }
             }
-            index += 1;
             tracker.process(seg, source);
-            if index.is_multiple_of(HANDOVER_SEGMENTS) {
-                sink.push(tracker.take_done(), number);
-                if spans_wanted && tracker.live_connections() > live_limit {
-                    abandoned = true;
-                    return false;
-                }
+            if sink.tracked(&mut index, &mut tracker, number)
+                && spans_wanted
+                && tracker.live_connections() > live_limit
+            {
+                abandoned = true;
+                return false;
             }
             true
         }));
@@ -923,19 +922,13 @@ impl Stitch<'_> {
         let mut warm = Tracker::resume(opts.flow, std::mem::take(&mut self.state));
         let sink = self.sink;
         let mut segments = 0u64;
-        let mut handover = |warm: &mut Tracker, sink: &StreamSink<'_>| {
-            segments += 1;
-            if segments.is_multiple_of(HANDOVER_SEGMENTS) {
-                sink.push(warm.take_done(), 0);
-            }
-        };
         for piece in &unit {
             let out = match piece {
                 Piece::File(i) => {
                     let source = files[*i].source.as_slice();
                     PieceOut::File(process_file_until(&files[*i], *i as u32, opts, |seg| {
                         warm.process(seg, source);
-                        handover(&mut warm, sink);
+                        sink.tracked(&mut segments, &mut warm, 0);
                         true
                     }))
                 }
@@ -955,7 +948,7 @@ impl Stitch<'_> {
                     let source = files[split.file].source.as_slice();
                     read_range_piece(split, *r, start, from_head, |seg| {
                         warm.process(seg, source);
-                        handover(&mut warm, sink);
+                        sink.tracked(&mut segments, &mut warm, 0);
                         true
                     })
                 }
